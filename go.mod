@@ -1,0 +1,3 @@
+module github.com/lavakv/lava
+
+go 1.26
