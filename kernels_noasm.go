@@ -1,7 +1,11 @@
+//go:build !(amd64 || arm64) || !gc || purego
+
 package lava
 
-// Dispatch to the reference kernels. The assembly kernels replace these on
-// amd64 and arm64.
+// Dispatch to the reference kernels where no assembly exists.
+
+// useAsm is false here: there is no assembly to use.
+var useAsm = false
 
 func scoreBlock(q, keys []float32, d int, scale float32, out []float32) {
 	scoreBlockGeneric(q, keys, d, scale, out)

@@ -1,0 +1,29 @@
+//go:build gc && !purego
+
+package lava
+
+// Dispatch for arm64. TEMPORARY: the assembly kernels are being written; until
+// then every kernel is the reference Go code.
+
+// useAsm selects the assembly kernels; tests turn it off to run the generic ones.
+var useAsm = false
+
+func scoreBlock(q, keys []float32, d int, scale float32, out []float32) {
+	scoreBlockGeneric(q, keys, d, scale, out)
+}
+
+func scoreBlockF16(q []float32, keys []uint16, d int, scale float32, out []float32) {
+	scoreBlockF16Generic(q, keys, d, scale, out)
+}
+
+func maxOf(x []float32) float32                                { return maxGeneric(x) }
+func expSub(x []float32, m float32) float32                    { return expSubGeneric(x, m) }
+func axpy(a float32, x, y []float32)                           { axpyGeneric(a, x, y) }
+func weightedSum(p, vals, out []float32)                       { weightedSumGeneric(p, vals, out) }
+func weightedSumF16(p []float32, vals []uint16, out []float32) { weightedSumF16Generic(p, vals, out) }
+func l1Norm(x []float32) float32                               { return l1NormGeneric(x) }
+func l1NormF16(x []uint16) float32                             { return l1NormF16Generic(x) }
+func gatherRows(dst, src []float32, idx []int32, d int)        { gatherRowsGeneric(dst, src, idx, d) }
+func gatherRowsF16(dst, src []uint16, idx []int32, d int)      { gatherRowsGeneric(dst, src, idx, d) }
+func widenF16(dst []float32, src []uint16)                     { widenF16Generic(dst, src) }
+func narrowF16(dst []uint16, src []float32)                    { narrowF16Generic(dst, src) }
