@@ -75,7 +75,14 @@ func (c *KVCache) Compress() (Report, error) {
 		}
 		fresh[l] = s
 	}
+	return c.apply(fresh, before), nil
+}
 
+// apply ranks the layers whose prefix scores are in fresh ([KVHeads][m]
+// flattened), splits the budget over them and the layers ranked before, and
+// trims every ranked layer to its share.
+func (c *KVCache) apply(fresh map[int][]float32, before int64) Report {
+	w := c.cfg.Window
 	// Budgets over every layer scored so far.
 	var ids []int
 	var e []float64
@@ -114,7 +121,7 @@ func (c *KVCache) Compress() (Report, error) {
 			}
 		}
 	}
-	return c.report(before), nil
+	return c.report(before)
 }
 
 // trim cuts a ranked layer down to the per-head budget b (spec section 4):
