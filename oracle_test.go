@@ -175,8 +175,8 @@ func oracleEntropy(s [][]float64) float64 {
 func oracleKeep(cfg Config, s [][]float64, b int, tol float64) ([][]int, bool) {
 	m := len(s[0])
 	type ent struct {
-		v      float64
-		kv, i  int
+		v     float64
+		kv, i int
 	}
 	var all []ent
 	for kv, h := range s {
