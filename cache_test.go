@@ -1,0 +1,419 @@
+package lava
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestViewReturnsExactRows(t *testing.T) {
+	// Values encode layer·10000 + head·100 + token, so a mis-gathered row
+	// shows in the number itself.
+	cfg := Config{Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 4, Window: 4, Budget: 12}
+	for _, el := range []Element{Float32, Float16} {
+		cfg.Element = el
+		const n = 90
+		p := randomPrompt(rand.New(rand.NewPCG(1, 2)), cfg, n)
+		for l := range p.v {
+			for i := range p.v[l] {
+				tok, kv := i/(cfg.KVHeads*cfg.HeadDim), (i/cfg.HeadDim)%cfg.KVHeads
+				p.v[l][i] = float32(l*10000 + kv*100 + tok)
+			}
+		}
+		c := newCache(t, cfg)
+		p.fill(t, c, 17, false, true)
+		for l := range cfg.Layers {
+			for kv := range cfg.KVHeads {
+				v, _ := c.View(l, kv)
+				if v.Len() >= n || v.Len() < cfg.Window {
+					t.Fatalf("%v layer %d head %d: %d entries kept of %d", el, l, kv, v.Len(), n)
+				}
+				for e, at := range v.Positions {
+					for dim := range cfg.HeadDim {
+						_, got := viewAt(v, e*cfg.HeadDim+dim)
+						want := float32(l*10000 + kv*100 + int(at))
+						if el == Float16 {
+							want = f16ToF32(f32ToF16(want))
+						}
+						if got != want {
+							t.Fatalf("%v layer %d head %d entry %d (position %d): value %v, want %v", el, l, kv, e, at, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// oracleAttend is decode attention in float64 over a view's rows.
+func oracleAttend(v HeadView, q []float32) []float64 {
+	d := len(q)
+	n := v.Len()
+	z := make([]float64, n)
+	zmax := math.Inf(-1)
+	for i := range n {
+		for t := range d {
+			k, _ := viewAt(v, i*d+t)
+			z[i] += float64(q[t]) * float64(k)
+		}
+		z[i] /= math.Sqrt(float64(d))
+		zmax = max(zmax, z[i])
+	}
+	out := make([]float64, d)
+	var sum float64
+	for i := range n {
+		z[i] = math.Exp(z[i] - zmax)
+		sum += z[i]
+	}
+	for i := range n {
+		for t := range d {
+			_, val := viewAt(v, i*d+t)
+			out[t] += z[i] / sum * float64(val)
+		}
+	}
+	return out
+}
+
+func TestDecodeAndAttend(t *testing.T) {
+	for si := range shapes {
+		for _, el := range []Element{Float32, Float16} {
+			cfg, n := shapeConfig(si)
+			cfg.Element = el
+			rng := rand.New(rand.NewPCG(uint64(si), 3))
+			p := randomPrompt(rng, cfg, n)
+			c := newCache(t, cfg)
+			p.fill(t, c, n, true, false)
+			d := cfg.HeadDim
+			q := make([]float32, cfg.Heads*d)
+			k := make([]float32, cfg.KVHeads*d)
+			out := make([]float32, len(q))
+			for step := range 3 {
+				for l := range cfg.Layers {
+					before := make([]int, cfg.KVHeads)
+					for kv := range before {
+						before[kv] = c.Len(l, kv)
+					}
+					for i := range q {
+						q[i] = float32(rng.NormFloat64() * 2)
+					}
+					for i := range k {
+						k[i] = float32(rng.NormFloat64())
+					}
+					if err := c.Append(l, nil, k, k); err != nil {
+						t.Fatal(err)
+					}
+					if err := c.Attend(l, q, out); err != nil {
+						t.Fatal(err)
+					}
+					for h := range cfg.Heads {
+						kv := h / (cfg.Heads / cfg.KVHeads)
+						v, _ := c.View(l, kv)
+						if v.Len() != before[kv]+1 || v.Positions[v.Len()-1] != int32(n+step) {
+							t.Fatalf("decode step %d layer %d head %d: %d entries, last position %d; want %d, %d", step, l, kv, v.Len(), v.Positions[v.Len()-1], before[kv]+1, n+step)
+						}
+						want := oracleAttend(v, q[h*d:(h+1)*d])
+						// The output is a convex combination of value rows:
+						// bound the error by n·ε₃₂ of the largest value
+						// magnitude, plus the logits' d-term dot error.
+						var vmax float64
+						for i := range v.Len() * d {
+							_, val := viewAt(v, i)
+							vmax = max(vmax, math.Abs(float64(val)))
+						}
+						tol := 8 * float64(v.Len()+4*d) * 0x1p-24 * vmax
+						for t2, w := range want {
+							if g := float64(out[h*d+t2]); math.Abs(g-w) > tol {
+								t.Fatalf("shape %d %v step %d layer %d query head %d dim %d: %v, oracle %v (tolerance %g)", si, el, step, l, h, t2, g, w, tol)
+							}
+						}
+					}
+				}
+			}
+			if got := c.Tokens(0); got != n+3 {
+				t.Errorf("Tokens(0) = %d, want %d", got, n+3)
+			}
+		}
+	}
+}
+
+// Query head q reads KV head q/g (spec invariant 5): with each KV head's
+// values a distinct constant, every query head's output is its group's.
+func TestAttendGroupMapping(t *testing.T) {
+	cfg := Config{Layers: 1, Heads: 8, KVHeads: 2, HeadDim: 2, Window: 1, Budget: 4}
+	c := newCache(t, cfg)
+	k := []float32{1, 0, 0, 1}
+	v := []float32{7, 7, -3, -3}
+	for range 3 {
+		if err := c.Append(0, nil, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, out := make([]float32, 16), make([]float32, 16)
+	for i := range q {
+		q[i] = float32(i)
+	}
+	if err := c.Attend(0, q, out); err != nil {
+		t.Fatal(err)
+	}
+	for h := range 8 {
+		want := []float32{7, -3}[h/4]
+		if out[2*h] != want || out[2*h+1] != want {
+			t.Errorf("query head %d: out %v, want KV head %d's value %v", h, out[2*h:2*h+2], h/4, want)
+		}
+	}
+}
+
+func TestScoresUseOnlyTheGroup(t *testing.T) {
+	// Changing the queries of one group must not change another KV head's
+	// scores (spec invariant 5 on the scoring side).
+	cfg, n := shapeConfig(2)
+	p := randomPrompt(rand.New(rand.NewPCG(5, 5)), cfg, n)
+	scores := func(p prompt) []float32 {
+		c := newCache(t, cfg)
+		p.appendLayer(t, c, 0, n, false)
+		return (&scorer{c: c}).lavaScores(&c.layers[0])
+	}
+	a := scores(p)
+	g, d := cfg.Heads/cfg.KVHeads, cfg.HeadDim
+	for tok := range n {
+		for h := 0; h < g; h++ { // group of KV head 0
+			for i := range d {
+				p.q[0][(tok*cfg.Heads+h)*d+i] *= -1.5
+			}
+		}
+	}
+	b := scores(p)
+	m := n - p.cfg.Window
+	if slices.Equal(a[:m], b[:m]) {
+		t.Errorf("KV head 0's scores did not change with its group's queries")
+	}
+	if !slices.Equal(a[m:], b[m:]) {
+		t.Errorf("other KV heads' scores changed with KV head 0's group's queries")
+	}
+}
+
+func TestMemoryIsFreed(t *testing.T) {
+	cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, DecodeReserve: 8}
+	const n = 400
+	p := randomPrompt(rand.New(rand.NewPCG(9, 9)), cfg, n)
+	c := newCache(t, cfg)
+	r := p.fill(t, c, n, false, false)
+	if want := int64(cfg.Layers*cfg.KVHeads*n) * c.entryBytes(); r.BytesBefore != want {
+		t.Errorf("BytesBefore = %d, want %d", r.BytesBefore, want)
+	}
+	var kept int64
+	for l := range cfg.Layers {
+		for kv := range cfg.KVHeads {
+			h := &c.layers[l].heads[kv]
+			kept += int64(h.len())
+			if cap(h.k) != (h.len()+cfg.DecodeReserve)*cfg.HeadDim || cap(h.pos) != h.len()+cfg.DecodeReserve {
+				t.Errorf("layer %d head %d: capacity %d rows for %d kept + %d reserve", l, kv, cap(h.pos), h.len(), cfg.DecodeReserve)
+			}
+		}
+	}
+	if r.BytesAfter != kept*c.entryBytes() || r.BytesAfter != c.Bytes() {
+		t.Errorf("BytesAfter = %d, Bytes() = %d, want %d", r.BytesAfter, c.Bytes(), kept*c.entryBytes())
+	}
+	if want := int64(cfg.Layers*cfg.KVHeads*cfg.Budget) * c.entryBytes(); r.BytesAfter > want {
+		t.Errorf("BytesAfter = %d exceeds the budget's %d", r.BytesAfter, want)
+	}
+}
+
+func TestZeroAllocs(t *testing.T) {
+	cfg := Config{Layers: 2, Heads: 8, KVHeads: 2, HeadDim: 16, Window: 8, Budget: 32, DecodeReserve: 1000}
+	for _, el := range []Element{Float32, Float16} {
+		cfg.Element = el
+		p := randomPrompt(rand.New(rand.NewPCG(1, 1)), cfg, 300)
+		c := newCache(t, cfg)
+		p.fill(t, c, 300, false, false)
+		q := p.q[0][:cfg.Heads*cfg.HeadDim]
+		k := p.k[0][:cfg.KVHeads*cfg.HeadDim]
+		out := make([]float32, len(q))
+		if err := c.Attend(0, q, out); err != nil { // sizes the scratch
+			t.Fatal(err)
+		}
+		for name, f := range map[string]func(){
+			"Append": func() { _ = c.Append(1, nil, k, k) },
+			"View":   func() { _, _ = c.View(1, 1) },
+			"Attend": func() { _ = c.Attend(0, q, out) },
+		} {
+			if a := testing.AllocsPerRun(100, f); a != 0 {
+				t.Errorf("%v %s: %v allocations per call, want 0", el, name, a)
+			}
+		}
+	}
+}
+
+func TestCloneIsIndependent(t *testing.T) {
+	cfg, n := shapeConfig(2)
+	p := randomPrompt(rand.New(rand.NewPCG(4, 4)), cfg, n)
+	src := newCache(t, cfg)
+	for l := range cfg.Layers {
+		p.appendLayer(t, src, l, n, false)
+	}
+	before := keptPositions(src)
+	clone := src.Clone()
+	if _, err := clone.Compress(); err != nil {
+		t.Fatal(err)
+	}
+	k := p.k[0][:cfg.KVHeads*cfg.HeadDim]
+	if err := clone.Append(0, nil, k, k); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(keptPositions(src), before) || src.Tokens(0) != n {
+		t.Fatal("compressing and appending to a clone changed its source")
+	}
+	// The source still compresses exactly as the clone did.
+	if _, err := src.Compress(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := keptPositions(src), keptPositions(clone)
+	for l := range a {
+		for kv := range a[l] {
+			if !slices.Equal(a[l][kv], b[l][kv][:len(a[l][kv])]) {
+				t.Fatalf("layer %d head %d: source keeps %v, clone %v", l, kv, a[l][kv], b[l][kv])
+			}
+		}
+	}
+	// Writing the clone's storage leaves the source's alone.
+	vs, _ := src.View(0, 0)
+	vc, _ := clone.View(0, 0)
+	was := vs.Values[0]
+	vc.Values[0] = was + 1
+	if vs.Values[0] != was {
+		t.Fatal("a clone shares value storage with its source")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ok := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 64}
+	for _, tc := range []struct {
+		field string
+		set   func(*Config)
+	}{
+		{"Layers", func(c *Config) { c.Layers = 0 }},
+		{"Heads", func(c *Config) { c.Heads = 0 }},
+		{"KVHeads", func(c *Config) { c.KVHeads = 0 }},
+		{"not a multiple", func(c *Config) { c.Heads = 6; c.KVHeads = 4 }},
+		{"HeadDim", func(c *Config) { c.HeadDim = -1 }},
+		{"Window", func(c *Config) { c.Window = -2 }},
+		{"Budget", func(c *Config) { c.Budget = 32 }},
+		{"Budget", func(c *Config) { c.Budget = 0 }},
+		{"Pooling", func(c *Config) { c.Pooling = 9 }},
+		{"Kernel", func(c *Config) { c.Kernel = 4 }},
+		{"Floor", func(c *Config) { c.Floor = 7 }},
+		{"Alpha", func(c *Config) { c.Floor, c.Alpha = FloorAdaKV, 1 }},
+		{"Alpha", func(c *Config) { c.Floor, c.Alpha = FloorAdaKV, math.NaN() }},
+		{"Element", func(c *Config) { c.Element = 3 }},
+		{"DecodeReserve", func(c *Config) { c.DecodeReserve = -1 }},
+	} {
+		cfg := ok
+		tc.set(&cfg)
+		_, err := New(cfg)
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: New = %v, want an ErrInvalid naming %q", tc.field, err, tc.field)
+		}
+	}
+	if _, err := New(ok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot is everything observable about a cache, for checking that a
+// failed call changed nothing.
+func snapshot(c *KVCache) any {
+	// Bits, not floats: DeepEqual finds NaN unequal to itself.
+	bits := func(x []float32) []uint32 {
+		b := make([]uint32, len(x))
+		for i, v := range x {
+			b[i] = math.Float32bits(v)
+		}
+		return b
+	}
+	views := []any{}
+	for l := range c.cfg.Layers {
+		for kv := range c.cfg.KVHeads {
+			v, _ := c.View(l, kv)
+			views = append(views, bits(v.Keys), bits(v.Values), slices.Clone(v.Keys16), slices.Clone(v.Values16), slices.Clone(v.Positions))
+		}
+	}
+	tokens := []int{}
+	for l := range c.cfg.Layers {
+		tokens = append(tokens, c.Tokens(l))
+	}
+	return []any{views, tokens, c.Bytes()}
+}
+
+func TestBadInputLeavesCacheUnchanged(t *testing.T) {
+	cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 2, Window: 2, Budget: 4}
+	qr, kr := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	fresh := func() *KVCache {
+		c := newCache(t, cfg)
+		p := randomPrompt(rand.New(rand.NewPCG(2, 2)), cfg, 10)
+		p.appendLayer(t, c, 0, 10, false)
+		return c
+	}
+	nan := float32(math.NaN())
+	withAt := func(n int, i int, x float32) []float32 { s := make([]float32, n); s[i] = x; return s }
+	for _, tc := range []struct {
+		name, want string
+		call       func(c *KVCache) error
+	}{
+		{"layer", "layer = 2", func(c *KVCache) error { return c.Append(2, nil, make([]float32, kr), make([]float32, kr)) }},
+		{"negative layer", "layer = -1", func(c *KVCache) error { return c.Append(-1, nil, make([]float32, kr), make([]float32, kr)) }},
+		{"short k", "len(k) = 3", func(c *KVCache) error { return c.Append(0, nil, make([]float32, 3), make([]float32, 3)) }},
+		{"empty k", "len(k) = 0", func(c *KVCache) error { return c.Append(0, nil, nil, nil) }},
+		{"v length", "len(v) = 8", func(c *KVCache) error { return c.Append(0, nil, make([]float32, kr), make([]float32, 2*kr)) }},
+		{"q length", "len(q) = 7", func(c *KVCache) error { return c.Append(0, make([]float32, 7), make([]float32, kr), make([]float32, kr)) }},
+		{"attend layer", "layer = 5", func(c *KVCache) error { return c.Attend(5, make([]float32, qr), make([]float32, qr)) }},
+		{"attend q", "len(q) = 1", func(c *KVCache) error { return c.Attend(0, make([]float32, 1), make([]float32, qr)) }},
+		{"attend out", "len(out) = 1", func(c *KVCache) error { return c.Attend(0, make([]float32, qr), make([]float32, 1)) }},
+		{"view layer", "layer = 9", func(c *KVCache) error { _, err := c.View(9, 0); return err }},
+		{"view head", "kvHead = 2", func(c *KVCache) error { _, err := c.View(0, 2); return err }},
+		{"NaN key", "NaN", func(c *KVCache) error {
+			if err := c.Append(1, make([]float32, 10*qr), withAt(10*kr, 5, nan), make([]float32, 10*kr)); err != nil {
+				return nil
+			}
+			_, err := c.Compress()
+			return err
+		}},
+		{"Inf query", "query", func(c *KVCache) error {
+			if err := c.Append(1, withAt(10*qr, 10*qr-1, float32(math.Inf(1))), make([]float32, 10*kr), make([]float32, 10*kr)); err != nil {
+				return nil
+			}
+			_, err := c.Compress()
+			return err
+		}},
+		{"missing queries", "queries", func(c *KVCache) error {
+			if err := c.Append(1, nil, make([]float32, 10*kr), make([]float32, 10*kr)); err != nil {
+				return nil
+			}
+			_, err := c.Compress()
+			return err
+		}},
+	} {
+		c := fresh()
+		var before any
+		if !strings.Contains(tc.name, "NaN") && !strings.Contains(tc.name, "Inf") && !strings.Contains(tc.name, "missing") {
+			before = snapshot(c)
+		}
+		err := tc.call(c)
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want an ErrInvalid containing %q", tc.name, err, tc.want)
+			continue
+		}
+		if before == nil { // Compress failed: compare with the state just before it
+			before = snapshot(c)
+			if _, err := c.Compress(); err == nil {
+				t.Errorf("%s: a second Compress succeeded", tc.name)
+			}
+		}
+		if !reflect.DeepEqual(before, snapshot(c)) {
+			t.Errorf("%s: the failed call changed the cache", tc.name)
+		}
+	}
+}
