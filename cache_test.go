@@ -368,7 +368,9 @@ func TestBadInputLeavesCacheUnchanged(t *testing.T) {
 		{"short k", "len(k) = 3", func(c *KVCache) error { return c.Append(0, nil, make([]float32, 3), make([]float32, 3)) }},
 		{"empty k", "len(k) = 0", func(c *KVCache) error { return c.Append(0, nil, nil, nil) }},
 		{"v length", "len(v) = 8", func(c *KVCache) error { return c.Append(0, nil, make([]float32, kr), make([]float32, 2*kr)) }},
-		{"q length", "len(q) = 7", func(c *KVCache) error { return c.Append(0, make([]float32, 7), make([]float32, kr), make([]float32, kr)) }},
+		{"q length", "len(q) = 7", func(c *KVCache) error {
+			return c.Append(0, make([]float32, 7), make([]float32, kr), make([]float32, kr))
+		}},
 		{"attend layer", "layer = 5", func(c *KVCache) error { return c.Attend(5, make([]float32, qr), make([]float32, qr)) }},
 		{"attend q", "len(q) = 1", func(c *KVCache) error { return c.Attend(0, make([]float32, 1), make([]float32, qr)) }},
 		{"attend out", "len(out) = 1", func(c *KVCache) error { return c.Attend(0, make([]float32, qr), make([]float32, 1)) }},
