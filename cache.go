@@ -130,6 +130,7 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 			h.k = appendRows(h.k, k, kv*d, row, d, t)
 			h.v = appendRows(h.v, v, kv*d, row, d, t)
 		}
+		h.pos = slices.Grow(h.pos, t)
 		for i := range t {
 			h.pos = append(h.pos, int32(L.tokens+i))
 		}
@@ -145,6 +146,7 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 // appendRows appends t rows of d elements, taken every stride elements of
 // src starting at off.
 func appendRows(dst, src []float32, off, stride, d, t int) []float32 {
+	dst = slices.Grow(dst, t*d) // one allocation per prompt chunk, none per row
 	for i := range t {
 		dst = append(dst, src[off+i*stride:off+i*stride+d]...)
 	}
