@@ -1,0 +1,72 @@
+// Package lava is a key/value cache for LLM inference that evicts the
+// entries that matter least, so that long prompts are served in a fraction
+// of the memory. Its default policy is LAVa (Shen et al., "LAVa: Layer-wise
+// KV Cache Eviction with Dynamic Budget Allocation", arXiv 2509.09754).
+//
+// # What LAVa does and why
+//
+// After the prompt is processed, the last Window prompt tokens (the
+// observation window) look back at the rest: each prefix token's score is
+// the attention the window's queries pay it, averaged over the window,
+// smoothed along the token axis, maximised over the query heads that share
+// a KV head, and multiplied by the largest L1 norm of that head's values.
+// The paper shows that this score bounds how much evicting the token can
+// change the layer's attention output, so the tokens to evict from a layer
+// are the lowest-scoring ones across all its heads: one joint ranking per
+// layer, which gives busy heads more entries than quiet ones (dynamic head
+// budgets). Layers whose scores are spread out (high entropy) need more
+// entries than layers that attend to a few tokens, so the total budget is
+// split among layers in proportion to the entropy of their scores (dynamic
+// layer budgets). The window tokens are always kept.
+//
+// # The budget
+//
+// [Config].Budget is B, the paper's unit: the average number of entries
+// kept per KV head per layer, window included. A cache compressed to B
+// holds about Layers·KVHeads·B entries however long the prompt was; each
+// layer gets b_l prefix entries per head on average (Σ b_l ≤ L·(B−Window)),
+// and within a layer each head keeps what it wins. A layer whose prompt has
+// at most B tokens is kept whole.
+//
+// # Prefill, Compress, decode
+//
+// An engine appends each layer's post-RoPE queries, keys and values with
+// [KVCache.Append] as it runs the prompt, calls [KVCache.Compress], then
+// decodes: for every new token it appends the token's key and value to each
+// layer and computes that layer's attention with [KVCache.Attend], which
+// handles the per-head variable lengths that eviction leaves. Only the
+// queries of the last Window prompt tokens are needed; others may be nil.
+// Positions are never renumbered: [KVCache.View] returns every kept entry
+// with its original position, and decode tokens take positions counting on
+// from the number of tokens ever appended.
+//
+// # The cascade
+//
+// Compress may also run after each layer's prompt is appended, as the
+// official implementation does, so that the full cache of all layers is
+// never held at once: each call scores the new layer, recomputes every
+// layer's budget from the entropies seen so far and trims earlier layers to
+// their smaller shares. Because budgets only shrink and rankings are nested,
+// the cascade ends with exactly the kept sets of one Compress at the end.
+//
+// # Head floors
+//
+// The paper lets a head lose all its prefix tokens (FloorNone). AdaKV
+// guarantees each head a fraction α of the layer's per-head budget
+// (FloorAdaKV). FloorReference reproduces the official LAVa code, whose
+// floor is computed once from B including the window; it keeps a few
+// percent more entries than the budget and exists to reproduce published
+// numbers.
+//
+// # Memory
+//
+// Compress moves kept rows into storage sized for them (plus
+// [Config].DecodeReserve decode tokens) when that frees at least half of a
+// head's storage, so evicted memory returns to the Go heap; otherwise it
+// compacts in place and the freed capacity serves decode appends. Keys and
+// values may be stored as float16 ([Float16]) to halve memory.
+// [KVCache.Bytes] and the [Report] of each Compress give the bytes held.
+//
+// A KVCache is not safe for concurrent use. Errors from bad input wrap
+// [ErrInvalid] and leave the cache unchanged.
+package lava
