@@ -263,3 +263,646 @@ f16partial:
 	VMASKMOVPS X8, X15, (DI)(SI*4)
 	VZEROUPPER
 	RET
+
+// The remaining kernels process whole vectors of 8; the Go wrappers handle
+// the last n mod 8 elements in scalar code, except expSubAVX2, which masks.
+
+// func maxAVX2(x *float32, n int) float32
+//
+// n is a positive multiple of 8. VMAXPS returns its second source when
+// either is NaN, so keeping the running maximum as the second source skips
+// NaNs exactly as maxGeneric's v > m does.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VPCMPEQD Y0, Y0, Y0
+	VPSLLD $23, Y0, Y0 // 0xff800000: −Inf
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	CMPQ CX, $32
+	JLT max8
+
+	PCALIGN $32
+max32:
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y5, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y7, Y3
+	ADDQ $128, SI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE max32
+	TESTQ CX, CX
+	JZ maxdone
+
+max8:
+	VMOVUPS (SI), Y4
+	VMAXPS Y0, Y4, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JNZ max8
+
+maxdone:
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VMAXPS X1, X0, X0
+	VPSHUFD $1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// Constants of the float32 exp, broadcast from here. The polynomial and the
+// two-part ln 2 are Cephes expf's: exp(r) ≈ 1 + r + r²·P(r) on
+// |r| ≤ ln2/2, and C1 has 9 significant bits so that n·C1 and t − n·C1 are
+// exact for |n| ≤ 150.
+DATA expconst<>+0(SB)/4, $0x3fb8aa3b  // log2(e)
+DATA expconst<>+4(SB)/4, $0x3f318000  // C1 = 0.693359375
+DATA expconst<>+8(SB)/4, $0xb95e8083  // C2 = −2.12194440e−4; C1 + C2 ≈ ln 2
+DATA expconst<>+12(SB)/4, $0x39506967 // P0 = 1.9875691500e−4
+DATA expconst<>+16(SB)/4, $0x3ab743ce // P1 = 1.3981999507e−3
+DATA expconst<>+20(SB)/4, $0x3c088908 // P2 = 8.3334519073e−3
+DATA expconst<>+24(SB)/4, $0x3d2aa9c1 // P3 = 4.1665795894e−2
+DATA expconst<>+28(SB)/4, $0x3e2aaaaa // P4 = 1.6666665459e−1
+DATA expconst<>+32(SB)/4, $0x3f000000 // P5 = 0.5
+DATA expconst<>+36(SB)/4, $0xc2d00000 // −104: exp rounds to 0 below
+DATA expconst<>+40(SB)/4, $0x42b20000 // 89: exp overflows above
+DATA expconst<>+44(SB)/4, $0x3f800000 // 1
+DATA expconst<>+48(SB)/4, $127        // exponent bias
+GLOBL expconst<>(SB), RODATA|NOPTR, $52
+
+// EXP sets Y3 = exp(Y0 − m) for Y0 = x, with Y10 = m, Y11 = C2, Y12 = C1,
+// Y13 = 89, Y14 = −104, Y15 = log2(e), Y8 = 127; Y1, Y2, Y4, Y5 are
+// clobbered.
+//
+// t = x − m is clamped to [−104, 89], NaN passing through (MAXPS and MINPS
+// return their second source for a NaN). n = round(t·log2 e) and
+// r = t − n·ln 2 in two FMA steps, then exp(t) = P(r)·2^⌊n/2⌋·2^(n−⌊n/2⌋): the
+// split keeps both factors normal for n ∈ [−150, 128], so results round
+// correctly into the subnormal range and to +Inf above FLT_MAX.
+#define EXP \
+	VSUBPS Y10, Y0, Y0; \
+	VMAXPS Y0, Y14, Y0; \
+	VMINPS Y0, Y13, Y0; \
+	VMULPS Y15, Y0, Y1; \
+	VROUNDPS $0, Y1, Y1; \
+	VMOVAPS Y0, Y2; \
+	VFNMADD231PS Y12, Y1, Y2; \
+	VFNMADD231PS Y11, Y1, Y2; \
+	VBROADCASTSS expconst<>+12(SB), Y3; \
+	VBROADCASTSS expconst<>+16(SB), Y4; \
+	VFMADD213PS Y4, Y2, Y3; \
+	VBROADCASTSS expconst<>+20(SB), Y4; \
+	VFMADD213PS Y4, Y2, Y3; \
+	VBROADCASTSS expconst<>+24(SB), Y4; \
+	VFMADD213PS Y4, Y2, Y3; \
+	VBROADCASTSS expconst<>+28(SB), Y4; \
+	VFMADD213PS Y4, Y2, Y3; \
+	VBROADCASTSS expconst<>+32(SB), Y4; \
+	VFMADD213PS Y4, Y2, Y3; \
+	VMULPS Y2, Y2, Y4; \
+	VFMADD213PS Y2, Y4, Y3; \
+	VBROADCASTSS expconst<>+44(SB), Y4; \
+	VADDPS Y4, Y3, Y3; \
+	VCVTPS2DQ Y1, Y1; \
+	VPSRAD $1, Y1, Y5; \
+	VPSUBD Y5, Y1, Y1; \
+	VPADDD Y8, Y5, Y5; \
+	VPADDD Y8, Y1, Y1; \
+	VPSLLD $23, Y5, Y5; \
+	VPSLLD $23, Y1, Y1; \
+	VMULPS Y5, Y3, Y3; \
+	VMULPS Y1, Y3, Y3
+
+// func expSubAVX2(x *float32, n int, m float32) float32
+TEXT ·expSubAVX2(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y10
+	VBROADCASTSS expconst<>+8(SB), Y11
+	VBROADCASTSS expconst<>+4(SB), Y12
+	VBROADCASTSS expconst<>+40(SB), Y13
+	VBROADCASTSS expconst<>+36(SB), Y14
+	VBROADCASTSS expconst<>+0(SB), Y15
+	VPBROADCASTD expconst<>+48(SB), Y8
+	VXORPS Y9, Y9, Y9
+	CMPQ CX, $8
+	JLT exptail
+
+	PCALIGN $32
+exploop:
+	VMOVUPS (SI), Y0
+	EXP
+	VMOVUPS Y3, (SI)
+	VADDPS Y3, Y9, Y9
+	ADDQ $32, SI
+	SUBQ $8, CX
+	CMPQ CX, $8
+	JGE exploop
+
+exptail:
+	// The last n mod 8 elements through a mask; masked-off lanes are
+	// zeroed before the sum and never stored.
+	TESTQ CX, CX
+	JZ expdone
+	SHLQ $2, CX
+	LEAQ tailmask<>+32(SB), DX
+	SUBQ CX, DX
+	VMOVUPS (DX), Y7
+	VMASKMOVPS (SI), Y7, Y0
+	EXP
+	VANDPS Y7, Y3, Y3
+	VMASKMOVPS Y3, Y7, (SI)
+	VADDPS Y3, Y9, Y9
+
+expdone:
+	VEXTRACTF128 $1, Y9, X0
+	VADDPS X0, X9, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func axpyAVX2(a float32, x, y *float32, n int)
+//
+// n is a positive multiple of 8. One rounding per element (FMA).
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	CMPQ CX, $32
+	JLT axpy8
+
+	PCALIGN $32
+axpy32:
+	VMOVUPS (DI), Y1
+	VMOVUPS 32(DI), Y2
+	VMOVUPS 64(DI), Y3
+	VMOVUPS 96(DI), Y4
+	VFMADD231PS (SI), Y0, Y1
+	VFMADD231PS 32(SI), Y0, Y2
+	VFMADD231PS 64(SI), Y0, Y3
+	VFMADD231PS 96(SI), Y0, Y4
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	VMOVUPS Y3, 64(DI)
+	VMOVUPS Y4, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE axpy32
+	TESTQ CX, CX
+	JZ axpydone
+
+axpy8:
+	VMOVUPS (DI), Y1
+	VFMADD231PS (SI), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ axpy8
+
+axpydone:
+	VZEROUPPER
+	RET
+
+// The weighted sums walk the n rows once per block of output columns, the
+// block's sums held in registers: 64 columns (8 accumulators, so each
+// accumulator's FMA chain has 4 cycles, its latency, between updates), then
+// 32, then 8. The Go wrapper sizes n so that the rows stay in L1 from the
+// first column block to the last. out is added to, not overwritten.
+//
+// Register use: R8 out, R9 the column in row 0, R10 columns left, R11 the
+// row stride in bytes; SI walks p, DI the rows, CX counts rows.
+
+// func weightedSumAVX2(p *float32, n int, vals *float32, stride int, out *float32, w int)
+//
+// For c < w (a positive multiple of 8): out[c] += Σ_{i<n} p[i]·vals[i·stride+c]; n ≥ 1.
+TEXT ·weightedSumAVX2(SB), NOSPLIT, $0-48
+	MOVQ out+32(FP), R8
+	MOVQ vals+16(FP), R9
+	MOVQ w+40(FP), R10
+	MOVQ stride+24(FP), R11
+	SHLQ $2, R11
+
+ws64:
+	CMPQ R10, $64
+	JLT ws32
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 192(R8), Y6
+	VMOVUPS 224(R8), Y7
+	MOVQ p+0(FP), SI
+	MOVQ R9, DI
+	MOVQ n+8(FP), CX
+
+	PCALIGN $32
+ws64row:
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS 32(DI), Y8, Y1
+	VFMADD231PS 64(DI), Y8, Y2
+	VFMADD231PS 96(DI), Y8, Y3
+	VFMADD231PS 128(DI), Y8, Y4
+	VFMADD231PS 160(DI), Y8, Y5
+	VFMADD231PS 192(DI), Y8, Y6
+	VFMADD231PS 224(DI), Y8, Y7
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ ws64row
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	VMOVUPS Y4, 128(R8)
+	VMOVUPS Y5, 160(R8)
+	VMOVUPS Y6, 192(R8)
+	VMOVUPS Y7, 224(R8)
+	ADDQ $256, R8
+	ADDQ $256, R9
+	SUBQ $64, R10
+	JMP ws64
+
+ws32:
+	CMPQ R10, $32
+	JLT ws8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	MOVQ p+0(FP), SI
+	MOVQ R9, DI
+	MOVQ n+8(FP), CX
+
+ws32row:
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS 32(DI), Y8, Y1
+	VFMADD231PS 64(DI), Y8, Y2
+	VFMADD231PS 96(DI), Y8, Y3
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ ws32row
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	ADDQ $128, R8
+	ADDQ $128, R9
+	SUBQ $32, R10
+
+ws8:
+	TESTQ R10, R10
+	JZ wsdone
+	VMOVUPS (R8), Y0
+	MOVQ p+0(FP), SI
+	MOVQ R9, DI
+	MOVQ n+8(FP), CX
+
+ws8row:
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS (DI), Y8, Y0
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ ws8row
+	VMOVUPS Y0, (R8)
+	ADDQ $32, R8
+	ADDQ $32, R9
+	SUBQ $8, R10
+	JMP ws8
+
+wsdone:
+	VZEROUPPER
+	RET
+
+// func weightedSumF16AVX2(p *float32, n int, vals *uint16, stride int, out *float32, w int)
+//
+// weightedSumAVX2 over float16 rows, widened by VCVTPH2PS as they are read.
+TEXT ·weightedSumF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ out+32(FP), R8
+	MOVQ vals+16(FP), R9
+	MOVQ w+40(FP), R10
+	MOVQ stride+24(FP), R11
+	SHLQ $1, R11
+
+wh64:
+	CMPQ R10, $64
+	JLT wh32
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 192(R8), Y6
+	VMOVUPS 224(R8), Y7
+	MOVQ p+0(FP), SI
+	MOVQ R9, DI
+	MOVQ n+8(FP), CX
+
+	PCALIGN $32
+wh64row:
+	VBROADCASTSS (SI), Y8
+	VCVTPH2PS (DI), Y9
+	VCVTPH2PS 16(DI), Y10
+	VCVTPH2PS 32(DI), Y11
+	VCVTPH2PS 48(DI), Y12
+	VFMADD231PS Y9, Y8, Y0
+	VFMADD231PS Y10, Y8, Y1
+	VFMADD231PS Y11, Y8, Y2
+	VFMADD231PS Y12, Y8, Y3
+	VCVTPH2PS 64(DI), Y9
+	VCVTPH2PS 80(DI), Y10
+	VCVTPH2PS 96(DI), Y11
+	VCVTPH2PS 112(DI), Y12
+	VFMADD231PS Y9, Y8, Y4
+	VFMADD231PS Y10, Y8, Y5
+	VFMADD231PS Y11, Y8, Y6
+	VFMADD231PS Y12, Y8, Y7
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ wh64row
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	VMOVUPS Y4, 128(R8)
+	VMOVUPS Y5, 160(R8)
+	VMOVUPS Y6, 192(R8)
+	VMOVUPS Y7, 224(R8)
+	ADDQ $256, R8
+	ADDQ $128, R9
+	SUBQ $64, R10
+	JMP wh64
+
+wh32:
+	CMPQ R10, $32
+	JLT wh8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	MOVQ p+0(FP), SI
+	MOVQ R9, DI
+	MOVQ n+8(FP), CX
+
+wh32row:
+	VBROADCASTSS (SI), Y8
+	VCVTPH2PS (DI), Y9
+	VCVTPH2PS 16(DI), Y10
+	VCVTPH2PS 32(DI), Y11
+	VCVTPH2PS 48(DI), Y12
+	VFMADD231PS Y9, Y8, Y0
+	VFMADD231PS Y10, Y8, Y1
+	VFMADD231PS Y11, Y8, Y2
+	VFMADD231PS Y12, Y8, Y3
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ wh32row
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	ADDQ $128, R8
+	ADDQ $64, R9
+	SUBQ $32, R10
+
+wh8:
+	TESTQ R10, R10
+	JZ whdone
+	VMOVUPS (R8), Y0
+	MOVQ p+0(FP), SI
+	MOVQ R9, DI
+	MOVQ n+8(FP), CX
+
+wh8row:
+	VBROADCASTSS (SI), Y8
+	VCVTPH2PS (DI), Y9
+	VFMADD231PS Y9, Y8, Y0
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ wh8row
+	VMOVUPS Y0, (R8)
+	ADDQ $32, R8
+	ADDQ $16, R9
+	SUBQ $8, R10
+	JMP wh8
+
+whdone:
+	VZEROUPPER
+	RET
+
+// ABSMASK sets Y15 to 0x7fffffff in every lane: AND clears the sign.
+#define ABSMASK \
+	VPCMPEQD Y15, Y15, Y15; \
+	VPSRLD $1, Y15, Y15
+
+// HSUM4 folds the accumulators Y0–Y3 into X0[0].
+#define HSUM4 \
+	VADDPS Y1, Y0, Y0; \
+	VADDPS Y3, Y2, Y2; \
+	VADDPS Y2, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VHADDPS X0, X0, X0; \
+	VHADDPS X0, X0, X0
+
+// func l1NormAVX2(x *float32, n int) float32
+//
+// n is a positive multiple of 8.
+TEXT ·l1NormAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	ABSMASK
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	CMPQ CX, $32
+	JLT l1n8
+
+	PCALIGN $32
+l1n32:
+	VANDPS (SI), Y15, Y4
+	VANDPS 32(SI), Y15, Y5
+	VANDPS 64(SI), Y15, Y6
+	VANDPS 96(SI), Y15, Y7
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	ADDQ $128, SI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE l1n32
+	TESTQ CX, CX
+	JZ l1ndone
+
+l1n8:
+	VANDPS (SI), Y15, Y4
+	VADDPS Y4, Y0, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JNZ l1n8
+
+l1ndone:
+	HSUM4
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func l1NormF16AVX2(x *uint16, n int) float32
+//
+// n is a positive multiple of 8.
+TEXT ·l1NormF16AVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	ABSMASK
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	CMPQ CX, $32
+	JLT l1h8
+
+	PCALIGN $32
+l1h32:
+	VCVTPH2PS (SI), Y4
+	VCVTPH2PS 16(SI), Y5
+	VCVTPH2PS 32(SI), Y6
+	VCVTPH2PS 48(SI), Y7
+	VANDPS Y4, Y15, Y4
+	VANDPS Y5, Y15, Y5
+	VANDPS Y6, Y15, Y6
+	VANDPS Y7, Y15, Y7
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	ADDQ $64, SI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE l1h32
+	TESTQ CX, CX
+	JZ l1hdone
+
+l1h8:
+	VCVTPH2PS (SI), Y4
+	VANDPS Y4, Y15, Y4
+	VADDPS Y4, Y0, Y0
+	ADDQ $16, SI
+	SUBQ $8, CX
+	JNZ l1h8
+
+l1hdone:
+	HSUM4
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func widenAVX2(dst *float32, src *uint16, n int)
+//
+// n is a positive multiple of 8. VCVTPH2PS is exact, subnormals included
+// (it ignores MXCSR.DAZ), and quiets NaNs keeping their payload.
+TEXT ·widenAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	CMPQ CX, $32
+	JLT widen8
+
+	PCALIGN $32
+widen32:
+	VCVTPH2PS (SI), Y0
+	VCVTPH2PS 16(SI), Y1
+	VCVTPH2PS 32(SI), Y2
+	VCVTPH2PS 48(SI), Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE widen32
+	TESTQ CX, CX
+	JZ widendone
+
+widen8:
+	VCVTPH2PS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ widen8
+
+widendone:
+	VZEROUPPER
+	RET
+
+// func narrowAVX2(dst *uint16, src *float32, n int)
+//
+// n is a positive multiple of 8. Immediate 0 of VCVTPS2PH: bits 1:0 = 00
+// round to nearest even, bit 2 = 0 take the rounding mode from the
+// immediate rather than MXCSR.RC. Results are not flushed to zero (FTZ does
+// not apply to VCVTPS2PH), NaNs are quieted keeping the top payload bits.
+TEXT ·narrowAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	CMPQ CX, $32
+	JLT narrow8
+
+	PCALIGN $32
+narrow32:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VCVTPS2PH $0, Y0, (DI)
+	VCVTPS2PH $0, Y1, 16(DI)
+	VCVTPS2PH $0, Y2, 32(DI)
+	VCVTPS2PH $0, Y3, 48(DI)
+	ADDQ $128, SI
+	ADDQ $64, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE narrow32
+	TESTQ CX, CX
+	JZ narrowdone
+
+narrow8:
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	SUBQ $8, CX
+	JNZ narrow8
+
+narrowdone:
+	VZEROUPPER
+	RET
