@@ -89,22 +89,121 @@ func countTrue(x []bool) int {
 
 // headCaps returns how many prefix tokens each KV head keeps, given the
 // number c[kv] it won in the layer's joint top-k, the layer's per-head budget
-// b and its prefix length m (spec section 4).
-func (cfg *Config) headCaps(c []int, b, m int) []int {
+// b, its prefix length m, and the floor (spec section 4).
+func headCaps(c []int, b, m, budget int, mode FloorMode, alpha float64) []int {
 	caps := make([]int, len(c))
 	var floor float64
-	switch cfg.Floor {
+	switch mode {
 	case FloorAdaKV:
-		floor = math.Floor(cfg.Alpha * float64(b))
+		floor = math.Floor(alpha * float64(b))
 	case FloorReference:
-		floor = math.Floor(cfg.Alpha * float64(cfg.Budget))
+		floor = math.Floor(alpha * float64(budget))
 	}
 	for kv, n := range c {
 		cp := n
-		if cfg.Floor != FloorNone {
-			cp = int(math.RoundToEven((1-cfg.Alpha)*float64(n) + floor))
+		if mode != FloorNone {
+			cp = int(math.RoundToEven((1-alpha)*float64(n) + floor))
 		}
 		caps[kv] = min(cp, m)
 	}
 	return caps
+}
+
+// pyramidBudget is PyramidKV's per-head budget for layer l of L whose prefix
+// has m tokens (spec section 7): a linear schedule from max down to min
+// around the mean b̄, lower layers keeping more.
+func pyramidBudget(bbar int, beta float64, l, L, m int) int {
+	lo := int(math.Floor(float64(bbar) / beta))
+	hi := 2*bbar - lo
+	if hi >= m {
+		hi = m
+		lo = 2*bbar - hi
+	}
+	if L == 1 {
+		return bbar
+	}
+	step := (hi - lo) / (L - 1)
+	return hi - l*step
+}
+
+// cakeBudgets splits total among layers in proportion to their preferences
+// pref, each capped at its prefix m_l with the excess going to the others,
+// and the remainder of the integer split going one by one to the largest
+// fractional parts (lower layer first on ties), so that the budgets sum to
+// total exactly unless every layer is whole (spec section 7). When final is
+// false more layers will be added (the cascade), and each layer gets one
+// entry more than its rounded-down share, capped: an upper bound of its
+// final budget, which only shrinks as layers are added.
+func cakeBudgets(pref []float64, m []int, total int, final bool) []int {
+	b := make([]int, len(pref))
+	whole := make([]bool, len(pref))
+	var share []float64
+	for {
+		remaining, sum := total, 0.0
+		for l := range pref {
+			if whole[l] {
+				remaining -= m[l]
+			} else {
+				sum += pref[l]
+			}
+		}
+		share = make([]float64, len(pref))
+		grew := false
+		for l := range pref {
+			if whole[l] {
+				continue
+			}
+			if sum > 0 {
+				share[l] = pref[l] / sum * float64(max(remaining, 0))
+			} else {
+				share[l] = float64(max(remaining, 0)) / float64(len(pref)-countTrue(whole))
+			}
+			if share[l] >= float64(m[l]) {
+				whole[l], grew = true, true
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	left := total
+	for l := range b {
+		if whole[l] {
+			b[l] = m[l]
+		} else {
+			b[l] = int(math.Floor(share[l]))
+			if !final {
+				b[l] = min(b[l]+1, m[l])
+			}
+		}
+		left -= b[l]
+	}
+	if final && left > 0 {
+		order := make([]int, 0, len(b))
+		for l := range b {
+			if !whole[l] {
+				order = append(order, l)
+			}
+		}
+		slices.SortStableFunc(order, func(x, y int) int {
+			fx, fy := share[x]-math.Floor(share[x]), share[y]-math.Floor(share[y])
+			switch {
+			case fx > fy:
+				return -1
+			case fx < fy:
+				return 1
+			}
+			return 0
+		})
+		for _, l := range order {
+			if left == 0 {
+				break
+			}
+			if b[l] < m[l] {
+				b[l]++
+				left--
+			}
+		}
+	}
+	return b
 }

@@ -16,8 +16,8 @@ type KVCache struct {
 	group  int // query heads per KV head
 	layers []layer
 	// attn is the scratch of Attend: the scores of one group of query heads
-	// over one KV head.
-	attn []float32
+	// over one KV head; evictScore the attention decode eviction ranks by.
+	attn, evictScore []float32
 }
 
 // layerState is where a layer is in its life: nothing appended, prompt
@@ -40,12 +40,18 @@ type layer struct {
 	queries []float32
 	qTail   int // how many of the most recent tokens have their query stored
 
+	// H2O's attention accumulated over every prompt query, per KV head
+	// (summed over the group), while the layer is not yet compressed.
+	heavy        [][]float32
+	heavyMissing bool // some prompt tokens came without queries
+
 	// Set by Compress for layers that take part in the budget split.
 	ranked  bool
-	prompt  int      // n: the tokens the layer had when it was scored
-	entropy float64  // normalised entropy of its scores
-	budget  int      // b_l: per-head budget for prefix tokens
-	winners []scored // the layer's joint top-k, best first, for re-trimming
+	prompt  int         // n: the tokens the layer had when it was scored
+	stats   layerScores // its entropy and CAKE statistics (scores dropped)
+	budget  int         // b_l: per-head budget for prefix tokens
+	winners []scored    // the layer's joint top-k, best first, for re-trimming
+	limit   int         // entries per head decode eviction holds, 0 for none
 }
 
 // head is the storage of one KV head of one layer. Entries are in position
@@ -138,8 +144,14 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	if L.state != layerCompressed {
 		L.state = layerPending
 		c.keepQueries(L, q, t)
+		if c.cfg.Policy.kind == kindH2O {
+			c.accumulateHeavy(L, q, t)
+		}
 	}
 	L.tokens += t
+	if L.limit > 0 {
+		c.evictOldest(L)
+	}
 	return nil
 }
 
@@ -243,7 +255,15 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	}
 	scale := float32(1 / math.Sqrt(float64(d)))
 	g := c.group
-	for kv, h := range c.layers[layer].heads {
+	L := &c.layers[layer]
+	kind := c.cfg.Policy.kind
+	evict := L.limit > 0 && (kind == kindTOVA || kind == kindCAKE) && L.heads[0].len() > L.limit
+	heads := float32(c.cfg.Heads) // TOVA averages over the layer's query heads
+	if kind == kindCAKE {
+		heads = float32(g) // CAKE over the group of each KV head
+	}
+	for kv := range L.heads {
+		h := &L.heads[kv]
 		n := h.len()
 		qs := q[kv*g*d : (kv+1)*g*d]
 		outs := out[kv*g*d : (kv+1)*g*d]
@@ -253,6 +273,7 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		}
 		if cap(c.attn) < g*n {
 			c.attn = make([]float32, g*max(n, cap(h.pos)))
+			c.evictScore = make([]float32, max(n, cap(h.pos)))
 		}
 		p := c.attn[:g*n]
 		if c.cfg.Element == Float16 {
@@ -260,18 +281,35 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		} else {
 			scoreBlock(qs, h.k, d, scale, p)
 		}
+		es := c.evictScore[:n]
+		if evict && (kind == kindCAKE || kv == 0) {
+			clear(es)
+		}
 		for i := range g {
 			row, o := p[i*n:(i+1)*n], outs[i*d:(i+1)*d]
-			sum := expSub(row, maxOf(row))
+			inv := 1 / expSub(row, maxOf(row))
 			if c.cfg.Element == Float16 {
 				weightedSumF16(row, h.v16, o)
 			} else {
 				weightedSum(row, h.v, o)
 			}
-			inv := 1 / sum
 			for t := range o {
 				o[t] *= inv
 			}
+			if evict { // CAKE: the group's mean; TOVA: the layer's
+				axpy(inv/heads, row, es)
+			}
+		}
+		if evict && kind == kindCAKE {
+			// The most recent Window entries are CAKE's window, kept.
+			removeRow(h, argmin(es[:max(n-c.cfg.Window, 1)]), d)
+		}
+	}
+	if evict && kind == kindTOVA {
+		// Heads share one kept set, so one row goes from every head.
+		r := argmin(c.evictScore[:L.heads[0].len()])
+		for kv := range L.heads {
+			removeRow(&L.heads[kv], r, d)
 		}
 	}
 	return nil
@@ -285,6 +323,10 @@ func (c *KVCache) Clone() *KVCache {
 	for l, L := range c.layers {
 		L.queries = slices.Clone(L.queries)
 		L.winners = slices.Clone(L.winners)
+		L.heavy = slices.Clone(L.heavy)
+		for kv := range L.heavy {
+			L.heavy[kv] = slices.Clone(L.heavy[kv])
+		}
 		L.heads = slices.Clone(L.heads)
 		for i, h := range L.heads {
 			L.heads[i] = head{

@@ -175,7 +175,7 @@ func TestScoresUseOnlyTheGroup(t *testing.T) {
 	scores := func(p prompt) []float32 {
 		c := newCache(t, cfg)
 		p.appendLayer(t, c, 0, n, false)
-		return (&scorer{c: c}).lavaScores(&c.layers[0])
+		return (&scorer{c: c}).score(0).s
 	}
 	a := scores(p)
 	g, d := cfg.Heads/cfg.KVHeads, cfg.HeadDim

@@ -36,111 +36,155 @@ type LayerReport struct {
 }
 
 // Compress evicts entries so that every layer keeps on average Budget
-// entries per KV head, ranking tokens with LAVa (spec sections 3–5). It
-// scores the layers appended to since the last Compress, splits the total
-// budget L·(Budget−Window) among all scored layers by entropy, and trims
-// each layer to its share: in each layer the prefix tokens are ranked jointly
-// over all KV heads, and every head keeps the Window most recent tokens plus
-// the prefix tokens it wins.
+// entries per KV head, ranking tokens with the configured Policy (LAVa by
+// default, spec sections 3–5). It scores the layers appended to since the
+// last Compress, splits the total budget L·(Budget−Window) among all scored
+// layers (by entropy for LAVa), and trims each layer to its share: with
+// LAVa the prefix tokens of a layer are ranked jointly over all KV heads,
+// and every head keeps the Window most recent tokens plus the prefix tokens
+// it wins.
 //
 // Compress may run once after the whole prompt has been appended to every
 // layer, or after each layer as prefill goes (the cascade): layers
 // compressed earlier are then trimmed again to their smaller shares, and the
 // final kept sets are the same as with one Compress at the end. A layer's
-// first Compress ends its prompt; later Appends are decode tokens, which are
-// never evicted.
+// first Compress ends its prompt; later Appends are decode tokens, which
+// only the decode-evicting policies (StreamingLLM, TOVA, CAKE) evict.
 //
 // Compress fails, leaving the cache unchanged, if a layer to score lacks the
-// queries of its last Window tokens or holds NaN or infinite data.
+// queries scoring needs or holds NaN or infinite data.
 func (c *KVCache) Compress() (Report, error) {
 	before := c.Bytes()
-	w := c.cfg.Window
+	p := c.cfg.Policy
+	w := p.window(&c.cfg)
 	// Check and score every new layer before changing anything.
 	sc := &scorer{c: c}
-	fresh := map[int][]float32{}
+	fresh := map[int]layerScores{}
 	for l := range c.layers {
 		L := &c.layers[l]
 		if L.state != layerPending || L.tokens <= c.cfg.Budget {
 			continue
 		}
-		if L.qTail < w {
-			return Report{}, invalidf("Compress: layer %d has the queries of only its last %d tokens, want the last Window = %d", l, L.qTail, w)
+		if p.needsQueries() && L.qTail < w {
+			return Report{}, invalidf("Compress: layer %d has the queries of only its last %d tokens, want the last %d", l, L.qTail, w)
+		}
+		if p.kind == kindH2O && L.heavyMissing {
+			return Report{}, invalidf("Compress: layer %d: H2O needs the queries of every prompt token, and some Append had q = nil", l)
 		}
 		if err := c.checkFinite(l); err != nil {
 			return Report{}, err
 		}
-		s := sc.lavaScores(L)
-		if !finite(s) {
-			return Report{}, invalidf("Compress: layer %d scores overflow float32", l)
+		ls := sc.score(l)
+		if !finite(ls.s) {
+			return Report{}, invalidf("Compress: layer %d scores are not finite (overflow, or a Scorer's NaN)", l)
 		}
-		fresh[l] = s
+		fresh[l] = ls
 	}
 	return c.apply(fresh, before), nil
 }
 
-// apply ranks the layers whose prefix scores are in fresh ([KVHeads][m]
-// flattened), splits the budget over them and the layers ranked before, and
-// trims every ranked layer to its share.
-func (c *KVCache) apply(fresh map[int][]float32, before int64) Report {
-	w := c.cfg.Window
-	// Budgets over every layer scored so far.
-	var ids []int
-	var e []float64
-	var m []int
-	for l := range c.layers {
+// apply ranks the layers whose prefix scores are in fresh, splits the budget
+// over them and the layers ranked before, and trims every ranked layer to
+// its share.
+func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
+	p := c.cfg.Policy
+	w := p.window(&c.cfg)
+	for l, ls := range fresh {
 		L := &c.layers[l]
-		switch s, ok := fresh[l]; {
-		case ok:
-			ids, e, m = append(ids, l), append(e, entropy(s)), append(m, L.tokens-w)
-		case L.ranked:
-			ids, e, m = append(ids, l), append(e, L.entropy), append(m, L.prompt-w)
+		m := L.tokens - w
+		L.ranked, L.prompt, L.stats = true, L.tokens, ls
+		L.stats.s = nil
+		if p.heads == JointHeads {
+			L.winners = rankAll(ls.s)
 		}
+		for kv := range L.heads {
+			L.heads[kv].score = slices.Clone(ls.s[kv*m : (kv+1)*m])
+		}
+		L.budget = math.MaxInt
+		L.heavy = nil
 	}
-	b := layerBudgets(e, m, c.cfg.Layers*(c.cfg.Budget-w), c.cfg.Redistribute)
-
+	ids, b := c.budgets()
 	for i, l := range ids {
-		L := &c.layers[l]
-		if s, ok := fresh[l]; ok {
-			L.ranked, L.prompt, L.entropy = true, L.tokens, e[i]
-			L.winners = rankAll(s)
-			for kv := range L.heads {
-				L.heads[kv].score = slices.Clone(s[kv*m[i] : (kv+1)*m[i]])
-			}
-			L.budget = math.MaxInt
-		}
-		if b[i] < L.budget {
+		if L := &c.layers[l]; b[i] < L.budget {
 			c.trim(L, b[i])
 		}
 	}
 	for l := range c.layers {
 		L := &c.layers[l]
 		if L.state == layerPending {
-			L.state, L.queries, L.qTail = layerCompressed, nil, 0
+			L.state, L.queries, L.qTail, L.heavy = layerCompressed, nil, 0, nil
 			if !L.ranked {
 				L.prompt = L.tokens
 			}
 		}
+		L.limit = c.decodeLimit(L)
 	}
 	return c.report(before)
 }
 
-// trim cuts a ranked layer down to the per-head budget b (spec section 4):
-// the joint top Hkv·b of its prefix tokens decide how many each head keeps,
-// and each head keeps its best that many. A budget that only shrinks keeps
-// a prefix of each head's ranking, so trimming again gives the same result
-// as trimming once.
+// budgets returns the ranked layers and their per-head prefix budgets under
+// the policy's layer allocation.
+func (c *KVCache) budgets() (ids, b []int) {
+	p := c.cfg.Policy
+	w := p.window(&c.cfg)
+	bbar := c.cfg.Budget - w
+	var e, pref []float64
+	var m []int
+	final := true
+	for l := range c.layers {
+		L := &c.layers[l]
+		if L.state == layerEmpty {
+			final = false
+		}
+		if !L.ranked {
+			continue
+		}
+		ids, m = append(ids, l), append(m, L.prompt-w)
+		e = append(e, L.stats.entropy)
+		pref = append(pref, math.Pow(L.stats.dispersion, 1/p.tau1)*math.Pow(L.stats.shift, 1/p.tau2))
+	}
+	total := c.cfg.Layers * bbar
+	switch p.layers {
+	case EntropyLayers:
+		return ids, layerBudgets(e, m, total, c.cfg.Redistribute)
+	case cakeLayers:
+		return ids, cakeBudgets(pref, m, total, final)
+	}
+	b = make([]int, len(ids))
+	for i, l := range ids {
+		b[i] = bbar
+		if p.layers == pyramidLayers {
+			b[i] = pyramidBudget(bbar, p.beta, l, c.cfg.Layers, m[i])
+		}
+	}
+	return ids, b
+}
+
+// trim cuts a ranked layer down to the per-head budget b (spec section 4).
+// With joint head budgets the layer's top Hkv·b prefix tokens decide how
+// many each head keeps; otherwise every head keeps b. Each head keeps its
+// best that many. A budget that only shrinks keeps a prefix of each head's
+// ranking, so trimming again gives the same result as trimming once.
 func (c *KVCache) trim(L *layer, b int) {
 	L.budget = b
-	m := L.prompt - c.cfg.Window
+	p := c.cfg.Policy
+	m := L.prompt - p.window(&c.cfg)
 	if b >= m {
 		return // kept whole
 	}
-	L.winners = L.winners[:len(L.heads)*b]
-	won := make([]int, len(L.heads))
-	for _, s := range L.winners {
-		won[int(s.idx)/m]++
+	caps := make([]int, len(L.heads))
+	if p.heads == JointHeads {
+		L.winners = L.winners[:len(L.heads)*b]
+		for _, s := range L.winners {
+			caps[int(s.idx)/m]++
+		}
+		mode, alpha := p.floor(&c.cfg)
+		caps = headCaps(caps, b, m, c.cfg.Budget, mode, alpha)
+	} else {
+		for kv := range caps {
+			caps[kv] = b
+		}
 	}
-	caps := c.cfg.headCaps(won, b, m)
 	var rank []scored
 	var keep []int32
 	for kv := range L.heads {
@@ -202,9 +246,9 @@ func (c *KVCache) report(before int64) Report {
 		L := &c.layers[l]
 		lr := LayerReport{Compressed: L.state == layerCompressed}
 		if lr.Compressed {
-			lr.Prompt, lr.Ranked, lr.Entropy, lr.Budget = L.prompt, L.ranked, L.entropy, L.budget
+			lr.Prompt, lr.Ranked, lr.Entropy, lr.Budget = L.prompt, L.ranked, L.stats.entropy, L.budget
 			if !L.ranked {
-				lr.Budget = L.prompt - c.cfg.Window
+				lr.Budget = L.prompt - c.cfg.Policy.window(&c.cfg)
 			}
 		}
 		lr.Kept = make([]int, len(L.heads))

@@ -40,10 +40,11 @@ func specCache(t *testing.T, floor FloorMode) *KVCache {
 	return c
 }
 
-func specFresh(layers ...int) map[int][]float32 {
-	f := map[int][]float32{}
+func specFresh(layers ...int) map[int]layerScores {
+	f := map[int]layerScores{}
 	for _, l := range layers {
-		f[l] = slices.Concat(specScores[l][0], specScores[l][1])
+		s := slices.Concat(specScores[l][0], specScores[l][1])
+		f[l] = layerScores{s: s, entropy: entropy(s)}
 	}
 	return f
 }

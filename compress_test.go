@@ -144,7 +144,7 @@ func TestCompressMatchesOracle(t *testing.T) {
 				e := make([]float64, cfg.Layers)
 				oracle := make([][][]float64, cfg.Layers)
 				for l := range cfg.Layers {
-					got := (&scorer{c: raw}).lavaScores(&raw.layers[l])
+					got := (&scorer{c: raw}).score(l).s
 					oracle[l] = p.oracleScores(l)
 					e[l] = oracleEntropy(oracle[l])
 					top := 0.0

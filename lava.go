@@ -126,6 +126,9 @@ type Config struct {
 	Redistribute bool
 	// Element is the storage type of keys and values. Default Float32.
 	Element Element
+	// Policy selects how tokens are ranked and budgets split. The zero
+	// Policy is LAVa.
+	Policy Policy
 	// DecodeReserve is the number of decode tokens per head for which
 	// storage is set aside when Compress shrinks the cache, so that decode
 	// Appends do not reallocate. Default 0: decode storage grows on demand.
@@ -163,8 +166,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, invalidf("Config.HeadDim = %d, want ≥ 1", c.HeadDim)
 	case c.Window < 1:
 		return c, invalidf("Config.Window = %d, want ≥ 1", c.Window)
-	case c.Budget <= c.Window:
-		return c, invalidf("Config.Budget = %d, want > Config.Window = %d (the budget includes the window)", c.Budget, c.Window)
+	case c.Budget <= c.Policy.window(&c):
+		return c, invalidf("Config.Budget = %d, want > Config.Window = %d (the budget includes the window)", c.Budget, c.Policy.window(&c))
 	case c.Budget > math.MaxInt32/c.KVHeads:
 		return c, invalidf("Config.Budget = %d is too large", c.Budget)
 	case c.Pooling != PoolMax && c.Pooling != PoolAvg:
@@ -180,5 +183,5 @@ func (c Config) withDefaults() (Config, error) {
 	case c.DecodeReserve < 0:
 		return c, invalidf("Config.DecodeReserve = %d, want ≥ 0", c.DecodeReserve)
 	}
-	return c, nil
+	return c, c.Policy.check(&c)
 }

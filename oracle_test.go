@@ -216,7 +216,7 @@ func oracleKeep(cfg Config, s [][]float64, b int, tol float64) ([][]int, bool) {
 	for _, e := range all[:k] {
 		won[e.kv]++
 	}
-	caps := cfg.headCaps(won, b, m)
+	caps := headCaps(won, b, m, cfg.Budget, cfg.Floor, cfg.Alpha)
 	for kv, h := range s {
 		var r []ent
 		for i, v := range h {

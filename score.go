@@ -2,16 +2,29 @@ package lava
 
 import (
 	"math"
+	"math/rand/v2"
 )
 
 // scorer holds the scratch buffers of one layer's scoring, reused across
 // heads and layers within one Compress.
 type scorer struct {
-	c     *KVCache
-	qblk  []float32 // the window queries of one query head: [w][d]
-	z     []float32 // their attention over all n keys: [w][n]
-	abar  []float32 // window-mean attention over the prefix: [m]
-	plain []float32 // pooled abar of one query head: [m]
+	c      *KVCache
+	qblk   []float32 // the window queries of one query head: [w][d]
+	z      []float32 // their attention logits, then exp(logit − max): [w][n]
+	rowInv []float32 // 1/Σ of each row of z, so z·rowInv is the softmax
+	abar   []float32 // window-mean attention over the prefix: [m]
+	tmp    []float32 // one query head's pooled or reduced scores: [m]
+	group  []float32 // the group's reduced scores before pooling: [m]
+}
+
+// layerScores are the scores of one layer's prefix tokens, [KVHeads][m]
+// flattened, with the per-layer quantities the budget split needs.
+type layerScores struct {
+	s       []float32
+	entropy float64 // normalised entropy of s (spec section 5)
+	// CAKE's layer preference inputs (spec section 7), summed over query
+	// heads, window rows and prefix columns.
+	dispersion, shift float64
 }
 
 func grow(buf []float32, n int) []float32 {
@@ -60,22 +73,24 @@ func finiteF16(x []uint16) bool {
 	return true
 }
 
-// windowMean sets s.abar[i], i < m, to the attention that the Window queries
-// of query head qh pay to prefix key i, averaged over the window (spec
-// section 2): each window query's softmax runs over all keys up to and
-// including its own position.
-func (s *scorer) windowMean(L *layer, qh int) []float32 {
+// windowAttention computes the softmax attention of the last w queries of
+// query head qh over the layer's keys (spec section 2): row j's softmax runs
+// over all keys up to and including its own position m+j. It leaves the
+// unnormalised rows in s.z and their inverse sums in s.rowInv, and returns
+// abar, the window mean over the m = n−w prefix keys.
+func (s *scorer) windowAttention(L *layer, qh, w int) []float32 {
 	c := s.c
-	w, d := c.cfg.Window, c.cfg.HeadDim
+	d, W := c.cfg.HeadDim, c.cfg.Window
 	n := L.heads[0].len()
 	m := n - w
 	row := c.cfg.Heads * d
 	s.qblk = grow(s.qblk, w*d)
 	for j := range w {
-		slot := (m + j) % w
+		slot := (m + j) % W // the ring of the last Window queries
 		copy(s.qblk[j*d:(j+1)*d], L.queries[slot*row+qh*d:slot*row+(qh+1)*d])
 	}
 	s.z = grow(s.z, w*n)
+	s.rowInv = grow(s.rowInv, w)
 	h := &L.heads[qh/c.group]
 	scale := float32(1 / math.Sqrt(float64(d)))
 	if c.cfg.Element == Float16 {
@@ -87,8 +102,8 @@ func (s *scorer) windowMean(L *layer, qh int) []float32 {
 	clear(s.abar)
 	for j := range w {
 		z := s.z[j*n : j*n+m+j+1] // causal: keys up to position m+j
-		sum := expSub(z, maxOf(z))
-		axpy(1/(sum*float32(w)), z[:m], s.abar)
+		s.rowInv[j] = 1 / expSub(z, maxOf(z))
+		axpy(s.rowInv[j]/float32(w), z[:m], s.abar)
 	}
 	return s.abar
 }
@@ -111,45 +126,118 @@ func pool(kind Pooling, kernel int, x, out []float32) {
 	}
 }
 
-// maxL1 returns the largest L1 norm among the first m value rows of h.
-func (c *KVCache) maxL1(h *head, m int) float32 {
+// valueL1 returns the L1 norm of value row i of h.
+func (c *KVCache) valueL1(h *head, i int) float32 {
 	d := c.cfg.HeadDim
-	var best float32
-	for i := range m {
-		var n float32
-		if c.cfg.Element == Float16 {
-			n = l1NormF16(h.v16[i*d : (i+1)*d])
-		} else {
-			n = l1Norm(h.v[i*d : (i+1)*d])
-		}
-		best = max(best, n)
+	if c.cfg.Element == Float16 {
+		return l1NormF16(h.v16[i*d : (i+1)*d])
 	}
-	return best
+	return l1Norm(h.v[i*d : (i+1)*d])
 }
 
-// lavaScores returns the LAVa score of every prefix token of a pending layer,
-// [KVHeads][m] flattened (spec section 3): the largest pooled window
-// attention among the query heads of the group, times the largest L1 norm of
-// the head's prefix values.
-func (s *scorer) lavaScores(L *layer) []float32 {
+// score computes the scores of pending layer l's prefix tokens under the
+// cache's policy.
+func (s *scorer) score(l int) layerScores {
 	c := s.c
-	m := L.heads[0].len() - c.cfg.Window
-	out := make([]float32, c.cfg.KVHeads*m)
-	s.plain = grow(s.plain, m)
+	L := &c.layers[l]
+	p := c.cfg.Policy
+	w := p.window(&c.cfg)
+	m := L.heads[0].len() - w
+	g := c.group
+	out := layerScores{s: make([]float32, c.cfg.KVHeads*m)}
+	kind, kernel := p.pooling(&c.cfg)
+	s.tmp = grow(s.tmp, m)
+	s.group = grow(s.group, m)
 	for kv := range L.heads {
-		sk := out[kv*m : (kv+1)*m]
-		for qh := kv * c.group; qh < (kv+1)*c.group; qh++ {
-			pool(c.cfg.Pooling, c.cfg.Kernel, s.windowMean(L, qh), s.plain)
-			for i, p := range s.plain {
-				sk[i] = max(sk[i], p)
+		sk := out.s[kv*m : (kv+1)*m]
+		h := &L.heads[kv]
+		switch p.kind {
+		case kindLAVa:
+			// Pool per query head, then the group maximum, then scale.
+			for qh := kv * g; qh < (kv+1)*g; qh++ {
+				pool(kind, kernel, s.windowAttention(L, qh, w), s.tmp)
+				for i, v := range s.tmp {
+					sk[i] = max(sk[i], v)
+				}
 			}
-		}
-		vbar := c.maxL1(&L.heads[kv], m)
-		for i := range sk {
-			sk[i] *= vbar
+			var vbar float32
+			for i := range m {
+				vbar = max(vbar, c.valueL1(h, i))
+			}
+			for i := range sk {
+				sk[i] *= vbar
+			}
+		case kindSnapKV, kindVATP, kindCAKE:
+			// The group mean first, then pooling.
+			clear(s.group)
+			for qh := kv * g; qh < (kv+1)*g; qh++ {
+				abar := s.windowAttention(L, qh, w)
+				if p.kind == kindCAKE {
+					abar = s.cakeColumn(&out, m, w, m+w, p.gamma)
+				}
+				axpy(1/float32(g), abar, s.group)
+			}
+			pool(kind, kernel, s.group, sk)
+			if p.kind == kindVATP {
+				for i := range sk {
+					sk[i] *= c.valueL1(h, i)
+				}
+			}
+		case kindH2O:
+			for i := range sk {
+				sk[i] = L.heavy[kv][i] / float32(g)
+			}
+		case kindTOVA:
+			// The last token's attention, averaged over every query
+			// head of the layer: the same scores for every KV head.
+			if kv == 0 {
+				for qh := range c.cfg.Heads {
+					axpy(1/float32(c.cfg.Heads), s.windowAttention(L, qh, w), sk)
+				}
+			} else {
+				copy(sk, out.s[:m])
+			}
+		case kindStreaming:
+			for i := range sk {
+				sk[i] = float32(i) // recent first
+				if i < p.sinks {
+					sk[i] = float32(m + p.sinks - i) // sinks above all
+				}
+			}
+		case kindRandom:
+			rng := rand.New(rand.NewPCG(p.seed, uint64(l)*uint64(c.cfg.KVHeads)+uint64(kv)))
+			for i := range sk {
+				sk[i] = rng.Float32()
+			}
+		case kindCustom:
+			s.custom(l, kv, m, w, sk)
 		}
 	}
+	out.entropy = entropy(out.s)
 	return out
+}
+
+// cakeColumn turns the window attention in s.z into CAKE's per-token score
+// mean_j A + γ·var_j A over the prefix columns (population variance over
+// the w window rows), and adds the query head's share of the layer's
+// dispersion −Σ A·log A and shift Σ var to out.
+func (s *scorer) cakeColumn(out *layerScores, m, w, n int, gamma float64) []float32 {
+	for i := range m {
+		var sum, sq float64
+		for j := range w {
+			a := float64(s.z[j*n+i] * s.rowInv[j])
+			sum += a
+			sq += a * a
+			if a > 0 {
+				out.dispersion -= a * math.Log(a)
+			}
+		}
+		mean := sum / float64(w)
+		v := max(sq/float64(w)-mean*mean, 0)
+		out.shift += v
+		s.abar[i] = float32(mean + gamma*v)
+	}
+	return s.abar
 }
 
 // entropy returns the normalised entropy of a layer's scores (spec
