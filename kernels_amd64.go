@@ -90,6 +90,10 @@ func scoreBlockF16(q []float32, keys []uint16, d int, scale float32, out []float
 	}
 }
 
+// fmaPeakAVX2 runs n iterations of 192 flops of independent FMAs: the
+// compute roofline BenchmarkKernel reports beside the score kernel.
+func fmaPeakAVX2(n int)
+
 //go:noescape
 func maxAVX2(x *float32, n int) float32
 
@@ -265,8 +269,54 @@ func l1NormF16(x []uint16) float32 {
 	return s + l1NormF16Generic(x)
 }
 
-func gatherRows(dst, src []float32, idx []int32, d int)   { gatherRowsGeneric(dst, src, idx, d) }
-func gatherRowsF16(dst, src []uint16, idx []int32, d int) { gatherRowsGeneric(dst, src, idx, d) }
+//go:noescape
+func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes int)
+
+//go:noescape
+func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes int)
+
+// gatherChunk bounds the rows one gather call copies.
+const gatherChunk = 256
+
+// checkGather panics, before anything is written, unless every row idx
+// names is in src and dst holds len(idx) rows: the assembly trusts both.
+func checkGather(ndst, nsrc int, idx []int32, d int) {
+	rows := nsrc / d
+	for _, i := range idx {
+		if uint(i) >= uint(rows) {
+			panic("lava: gatherRows: row index out of range")
+		}
+	}
+	if ndst < len(idx)*d {
+		panic("lava: gatherRows: dst too short")
+	}
+}
+
+// gatherRows copies rows with an inline vector loop instead of a memmove
+// call per row, which costs as much as copying a 512-byte row from L2.
+func gatherRows(dst, src []float32, idx []int32, d int) {
+	if !useAsm || 4*d < 32 || len(idx) == 0 {
+		gatherRowsGeneric(dst, src, idx, d)
+		return
+	}
+	checkGather(len(dst), len(src), idx, d)
+	for r := 0; r < len(idx); r += gatherChunk {
+		n := min(gatherChunk, len(idx)-r)
+		gatherF32AVX2(&dst[r*d], &src[0], &idx[r], n, 4*d)
+	}
+}
+
+func gatherRowsF16(dst, src []uint16, idx []int32, d int) {
+	if !useAsm || 2*d < 32 || len(idx) == 0 {
+		gatherRowsGeneric(dst, src, idx, d)
+		return
+	}
+	checkGather(len(dst), len(src), idx, d)
+	for r := 0; r < len(idx); r += gatherChunk {
+		n := min(gatherChunk, len(idx)-r)
+		gatherF16AVX2(&dst[r*d], &src[0], &idx[r], n, 2*d)
+	}
+}
 
 func widenF16(dst []float32, src []uint16) {
 	if !useAsm {

@@ -906,3 +906,108 @@ narrow8:
 narrowdone:
 	VZEROUPPER
 	RET
+
+// func fmaPeakAVX2(n int)
+//
+// The FMA roofline for the benchmarks, not a kernel: n iterations of 12
+// independent VFMADD231PS (192 flops), 12 accumulators being more than the
+// FMA latency × throughput product (4 × 2) of current cores.
+TEXT ·fmaPeakAVX2(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+
+	PCALIGN $32
+peakloop:
+	VFMADD231PS Y15, Y14, Y0
+	VFMADD231PS Y15, Y14, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VFMADD231PS Y15, Y14, Y3
+	VFMADD231PS Y15, Y14, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VFMADD231PS Y15, Y14, Y6
+	VFMADD231PS Y15, Y14, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VFMADD231PS Y15, Y14, Y9
+	VFMADD231PS Y15, Y14, Y10
+	VFMADD231PS Y15, Y14, Y11
+	DECQ CX
+	JNZ peakloop
+	VZEROUPPER
+	RET
+
+// func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes int)
+//
+// Copies row idx[r] of src to row r of dst for r < n, rows of rowBytes ≥ 32
+// bytes: 128 bytes per step, then 32, then one last vector ending at the row
+// end, which may overlap bytes already copied. That is safe in place too:
+// with strictly increasing idx, source row idx[r] ≥ r is either row r itself
+// or a row not yet written.
+TEXT ·gatherF32AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), R8
+	MOVQ idx+16(FP), R9
+	MOVQ n+24(FP), R10
+	MOVQ rowBytes+32(FP), R11
+
+gatherrow:
+	MOVLQSX (R9), SI
+	IMULQ R11, SI
+	ADDQ R8, SI
+	MOVQ R11, CX
+	CMPQ CX, $128
+	JLT gather32
+
+	PCALIGN $32
+gather128:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $128, CX
+	CMPQ CX, $128
+	JGE gather128
+
+gather32:
+	CMPQ CX, $32
+	JLT gatherlast
+	VMOVUPS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $32, CX
+	JMP gather32
+
+gatherlast:
+	// CX < 32 bytes remain: copy the 32 bytes ending at the row end.
+	ADDQ CX, SI
+	ADDQ CX, DI
+	VMOVUPS -32(SI), Y0
+	VMOVUPS Y0, -32(DI)
+	ADDQ $4, R9
+	DECQ R10
+	JNZ gatherrow
+	VZEROUPPER
+	RET
+
+// func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes int)
+TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-40
+	JMP ·gatherF32AVX2(SB)

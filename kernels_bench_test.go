@@ -1,0 +1,224 @@
+//go:build amd64 && gc && !purego
+
+package lava
+
+// Kernel benchmarks with their rooflines measured in the same run, so that
+// a noisy machine shows as noise in both and the ratios stay meaningful:
+//
+//	op=fmapeak  independent FMAs in registers: the compute roof of score
+//	op=copy     the runtime's copy of the same bytes: the memory roof
+//
+// SetBytes counts the bytes a kernel reads (copy: the bytes copied, each read
+// and written once). Compare impl=asm with impl=generic, and each kernel with
+// the roofline beside it; docs/BENCHMARKS.md has a table and the command.
+//
+// The file is amd64-only because the FMA roofline is an AVX2 loop.
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchImpls runs f as sub-benchmarks impl=asm and impl=generic.
+func benchImpls(b *testing.B, f func(b *testing.B)) {
+	asm := useAsm
+	defer func() { useAsm = asm }()
+	for _, impl := range []struct {
+		name string
+		on   bool
+	}{{"asm", true}, {"generic", false}} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			if impl.on && !asm {
+				b.Skip("no assembly kernels on this CPU")
+			}
+			useAsm = impl.on
+			defer func() { useAsm = asm }()
+			f(b)
+		})
+	}
+}
+
+func reportGFLOPS(b *testing.B, flopsPerOp float64) {
+	b.ReportMetric(flopsPerOp*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+func toF16(x []float32) []uint16 {
+	h := make([]uint16, len(x))
+	narrowF16Generic(h, x)
+	return h
+}
+
+// benchCopy measures copying n float32s, once per size.
+func benchCopy(b *testing.B, seen map[int]bool, n int) {
+	if seen[n] {
+		return
+	}
+	seen[n] = true
+	b.Run(fmt.Sprintf("op=copy/bytes=%d", 4*n), func(b *testing.B) {
+		// Both written first: an untouched source maps the shared
+		// zero page and reads from L1.
+		src, dst := make([]float32, n), make([]float32, n)
+		for i := range src {
+			src[i], dst[i] = float32(i), 1
+		}
+		b.SetBytes(int64(4 * n))
+		for b.Loop() {
+			copy(dst, src)
+		}
+	})
+}
+
+func BenchmarkKernel(b *testing.B) {
+	if !useAsm {
+		b.Skip("no AVX2+FMA+F16C: the rooflines need them")
+	}
+	b.Run("op=fmapeak", func(b *testing.B) {
+		const iters = 1 << 12
+		for b.Loop() {
+			fmaPeakAVX2(iters)
+		}
+		reportGFLOPS(b, 192*iters)
+	})
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := make(map[int]bool)
+
+	// Scoring as Compress does it: the w = 32 window queries of one head
+	// against all of its keys.
+	for _, s := range []struct{ d, nq, nk int }{{128, 32, 4096}, {64, 32, 4096}} {
+		q, keys := randSlice(rng, s.nq*s.d), randSlice(rng, s.nk*s.d)
+		keys16 := toF16(keys)
+		out := make([]float32, s.nq*s.nk)
+		scale := float32(1 / math.Sqrt(float64(s.d)))
+		flops := float64(2 * s.nq * s.nk * s.d)
+		for _, el := range []Element{Float32, Float16} {
+			name := fmt.Sprintf("op=score/d=%d/q=%d/keys=%d/elem=%v", s.d, s.nq, s.nk, el)
+			b.Run(name, func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					if el == Float16 {
+						b.SetBytes(int64(4*len(q) + 2*len(keys16)))
+						for b.Loop() {
+							scoreBlockF16(q, keys16, s.d, scale, out)
+						}
+					} else {
+						b.SetBytes(int64(4*len(q) + 4*len(keys)))
+						for b.Loop() {
+							scoreBlock(q, keys, s.d, scale, out)
+						}
+					}
+					reportGFLOPS(b, flops)
+				})
+			})
+		}
+	}
+
+	// One decoding step of Attend for one KV head: g query heads scored
+	// against n keys, softmax, weighted sum of the values. The head cache
+	// (32 MiB as float32) is far larger than L2. Bytes are those of the
+	// head's keys and values, each counted once.
+	for _, s := range []struct{ d, g, n int }{{128, 1, 32768}, {128, 4, 32768}} {
+		k, v := randSlice(rng, s.n*s.d), randSlice(rng, s.n*s.d)
+		k16, v16 := toF16(k), toF16(v)
+		q := randSlice(rng, s.g*s.d)
+		p := make([]float32, s.g*s.n)
+		out := make([]float32, s.g*s.d)
+		scale := float32(1 / math.Sqrt(float64(s.d)))
+		for _, el := range []Element{Float32, Float16} {
+			if el == Float16 && s.g != 1 {
+				continue
+			}
+			size := 2 * 4 * s.n * s.d
+			if el == Float16 {
+				size /= 2
+			}
+			b.Run(fmt.Sprintf("op=attend/d=%d/g=%d/keys=%d/elem=%v", s.d, s.g, s.n, el), func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					b.SetBytes(int64(size))
+					for b.Loop() {
+						if el == Float16 {
+							scoreBlockF16(q, k16, s.d, scale, p)
+						} else {
+							scoreBlock(q, k, s.d, scale, p)
+						}
+						for i := range s.g {
+							row, o := p[i*s.n:(i+1)*s.n], out[i*s.d:(i+1)*s.d]
+							sum := expSub(row, maxOf(row))
+							if el == Float16 {
+								weightedSumF16(row, v16, o)
+							} else {
+								weightedSum(row, v, o)
+							}
+							inv := 1 / sum
+							for t := range o {
+								o[t] *= inv
+							}
+						}
+					}
+				})
+			})
+			benchCopy(b, seen, size/4)
+		}
+	}
+
+	// Compaction: keep every other row of a head, out of place. 2048 rows
+	// (1 MiB) fit L2, 32768 (16 MiB) do not.
+	for _, s := range []struct{ d, n int }{{128, 2048}, {128, 32768}} {
+		idx := make([]int32, s.n/2)
+		for i := range idx {
+			idx[i] = int32(2 * i)
+		}
+		src := randSlice(rng, s.n*s.d)
+		src16 := toF16(src)
+		dst := make([]float32, len(idx)*s.d)
+		dst16 := make([]uint16, len(idx)*s.d)
+		for _, el := range []Element{Float32, Float16} {
+			b.Run(fmt.Sprintf("op=gather/d=%d/rows=%d/keep=%d/elem=%v", s.d, s.n, len(idx), el), func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					if el == Float16 {
+						b.SetBytes(int64(2 * len(dst16)))
+						for b.Loop() {
+							gatherRowsF16(dst16, src16, idx, s.d)
+						}
+					} else {
+						b.SetBytes(int64(4 * len(dst)))
+						for b.Loop() {
+							gatherRows(dst, src, idx, s.d)
+						}
+					}
+				})
+			})
+			n := len(dst)
+			if el == Float16 {
+				n /= 2
+			}
+			benchCopy(b, seen, n)
+		}
+	}
+
+	// Widening float16 keys to float32: 1 Mi elements, 2 MiB in, 4 MiB
+	// out. Bytes are the bytes written, as for the copy beside it.
+	{
+		const n = 1 << 20
+		src := toF16(randSlice(rng, n))
+		dst := make([]float32, n)
+		b.Run(fmt.Sprintf("op=widen/n=%d", n), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(4 * n)
+				for b.Loop() {
+					widenF16(dst, src)
+				}
+			})
+		})
+		benchCopy(b, seen, n)
+	}
+}
