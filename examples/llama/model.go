@@ -159,15 +159,24 @@ func rmsnorm(out, x, w []float32, eps float32) {
 }
 
 // matvec sets out[i] = W[i]·x for the len(out) rows of W, each len(x) long.
+// Four independent sums let the CPU overlap the additions' latency.
 func matvec(out, w, x []float32) {
 	n := len(x)
 	for i := range out {
 		row := w[i*n : (i+1)*n]
-		var s float32
-		for j, v := range row {
-			s += v * x[j]
+		var s0, s1, s2, s3 float32
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			r, v := row[j:j+4:j+4], x[j:j+4:j+4]
+			s0 += r[0] * v[0]
+			s1 += r[1] * v[1]
+			s2 += r[2] * v[2]
+			s3 += r[3] * v[3]
 		}
-		out[i] = s
+		for ; j < n; j++ {
+			s0 += row[j] * x[j]
+		}
+		out[i] = (s0 + s1) + (s2 + s3)
 	}
 }
 

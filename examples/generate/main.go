@@ -1,0 +1,301 @@
+// Generate continues a prompt with a Llama GGUF model whose key/value cache
+// is a lava.KVCache: the prompt is prefilled, the cache compressed to the
+// budget with the chosen policy, and the text decoded over what was kept.
+// It prints the text as it is generated, then a report of what the cache
+// held and how fast it ran. With -compare it also decodes over the full,
+// uncompressed cache and shows where the two continuations part.
+//
+//	cd examples && go run ./generate
+//	go run ./generate -prompt "Once upon a time" -steps 100 -temperature 0.8
+//	go run ./generate -budget 32 -compare
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lavakv/lava"
+	"github.com/lavakv/lava/examples/internal/modelpath"
+	"github.com/lavakv/lava/examples/llama"
+	"github.com/lavakv/lava/examples/sample"
+	"github.com/lavakv/lava/examples/tokenizer"
+)
+
+// policies maps the names -policy accepts to the change each makes to the
+// cache configuration. lava.Config's defaults are LAVa, so "lava" changes
+// nothing; a new policy is one more entry.
+var policies = map[string]func(*lava.Config){
+	"lava": func(*lava.Config) {},
+}
+
+// defaultPrompt is defaultPromptTokens long with stories260K's vocabulary
+// (BOS included): longer than the default budget of 64, so compression
+// evicts.
+const defaultPrompt = "Once upon a time, there was a little dog named Max. Max liked to run in the park with his friend, a big cat named Tom. " +
+	"One day, Max and Tom found a red ball under a tree. They played with the ball all day. " +
+	"When the sun went down, they were very tired and happy. Max said, \"Tom, I love to play with you.\" Tom smiled and said,"
+
+const defaultPromptTokens = 128
+
+// trainedContext is the context stories260K was trained on; its GGUF says
+// 2048, the converter's default.
+const trainedContext = 512
+
+type options struct {
+	model, prompt, policy string
+	steps, budget, window int
+	context               int
+	temperature, topP     float64
+	seed                  uint64
+	compare               bool
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the program, returning its exit code: 0, 1 for failures, 2 for
+// bad flags.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.model, "model", "", "model `file` (GGUF, Llama architecture); default $"+modelpath.Env+", else "+modelpath.Rel+" in the nearest parent of the working directory")
+	fs.StringVar(&o.prompt, "prompt", defaultPrompt, fmt.Sprintf("text to continue; the default is %d tokens, more than the default -budget, so compression evicts", defaultPromptTokens))
+	fs.IntVar(&o.steps, "steps", 200, "tokens to generate (fewer if the model emits BOS or EOS, or the context is full)")
+	fs.Float64Var(&o.temperature, "temperature", 0, "sampling temperature; 0 is greedy (argmax)")
+	fs.Float64Var(&o.topP, "topp", 0.9, "top-p (nucleus) sampling threshold in (0, 1]; 1 samples from the whole distribution")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed for sampling")
+	fs.IntVar(&o.budget, "budget", 64, "average cache entries kept per KV head per layer after prefill, window included")
+	fs.IntVar(&o.window, "window", 8, "most recent prompt tokens whose queries score the rest; always kept")
+	fs.StringVar(&o.policy, "policy", "lava", "compression policy: "+strings.Join(slices.Sorted(maps.Keys(policies)), ", "))
+	fs.BoolVar(&o.compare, "compare", false, "also decode over the full cache and show where the continuations first differ")
+	fs.IntVar(&o.context, "context", trainedContext, "most positions (prompt + generated) to run; stories260K was trained on 512")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./generate [flags]\n\n"+
+			"Continues -prompt with a Llama GGUF model, compressing the prompt's KV cache with\n"+
+			"LAVa to -budget entries per head, then prints the cache report.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "generate: unexpected argument %q; pass the prompt with -prompt\n", fs.Arg(0))
+		return 2
+	}
+	if err := generate(o, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "generate: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func (o *options) check() error {
+	switch {
+	case o.steps < 1:
+		return fmt.Errorf("-steps = %d, want ≥ 1", o.steps)
+	case o.window < 1:
+		return fmt.Errorf("-window = %d, want ≥ 1", o.window)
+	case o.budget <= o.window:
+		return fmt.Errorf("-budget = %d, want more than -window = %d (the budget includes the window)", o.budget, o.window)
+	case o.context < 2:
+		return fmt.Errorf("-context = %d, want ≥ 2", o.context)
+	case !(o.temperature >= 0) || math.IsInf(o.temperature, 0):
+		return fmt.Errorf("-temperature = %v, want a finite value ≥ 0 (0 is greedy)", o.temperature)
+	case !(o.topP > 0 && o.topP <= 1):
+		return fmt.Errorf("-topp = %v, want a value in (0, 1]", o.topP)
+	}
+	if _, ok := policies[o.policy]; !ok {
+		return fmt.Errorf("-policy = %q, want one of %s", o.policy, strings.Join(slices.Sorted(maps.Keys(policies)), ", "))
+	}
+	return nil
+}
+
+func loadModel(path string) (*llama.Model, *tokenizer.Tokenizer, error) {
+	if path == "" {
+		p, err := modelpath.Find()
+		if err != nil {
+			return nil, nil, fmt.Errorf("no model: %v; pass -model path/to/stories260K.gguf", err)
+		}
+		path = p
+	}
+	m, tok, err := llama.Load(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("model file %s does not exist; pass -model path/to/stories260K.gguf or set $%s", path, modelpath.Env)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot load model: %v; pass -model with a Llama GGUF file such as stories260K.gguf", err)
+	}
+	return m, tok, nil
+}
+
+// run is one decoding of the prompt's continuation.
+type result struct {
+	tokens []int
+	dur    time.Duration
+}
+
+func generate(o options, stdout, stderr io.Writer) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	m, tok, err := loadModel(o.model)
+	if err != nil {
+		return err
+	}
+	prompt := tok.Encode(o.prompt)
+	ctx := min(o.context, max(m.ContextLength, 1))
+	if len(prompt) >= ctx {
+		return fmt.Errorf("the prompt is %d tokens (BOS included), want fewer than the context of %d (-context)", len(prompt), ctx)
+	}
+	steps := o.steps
+	// The last token generated is never fed back, so n tokens fill
+	// positions up to len(prompt)+n−1.
+	if len(prompt)+steps-1 > ctx {
+		steps = ctx - len(prompt) + 1
+		fmt.Fprintf(stderr, "generate: -steps reduced to %d to stay within the context of %d positions\n", steps, ctx)
+	}
+	cfg := m.CacheConfig(o.budget, o.window)
+	policies[o.policy](&cfg)
+	cache, err := lava.New(cfg)
+	if err != nil {
+		return err
+	}
+	seq, err := m.NewSequence(cache)
+	if err != nil {
+		return err
+	}
+
+	start := time.Now()
+	logits, err := seq.Prefill(prompt)
+	if err != nil {
+		return err
+	}
+	prefill := time.Since(start)
+	var full *llama.Sequence
+	var fullLogits []float32
+	if o.compare {
+		// The uncompressed prompt, decoded later from the same logits.
+		full, fullLogits = seq.Clone(), slices.Clone(logits)
+	}
+	start = time.Now()
+	rep, err := cache.Compress()
+	if err != nil {
+		return err
+	}
+	compress := time.Since(start)
+
+	// The prompt as the model sees it, then the continuation as it comes.
+	fmt.Fprint(stdout, tok.Decode(prompt))
+	comp, err := decode(seq, logits, steps, o, tok, prompt[len(prompt)-1], stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+
+	var fullRes result
+	if o.compare {
+		fmt.Fprintf(stdout, "\n--- the same prompt decoded over the full cache ---\n%s", tok.Decode(prompt))
+		if fullRes, err = decode(full, fullLogits, steps, o, tok, prompt[len(prompt)-1], stdout); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+	}
+
+	fmt.Fprintln(stdout)
+	report(stdout, o, m, cache, rep, len(prompt), comp, prefill, compress)
+	if o.compare {
+		n := min(len(comp.tokens), len(fullRes.tokens))
+		i := 0
+		for i < n && comp.tokens[i] == fullRes.tokens[i] {
+			i++
+		}
+		switch {
+		case i == n && len(comp.tokens) == len(fullRes.tokens):
+			fmt.Fprintf(stdout, "compare:  identical continuations over all %d generated tokens\n", n)
+		default:
+			fmt.Fprintf(stdout, "compare:  continuations first differ at generated token %d (position %d); full cache decoded at %s\n",
+				i, len(prompt)+i, rate(len(fullRes.tokens)-1, fullRes.dur))
+		}
+	}
+	return nil
+}
+
+// decode generates up to steps tokens after the prompt, printing each
+// as it comes.
+func decode(s *llama.Sequence, logits []float32, steps int, o options, tok *tokenizer.Tokenizer, prev int, w io.Writer) (result, error) {
+	smp, err := sample.New(o.temperature, o.topP, o.seed)
+	if err != nil {
+		return result{}, err
+	}
+	stop := func(id int) bool { return id == tok.BOS || id == tok.EOS }
+	emit := func(id int) {
+		fmt.Fprint(w, tok.Piece(prev, id))
+		prev = id
+	}
+	start := time.Now()
+	out, err := s.Generate(logits, steps, smp.Sample, stop, emit)
+	return result{out, time.Since(start)}, err
+}
+
+// rate formats n tokens in d as tokens per second.
+func rate(n int, d time.Duration) string {
+	if n <= 0 || d <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f tokens/s", float64(n)/d.Seconds())
+}
+
+func report(w io.Writer, o options, m *llama.Model, cache *lava.KVCache, rep lava.Report, promptLen int, gen result,
+	prefill, compress time.Duration) {
+	cfg := cache.Config()
+	// What a full cache holds per position: K and V of every KV head of
+	// every layer.
+	perToken := int64(m.Layers*m.KVHeads*2*m.HeadDim) * int64(elementSize(cfg.Element))
+	positions := cache.Tokens(0)
+	fmt.Fprintf(w, "--- cache report: policy %s, budget %d, window %d ---\n", o.policy, cfg.Budget, cfg.Window)
+	fmt.Fprintf(w, "tokens:   prompt %d (BOS included), generated %d, cache positions %d\n", promptLen, len(gen.tokens), positions)
+	fmt.Fprintf(w, "prefill:  full %s, kept %s (%s)\n", byteCount(rep.BytesBefore), byteCount(rep.BytesAfter), ratio(rep.BytesBefore, rep.BytesAfter))
+	fullEnd := int64(positions) * perToken
+	fmt.Fprintf(w, "at end:   full %s, kept %s (%s)\n", byteCount(fullEnd), byteCount(cache.Bytes()), ratio(fullEnd, cache.Bytes()))
+	for l, lr := range rep.Layers {
+		state := "kept whole (prompt ≤ budget)"
+		if lr.Ranked {
+			state = fmt.Sprintf("entropy %.3f, prefix budget %d", lr.Entropy, lr.Budget)
+		}
+		fmt.Fprintf(w, "layer %d:  entries per KV head after prefill %v of %d; %s\n", l, lr.Kept, lr.Prompt, state)
+	}
+	// The last generated token is never fed, so decoding ran one step
+	// fewer than it generated.
+	fmt.Fprintf(w, "speed:    prefill %d tokens in %v (%s), compress %v, decode %d steps in %v (%s)\n",
+		promptLen, prefill.Round(time.Microsecond), rate(promptLen, prefill), compress.Round(time.Microsecond),
+		max(len(gen.tokens)-1, 0), gen.dur.Round(time.Microsecond), rate(len(gen.tokens)-1, gen.dur))
+}
+
+func elementSize(e lava.Element) int {
+	if e == lava.Float16 {
+		return 2
+	}
+	return 4
+}
+
+func byteCount(n int64) string { return fmt.Sprintf("%d bytes", n) }
+
+func ratio(full, kept int64) string {
+	if kept == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f× smaller", float64(full)/float64(kept))
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lavakv/lava/examples/internal/testmodel"
+	"github.com/lavakv/lava/examples/llama"
+)
+
+func runArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestDefaultPromptEvicts(t *testing.T) {
+	path := testmodel.Path(t)
+	_, tok, err := llama.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tok.Encode(defaultPrompt)); n != defaultPromptTokens {
+		t.Errorf("the default prompt is %d tokens, the help says %d", n, defaultPromptTokens)
+	}
+	code, out, errs := runArgs(t, "-model", path, "-steps", "30")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	if !strings.HasPrefix(out, defaultPrompt) {
+		t.Errorf("output does not start with the prompt:\n%s", out)
+	}
+	m := regexp.MustCompile(`prefill:  full (\d+) bytes, kept (\d+) bytes`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no prefill line in the report:\n%s", out)
+	}
+	full, _ := strconv.Atoi(m[1])
+	kept, _ := strconv.Atoi(m[2])
+	// 128 positions × 1,280 bytes (models README); 64 entries per head.
+	if full != 128*1280 || kept > 64*1280 {
+		t.Errorf("prefill full %d, kept %d bytes; want %d and at most %d", full, kept, 128*1280, 64*1280)
+	}
+	for _, want := range []string{"tokens:   prompt 128 (BOS included), generated 30", "tokens/s", "layer 4:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The golden text of the models README through the command line: greedy,
+// no prompt, 200 tokens.
+func TestGoldenCLI(t *testing.T) {
+	path := testmodel.Path(t)
+	code, out, errs := runArgs(t, "-model", path, "-prompt", "", "-steps", "200")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	want := "Once upon a time, there was a little girl named Lily."
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, "Lily didn't want to help her mom, so she\n") {
+		t.Errorf("output is not the golden text:\n%s", out)
+	}
+}
+
+func TestCompare(t *testing.T) {
+	path := testmodel.Path(t)
+	// A prompt within the budget: nothing is evicted, the continuations
+	// agree.
+	code, out, errs := runArgs(t, "-model", path, "-prompt", "Once upon a time", "-steps", "60", "-compare")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	if !strings.Contains(out, "compare:  identical continuations over all 60 generated tokens") {
+		t.Errorf("want identical continuations:\n%s", out)
+	}
+	// A tiny budget evicts most of the default prompt: the continuations
+	// part somewhere, and the report says where.
+	code, out, errs = runArgs(t, "-model", path, "-budget", "12", "-window", "4", "-steps", "60", "-compare")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	if !regexp.MustCompile(`compare:  (continuations first differ at generated token \d+|identical)`).MatchString(out) {
+		t.Errorf("no comparison line:\n%s", out)
+	}
+	if strings.Count(out, defaultPrompt) != 2 {
+		t.Errorf("want the prompt printed twice, once per continuation:\n%s", out)
+	}
+}
+
+func TestSampledRunsRepeat(t *testing.T) {
+	path := testmodel.Path(t)
+	args := []string{"-model", path, "-prompt", "The cat", "-steps", "40", "-temperature", "0.9", "-topp", "0.9", "-seed", "7"}
+	_, a, _ := runArgs(t, args...)
+	_, b, _ := runArgs(t, args...)
+	text := func(s string) string { return s[:strings.Index(s, "--- cache report")] }
+	if text(a) != text(b) {
+		t.Errorf("the same seed gave different text:\n%s\n%s", text(a), text(b))
+	}
+}
+
+func TestErrors(t *testing.T) {
+	garbage := filepath.Join(t.TempDir(), "bad.gguf")
+	if err := os.WriteFile(garbage, []byte("GGUF\x03\x00\x00\x00 not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"-model", filepath.Join(t.TempDir(), "missing.gguf")}, 1, "does not exist; pass -model"},
+		{[]string{"-model", garbage}, 1, "cannot load model"},
+		{[]string{"-budget", "8", "-window", "8"}, 1, "-budget = 8, want more than -window = 8"},
+		{[]string{"-steps", "0"}, 1, "-steps = 0"},
+		{[]string{"-policy", "h2o"}, 1, `-policy = "h2o", want one of lava`},
+		{[]string{"-temperature", "-1", "-model", garbage}, 1, "-temperature = -1"},
+		{[]string{"-topp", "0"}, 1, "-topp = 0, want a value in (0, 1]"},
+		{[]string{"-nosuchflag"}, 2, "flag provided but not defined"},
+		{[]string{"stray"}, 2, "unexpected argument"},
+	}
+	for _, c := range cases {
+		code, _, errs := runArgs(t, c.args...)
+		if code != c.code || !strings.Contains(errs, c.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, errs, c.code, c.msg)
+		}
+		if code == 1 && strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("%v: stderr has several lines, want one:\n%s", c.args, errs)
+		}
+	}
+}
