@@ -73,11 +73,11 @@ dot1:
 	VFMLA	V4.S4, V16.S4, V0.S4
 
 dotSum:
-	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD $0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD $0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD $0x7e30d800 // faddp s0, v0.2s
+	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
+	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
+	WORD	$0x7e30d800 // faddp s0, v0.2s
 	FMULS	F31, F0, F0
 	FMOVS.P	F0, 4(R4)
 	SUBS	$1, R3
@@ -105,10 +105,10 @@ hdotKey:
 hdot16:
 	VLD1.P	64(R5), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VLD1.P	32(R1), [V16.B16, V17.B16]
-	WORD $0x0e217a14 // fcvtl v20.4s, v16.4h
-	WORD $0x4e217a15 // fcvtl2 v21.4s, v16.8h
-	WORD $0x0e217a36 // fcvtl v22.4s, v17.4h
-	WORD $0x4e217a37 // fcvtl2 v23.4s, v17.8h
+	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
+	WORD	$0x4e217a15 // fcvtl2 v21.4s, v16.8h
+	WORD	$0x0e217a36 // fcvtl v22.4s, v17.4h
+	WORD	$0x4e217a37 // fcvtl2 v23.4s, v17.8h
 	VFMLA	V4.S4, V20.S4, V0.S4
 	VFMLA	V5.S4, V21.S4, V1.S4
 	VFMLA	V6.S4, V22.S4, V2.S4
@@ -120,8 +120,8 @@ hdot8:
 	TBZ	$3, R2, hdot4
 	VLD1.P	32(R5), [V4.S4, V5.S4]
 	VLD1.P	16(R1), [V16.B16]
-	WORD $0x0e217a14 // fcvtl v20.4s, v16.4h
-	WORD $0x4e217a15 // fcvtl2 v21.4s, v16.8h
+	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
+	WORD	$0x4e217a15 // fcvtl2 v21.4s, v16.8h
 	VFMLA	V4.S4, V20.S4, V0.S4
 	VFMLA	V5.S4, V21.S4, V1.S4
 
@@ -129,14 +129,14 @@ hdot4:
 	TBZ	$2, R2, hdot2
 	VLD1.P	16(R5), [V4.S4]
 	FMOVD.P	8(R1), F16
-	WORD $0x0e217a14 // fcvtl v20.4s, v16.4h
+	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
 	VFMLA	V4.S4, V20.S4, V2.S4
 
 hdot2:
 	TBZ	$1, R2, hdot1
 	FMOVD.P	8(R5), F4
 	FMOVS.P	4(R1), F16
-	WORD $0x0e217a14 // fcvtl v20.4s, v16.4h
+	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
 	VFMLA	V4.S4, V20.S4, V3.S4
 
 hdot1:
@@ -144,15 +144,15 @@ hdot1:
 	FMOVS.P	4(R5), F4
 	MOVHU.P	2(R1), R7
 	FMOVS	R7, F16
-	WORD $0x0e217a14 // fcvtl v20.4s, v16.4h
+	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
 	VFMLA	V4.S4, V20.S4, V0.S4
 
 hdotSum:
-	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD $0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD $0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD $0x7e30d800 // faddp s0, v0.2s
+	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
+	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
+	WORD	$0x7e30d800 // faddp s0, v0.2s
 	FMULS	F31, F0, F0
 	FMOVS.P	F0, 4(R4)
 	SUBS	$1, R3
@@ -178,10 +178,10 @@ TEXT ·maxNEON(SB), NOSPLIT|NOFRAME, $0-20
 
 max16:
 	VLD1.P	64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WORD $0x6ea0e490 // fcmgt v16.4s, v4.4s, v0.4s
-	WORD $0x6ea1e4b1 // fcmgt v17.4s, v5.4s, v1.4s
-	WORD $0x6ea2e4d2 // fcmgt v18.4s, v6.4s, v2.4s
-	WORD $0x6ea3e4f3 // fcmgt v19.4s, v7.4s, v3.4s
+	WORD	$0x6ea0e490 // fcmgt v16.4s, v4.4s, v0.4s
+	WORD	$0x6ea1e4b1 // fcmgt v17.4s, v5.4s, v1.4s
+	WORD	$0x6ea2e4d2 // fcmgt v18.4s, v6.4s, v2.4s
+	WORD	$0x6ea3e4f3 // fcmgt v19.4s, v7.4s, v3.4s
 	VBIT	V16.B16, V4.B16, V0.B16
 	VBIT	V17.B16, V5.B16, V1.B16
 	VBIT	V18.B16, V6.B16, V2.B16
@@ -192,22 +192,22 @@ max16:
 max8:
 	TBZ	$3, R1, max4
 	VLD1.P	32(R0), [V4.S4, V5.S4]
-	WORD $0x6ea0e490 // fcmgt v16.4s, v4.4s, v0.4s
-	WORD $0x6ea1e4b1 // fcmgt v17.4s, v5.4s, v1.4s
+	WORD	$0x6ea0e490 // fcmgt v16.4s, v4.4s, v0.4s
+	WORD	$0x6ea1e4b1 // fcmgt v17.4s, v5.4s, v1.4s
 	VBIT	V16.B16, V4.B16, V0.B16
 	VBIT	V17.B16, V5.B16, V1.B16
 
 max4:
 	TBZ	$2, R1, maxReduce
 	VLD1.P	16(R0), [V4.S4]
-	WORD $0x6ea2e490 // fcmgt v16.4s, v4.4s, v2.4s
+	WORD	$0x6ea2e490 // fcmgt v16.4s, v4.4s, v2.4s
 	VBIT	V16.B16, V4.B16, V2.B16
 
 maxReduce:
-	WORD $0x4e21f400 // fmax v0.4s, v0.4s, v1.4s
-	WORD $0x4e23f442 // fmax v2.4s, v2.4s, v3.4s
-	WORD $0x4e22f400 // fmax v0.4s, v0.4s, v2.4s
-	WORD $0x6e30f800 // fmaxv s0, v0.4s
+	WORD	$0x4e21f400 // fmax v0.4s, v0.4s, v1.4s
+	WORD	$0x4e23f442 // fmax v2.4s, v2.4s, v3.4s
+	WORD	$0x4e22f400 // fmax v0.4s, v0.4s, v2.4s
+	WORD	$0x6e30f800 // fmaxv s0, v0.4s
 
 	// The last 0–3 elements one at a time: F0 = F1 if F1 > F0, which is
 	// false for a NaN F1.
@@ -275,210 +275,189 @@ exp8:
 	// r = clamp(x − m, −110, 89): below −110 exp rounds to 0 and the clamp
 	// keeps 2ⁿ representable; above 89 it overflows to +Inf as it should.
 	// FMAX/FMIN (not the NM forms) propagate NaN.
-	WORD $0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD $0x4eb0d421 // fsub v1.4s, v1.4s, v16.4s
-	WORD $0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD $0x4e31f421 // fmax v1.4s, v1.4s, v17.4s
-	WORD $0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	WORD $0x4eb2f421 // fmin v1.4s, v1.4s, v18.4s
+	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
+	WORD	$0x4eb0d421 // fsub v1.4s, v1.4s, v16.4s
+	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
+	WORD	$0x4e31f421 // fmax v1.4s, v1.4s, v17.4s
+	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
+	WORD	$0x4eb2f421 // fmin v1.4s, v1.4s, v18.4s
 	// n = round(r·log2e), r −= n·ln2 in two parts (Cody–Waite, fused).
-	WORD $0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD $0x6e33dc23 // fmul v3.4s, v1.4s, v19.4s
-	WORD $0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD $0x4e21a867 // fcvtns v7.4s, v3.4s
-	WORD $0x4e21d8c2 // scvtf v2.4s, v6.4s
-	WORD $0x4e21d8e3 // scvtf v3.4s, v7.4s
-	VFMLS V2.S4, V20.S4, V0.S4
-	VFMLS V3.S4, V20.S4, V1.S4
-	VFMLS V2.S4, V21.S4, V0.S4
-	VFMLS V3.S4, V21.S4, V1.S4
+	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
+	WORD	$0x6e33dc23 // fmul v3.4s, v1.4s, v19.4s
+	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
+	WORD	$0x4e21a867 // fcvtns v7.4s, v3.4s
+	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
+	WORD	$0x4e21d8e3 // scvtf v3.4s, v7.4s
+	VFMLS	V2.S4, V20.S4, V0.S4
+	VFMLS	V3.S4, V20.S4, V1.S4
+	VFMLS	V2.S4, V21.S4, V0.S4
+	VFMLS	V3.S4, V21.S4, V1.S4
 	// P(r) = p0 + p1·r + … + p5·r⁵ by Horner (Cephes expf coefficients).
-	VMOV V23.B16, V4.B16
-	VMOV V23.B16, V5.B16
-	VFMLA V22.S4, V0.S4, V4.S4
-	VFMLA V22.S4, V1.S4, V5.S4
-	VMOV V24.B16, V2.B16
-	VMOV V24.B16, V3.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VFMLA V5.S4, V1.S4, V3.S4
-	VMOV V25.B16, V4.B16
-	VMOV V25.B16, V5.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	VFMLA V3.S4, V1.S4, V5.S4
-	VMOV V26.B16, V2.B16
-	VMOV V26.B16, V3.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VFMLA V5.S4, V1.S4, V3.S4
-	VMOV V27.B16, V4.B16
-	VMOV V27.B16, V5.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	VFMLA V3.S4, V1.S4, V5.S4
+	VMOV	V23.B16, V4.B16
+	VMOV	V23.B16, V5.B16
+	VFMLA	V22.S4, V0.S4, V4.S4
+	VFMLA	V22.S4, V1.S4, V5.S4
+	VMOV	V24.B16, V2.B16
+	VMOV	V24.B16, V3.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VFMLA	V5.S4, V1.S4, V3.S4
+	VMOV	V25.B16, V4.B16
+	VMOV	V25.B16, V5.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	VFMLA	V3.S4, V1.S4, V5.S4
+	VMOV	V26.B16, V2.B16
+	VMOV	V26.B16, V3.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VFMLA	V5.S4, V1.S4, V3.S4
+	VMOV	V27.B16, V4.B16
+	VMOV	V27.B16, V5.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	VFMLA	V3.S4, V1.S4, V5.S4
 	// eʳ ≈ 1 + (r + r²·P(r)): exactly 1 when r = 0.
-	WORD $0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	WORD $0x6e21dc23 // fmul v3.4s, v1.4s, v1.4s
-	VFMLA V4.S4, V2.S4, V0.S4
-	VFMLA V5.S4, V3.S4, V1.S4
-	WORD $0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	WORD $0x4e3cd421 // fadd v1.4s, v1.4s, v28.4s
+	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
+	WORD	$0x6e21dc23 // fmul v3.4s, v1.4s, v1.4s
+	VFMLA	V4.S4, V2.S4, V0.S4
+	VFMLA	V5.S4, V3.S4, V1.S4
+	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
+	WORD	$0x4e3cd421 // fadd v1.4s, v1.4s, v28.4s
 	// Scale by 2ⁿ = 2^(n>>1)·2^(n−n>>1): each factor is a normal float for
 	// n in [−159, 128], and only the last product rounds (to a subnormal).
-	WORD $0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	WORD $0x4f3f04e9 // sshr v9.4s, v7.4s, #1
-	VSUB V8.S4, V6.S4, V6.S4
-	VSUB V9.S4, V7.S4, V7.S4
-	VADD V29.S4, V8.S4, V8.S4
-	VADD V29.S4, V9.S4, V9.S4
-	VSHL $23, V8.S4, V8.S4
-	VSHL $23, V9.S4, V9.S4
-	VADD V29.S4, V6.S4, V6.S4
-	VADD V29.S4, V7.S4, V7.S4
-	VSHL $23, V6.S4, V6.S4
-	VSHL $23, V7.S4, V7.S4
-	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
-	WORD $0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
-	WORD $0x6e27dc21 // fmul v1.4s, v1.4s, v7.4s
+	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
+	WORD	$0x4f3f04e9 // sshr v9.4s, v7.4s, #1
+	VSUB	V8.S4, V6.S4, V6.S4
+	VSUB	V9.S4, V7.S4, V7.S4
+	VADD	V29.S4, V8.S4, V8.S4
+	VADD	V29.S4, V9.S4, V9.S4
+	VSHL	$23, V8.S4, V8.S4
+	VSHL	$23, V9.S4, V9.S4
+	VADD	V29.S4, V6.S4, V6.S4
+	VADD	V29.S4, V7.S4, V7.S4
+	VSHL	$23, V6.S4, V6.S4
+	VSHL	$23, V7.S4, V7.S4
+	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD	$0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
+	WORD	$0x6e27dc21 // fmul v1.4s, v1.4s, v7.4s
 	VST1.P	[V0.S4, V1.S4], 32(R0)
-	WORD $0x4e20d7de // fadd v30.4s, v30.4s, v0.4s
-	WORD $0x4e21d7ff // fadd v31.4s, v31.4s, v1.4s
+	WORD	$0x4e20d7de // fadd v30.4s, v30.4s, v0.4s
+	WORD	$0x4e21d7ff // fadd v31.4s, v31.4s, v1.4s
 	SUBS	$1, R3
 	BNE	exp8
 
 exp4:
 	TBZ	$2, R1, exp2
 	VLD1	(R0), [V0.S4]
-	// r = clamp(x − m, −110, 89): below −110 exp rounds to 0 and the clamp
-	// keeps 2ⁿ representable; above 89 it overflows to +Inf as it should.
-	// FMAX/FMIN (not the NM forms) propagate NaN.
-	WORD $0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD $0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD $0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	// n = round(r·log2e), r −= n·ln2 in two parts (Cody–Waite, fused).
-	WORD $0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD $0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD $0x4e21d8c2 // scvtf v2.4s, v6.4s
-	VFMLS V2.S4, V20.S4, V0.S4
-	VFMLS V2.S4, V21.S4, V0.S4
-	// P(r) = p0 + p1·r + … + p5·r⁵ by Horner (Cephes expf coefficients).
-	VMOV V23.B16, V4.B16
-	VFMLA V22.S4, V0.S4, V4.S4
-	VMOV V24.B16, V2.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VMOV V25.B16, V4.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	VMOV V26.B16, V2.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VMOV V27.B16, V4.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	// eʳ ≈ 1 + (r + r²·P(r)): exactly 1 when r = 0.
-	WORD $0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	VFMLA V4.S4, V2.S4, V0.S4
-	WORD $0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	// Scale by 2ⁿ = 2^(n>>1)·2^(n−n>>1): each factor is a normal float for
-	// n in [−159, 128], and only the last product rounds (to a subnormal).
-	WORD $0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	VSUB V8.S4, V6.S4, V6.S4
-	VADD V29.S4, V8.S4, V8.S4
-	VSHL $23, V8.S4, V8.S4
-	VADD V29.S4, V6.S4, V6.S4
-	VSHL $23, V6.S4, V6.S4
-	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD $0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
+	// V0 = exp(V0 − m), the sequence of the loop above on one vector.
+	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
+	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
+	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
+	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
+	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
+	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
+	VFMLS	V2.S4, V20.S4, V0.S4
+	VFMLS	V2.S4, V21.S4, V0.S4
+	VMOV	V23.B16, V4.B16
+	VFMLA	V22.S4, V0.S4, V4.S4
+	VMOV	V24.B16, V2.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VMOV	V25.B16, V4.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	VMOV	V26.B16, V2.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VMOV	V27.B16, V4.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
+	VFMLA	V4.S4, V2.S4, V0.S4
+	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
+	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
+	VSUB	V8.S4, V6.S4, V6.S4
+	VADD	V29.S4, V8.S4, V8.S4
+	VSHL	$23, V8.S4, V8.S4
+	VADD	V29.S4, V6.S4, V6.S4
+	VSHL	$23, V6.S4, V6.S4
+	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
 	VST1.P	[V0.S4], 16(R0)
-	WORD $0x4e20d7de // fadd v30.4s, v30.4s, v0.4s
+	WORD	$0x4e20d7de // fadd v30.4s, v30.4s, v0.4s
 
 exp2:
 	TBZ	$1, R1, exp1
 	FMOVD	(R0), F0
-	// r = clamp(x − m, −110, 89): below −110 exp rounds to 0 and the clamp
-	// keeps 2ⁿ representable; above 89 it overflows to +Inf as it should.
-	// FMAX/FMIN (not the NM forms) propagate NaN.
-	WORD $0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD $0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD $0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	// n = round(r·log2e), r −= n·ln2 in two parts (Cody–Waite, fused).
-	WORD $0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD $0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD $0x4e21d8c2 // scvtf v2.4s, v6.4s
-	VFMLS V2.S4, V20.S4, V0.S4
-	VFMLS V2.S4, V21.S4, V0.S4
-	// P(r) = p0 + p1·r + … + p5·r⁵ by Horner (Cephes expf coefficients).
-	VMOV V23.B16, V4.B16
-	VFMLA V22.S4, V0.S4, V4.S4
-	VMOV V24.B16, V2.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VMOV V25.B16, V4.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	VMOV V26.B16, V2.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VMOV V27.B16, V4.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	// eʳ ≈ 1 + (r + r²·P(r)): exactly 1 when r = 0.
-	WORD $0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	VFMLA V4.S4, V2.S4, V0.S4
-	WORD $0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	// Scale by 2ⁿ = 2^(n>>1)·2^(n−n>>1): each factor is a normal float for
-	// n in [−159, 128], and only the last product rounds (to a subnormal).
-	WORD $0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	VSUB V8.S4, V6.S4, V6.S4
-	VADD V29.S4, V8.S4, V8.S4
-	VSHL $23, V8.S4, V8.S4
-	VADD V29.S4, V6.S4, V6.S4
-	VSHL $23, V6.S4, V6.S4
-	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD $0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
+	// V0 = exp(V0 − m), the sequence of the loop above on one vector.
+	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
+	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
+	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
+	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
+	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
+	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
+	VFMLS	V2.S4, V20.S4, V0.S4
+	VFMLS	V2.S4, V21.S4, V0.S4
+	VMOV	V23.B16, V4.B16
+	VFMLA	V22.S4, V0.S4, V4.S4
+	VMOV	V24.B16, V2.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VMOV	V25.B16, V4.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	VMOV	V26.B16, V2.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VMOV	V27.B16, V4.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
+	VFMLA	V4.S4, V2.S4, V0.S4
+	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
+	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
+	VSUB	V8.S4, V6.S4, V6.S4
+	VADD	V29.S4, V8.S4, V8.S4
+	VSHL	$23, V8.S4, V8.S4
+	VADD	V29.S4, V6.S4, V6.S4
+	VSHL	$23, V6.S4, V6.S4
+	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
 	FMOVD.P	F0, 8(R0)
 	FMOVD	F0, F10 // lanes 2 and 3 hold exp(−m): zero them before summing
-	WORD $0x4e2ad7de // fadd v30.4s, v30.4s, v10.4s
+	WORD	$0x4e2ad7de // fadd v30.4s, v30.4s, v10.4s
 
 exp1:
 	TBZ	$0, R1, expSum
 	FMOVS	(R0), F0
-	// r = clamp(x − m, −110, 89): below −110 exp rounds to 0 and the clamp
-	// keeps 2ⁿ representable; above 89 it overflows to +Inf as it should.
-	// FMAX/FMIN (not the NM forms) propagate NaN.
-	WORD $0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD $0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD $0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	// n = round(r·log2e), r −= n·ln2 in two parts (Cody–Waite, fused).
-	WORD $0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD $0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD $0x4e21d8c2 // scvtf v2.4s, v6.4s
-	VFMLS V2.S4, V20.S4, V0.S4
-	VFMLS V2.S4, V21.S4, V0.S4
-	// P(r) = p0 + p1·r + … + p5·r⁵ by Horner (Cephes expf coefficients).
-	VMOV V23.B16, V4.B16
-	VFMLA V22.S4, V0.S4, V4.S4
-	VMOV V24.B16, V2.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VMOV V25.B16, V4.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	VMOV V26.B16, V2.B16
-	VFMLA V4.S4, V0.S4, V2.S4
-	VMOV V27.B16, V4.B16
-	VFMLA V2.S4, V0.S4, V4.S4
-	// eʳ ≈ 1 + (r + r²·P(r)): exactly 1 when r = 0.
-	WORD $0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	VFMLA V4.S4, V2.S4, V0.S4
-	WORD $0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	// Scale by 2ⁿ = 2^(n>>1)·2^(n−n>>1): each factor is a normal float for
-	// n in [−159, 128], and only the last product rounds (to a subnormal).
-	WORD $0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	VSUB V8.S4, V6.S4, V6.S4
-	VADD V29.S4, V8.S4, V8.S4
-	VSHL $23, V8.S4, V8.S4
-	VADD V29.S4, V6.S4, V6.S4
-	VSHL $23, V6.S4, V6.S4
-	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD $0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
+	// V0 = exp(V0 − m), the sequence of the loop above on one vector.
+	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
+	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
+	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
+	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
+	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
+	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
+	VFMLS	V2.S4, V20.S4, V0.S4
+	VFMLS	V2.S4, V21.S4, V0.S4
+	VMOV	V23.B16, V4.B16
+	VFMLA	V22.S4, V0.S4, V4.S4
+	VMOV	V24.B16, V2.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VMOV	V25.B16, V4.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	VMOV	V26.B16, V2.B16
+	VFMLA	V4.S4, V0.S4, V2.S4
+	VMOV	V27.B16, V4.B16
+	VFMLA	V2.S4, V0.S4, V4.S4
+	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
+	VFMLA	V4.S4, V2.S4, V0.S4
+	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
+	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
+	VSUB	V8.S4, V6.S4, V6.S4
+	VADD	V29.S4, V8.S4, V8.S4
+	VSHL	$23, V8.S4, V8.S4
+	VADD	V29.S4, V6.S4, V6.S4
+	VSHL	$23, V6.S4, V6.S4
+	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
 	FMOVS	F0, (R0)
 	FMOVS	F0, F10 // lanes 1 to 3 hold exp(−m)
-	WORD $0x4e2ad7de // fadd v30.4s, v30.4s, v10.4s
+	WORD	$0x4e2ad7de // fadd v30.4s, v30.4s, v10.4s
 
 expSum:
-	WORD $0x4e3fd7de // fadd v30.4s, v30.4s, v31.4s
-	WORD $0x6e3ed7de // faddp v30.4s, v30.4s, v30.4s
-	WORD $0x7e30dbc0 // faddp s0, v30.2s
+	WORD	$0x4e3fd7de // fadd v30.4s, v30.4s, v31.4s
+	WORD	$0x6e3ed7de // faddp v30.4s, v30.4s, v30.4s
+	WORD	$0x7e30dbc0 // faddp s0, v30.2s
 	FMOVS	F0, ret+24(FP)
 	RET
 
@@ -663,10 +642,10 @@ hws16Row:
 	VLD1R.P	4(R7), [V16.S4]
 	VLD1	(R8), [V20.B16, V21.B16]
 	ADD	R5, R8
-	WORD $0x0e217a84 // fcvtl v4.4s, v20.4h
-	WORD $0x4e217a85 // fcvtl2 v5.4s, v20.8h
-	WORD $0x0e217aa6 // fcvtl v6.4s, v21.4h
-	WORD $0x4e217aa7 // fcvtl2 v7.4s, v21.8h
+	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
+	WORD	$0x4e217a85 // fcvtl2 v5.4s, v20.8h
+	WORD	$0x0e217aa6 // fcvtl v6.4s, v21.4h
+	WORD	$0x4e217aa7 // fcvtl2 v7.4s, v21.8h
 	VFMLA	V4.S4, V16.S4, V0.S4
 	VFMLA	V5.S4, V16.S4, V1.S4
 	VFMLA	V6.S4, V16.S4, V2.S4
@@ -689,8 +668,8 @@ hws8Row:
 	VLD1R.P	4(R7), [V16.S4]
 	VLD1	(R8), [V20.B16]
 	ADD	R5, R8
-	WORD $0x0e217a84 // fcvtl v4.4s, v20.4h
-	WORD $0x4e217a85 // fcvtl2 v5.4s, v20.8h
+	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
+	WORD	$0x4e217a85 // fcvtl2 v5.4s, v20.8h
 	VFMLA	V4.S4, V16.S4, V0.S4
 	VFMLA	V5.S4, V16.S4, V1.S4
 	SUBS	$1, R9
@@ -709,7 +688,7 @@ hws4Row:
 	VLD1R.P	4(R7), [V16.S4]
 	FMOVD	(R8), F20
 	ADD	R5, R8
-	WORD $0x0e217a84 // fcvtl v4.4s, v20.4h
+	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
 	VFMLA	V4.S4, V16.S4, V0.S4
 	SUBS	$1, R9
 	BNE	hws4Row
@@ -727,7 +706,7 @@ hws2Row:
 	VLD1R.P	4(R7), [V16.S4]
 	FMOVS	(R8), F20
 	ADD	R5, R8
-	WORD $0x0e217a84 // fcvtl v4.4s, v20.4h
+	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
 	VFMLA	V4.S4, V16.S4, V0.S4
 	SUBS	$1, R9
 	BNE	hws2Row
@@ -746,7 +725,7 @@ hws1Row:
 	MOVHU	(R8), R10
 	FMOVS	R10, F20
 	ADD	R5, R8
-	WORD $0x0e217a84 // fcvtl v4.4s, v20.4h
+	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
 	VFMLA	V4.S4, V16.S4, V0.S4
 	SUBS	$1, R9
 	BNE	hws1Row
@@ -776,10 +755,10 @@ l116:
 	VAND	V31.B16, V5.B16, V5.B16
 	VAND	V31.B16, V6.B16, V6.B16
 	VAND	V31.B16, V7.B16, V7.B16
-	WORD $0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD $0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
-	WORD $0x4e26d442 // fadd v2.4s, v2.4s, v6.4s
-	WORD $0x4e27d463 // fadd v3.4s, v3.4s, v7.4s
+	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
+	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
+	WORD	$0x4e26d442 // fadd v2.4s, v2.4s, v6.4s
+	WORD	$0x4e27d463 // fadd v3.4s, v3.4s, v7.4s
 	SUBS	$1, R3
 	BNE	l116
 
@@ -788,33 +767,33 @@ l18:
 	VLD1.P	32(R0), [V4.S4, V5.S4]
 	VAND	V31.B16, V4.B16, V4.B16
 	VAND	V31.B16, V5.B16, V5.B16
-	WORD $0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD $0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
+	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
+	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
 
 l14:
 	TBZ	$2, R1, l12
 	VLD1.P	16(R0), [V4.S4]
 	VAND	V31.B16, V4.B16, V4.B16
-	WORD $0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
+	WORD	$0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
 
 l12:
 	TBZ	$1, R1, l11
 	FMOVD.P	8(R0), F4
 	VAND	V31.B16, V4.B16, V4.B16
-	WORD $0x4e24d463 // fadd v3.4s, v3.4s, v4.4s
+	WORD	$0x4e24d463 // fadd v3.4s, v3.4s, v4.4s
 
 l11:
 	TBZ	$0, R1, l1Sum
 	FMOVS	(R0), F4
 	VAND	V31.B16, V4.B16, V4.B16
-	WORD $0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
+	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
 
 l1Sum:
-	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD $0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD $0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD $0x7e30d800 // faddp s0, v0.2s
+	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
+	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
+	WORD	$0x7e30d800 // faddp s0, v0.2s
 	FMOVS	F0, ret+16(FP)
 	RET
 
@@ -837,14 +816,14 @@ hl116:
 	VLD1.P	32(R0), [V16.B16, V17.B16]
 	VAND	V31.B16, V16.B16, V16.B16
 	VAND	V31.B16, V17.B16, V17.B16
-	WORD $0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD $0x4e217a05 // fcvtl2 v5.4s, v16.8h
-	WORD $0x0e217a26 // fcvtl v6.4s, v17.4h
-	WORD $0x4e217a27 // fcvtl2 v7.4s, v17.8h
-	WORD $0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD $0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
-	WORD $0x4e26d442 // fadd v2.4s, v2.4s, v6.4s
-	WORD $0x4e27d463 // fadd v3.4s, v3.4s, v7.4s
+	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
+	WORD	$0x4e217a05 // fcvtl2 v5.4s, v16.8h
+	WORD	$0x0e217a26 // fcvtl v6.4s, v17.4h
+	WORD	$0x4e217a27 // fcvtl2 v7.4s, v17.8h
+	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
+	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
+	WORD	$0x4e26d442 // fadd v2.4s, v2.4s, v6.4s
+	WORD	$0x4e27d463 // fadd v3.4s, v3.4s, v7.4s
 	SUBS	$1, R3
 	BNE	hl116
 
@@ -852,39 +831,39 @@ hl18:
 	TBZ	$3, R1, hl14
 	VLD1.P	16(R0), [V16.B16]
 	VAND	V31.B16, V16.B16, V16.B16
-	WORD $0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD $0x4e217a05 // fcvtl2 v5.4s, v16.8h
-	WORD $0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD $0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
+	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
+	WORD	$0x4e217a05 // fcvtl2 v5.4s, v16.8h
+	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
+	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
 
 hl14:
 	TBZ	$2, R1, hl12
 	FMOVD.P	8(R0), F16
 	VAND	V31.B16, V16.B16, V16.B16
-	WORD $0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD $0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
+	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
+	WORD	$0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
 
 hl12:
 	TBZ	$1, R1, hl11
 	FMOVS.P	4(R0), F16
 	VAND	V31.B16, V16.B16, V16.B16
-	WORD $0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD $0x4e24d463 // fadd v3.4s, v3.4s, v4.4s
+	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
+	WORD	$0x4e24d463 // fadd v3.4s, v3.4s, v4.4s
 
 hl11:
 	TBZ	$0, R1, hl1Sum
 	MOVHU	(R0), R2
 	FMOVS	R2, F16
 	VAND	V31.B16, V16.B16, V16.B16
-	WORD $0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD $0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
+	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
+	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
 
 hl1Sum:
-	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD $0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD $0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD $0x7e30d800 // faddp s0, v0.2s
+	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
+	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
+	WORD	$0x7e30d800 // faddp s0, v0.2s
 	FMOVS	F0, ret+16(FP)
 	RET
 
@@ -901,10 +880,10 @@ TEXT ·widenF16NEON(SB), NOSPLIT|NOFRAME, $0-24
 
 wd16:
 	VLD1.P	32(R1), [V0.B16, V1.B16]
-	WORD $0x0e217804 // fcvtl v4.4s, v0.4h
-	WORD $0x4e217805 // fcvtl2 v5.4s, v0.8h
-	WORD $0x0e217826 // fcvtl v6.4s, v1.4h
-	WORD $0x4e217827 // fcvtl2 v7.4s, v1.8h
+	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
+	WORD	$0x4e217805 // fcvtl2 v5.4s, v0.8h
+	WORD	$0x0e217826 // fcvtl v6.4s, v1.4h
+	WORD	$0x4e217827 // fcvtl2 v7.4s, v1.8h
 	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R0)
 	SUBS	$1, R3
 	BNE	wd16
@@ -912,27 +891,27 @@ wd16:
 wd8:
 	TBZ	$3, R2, wd4
 	VLD1.P	16(R1), [V0.B16]
-	WORD $0x0e217804 // fcvtl v4.4s, v0.4h
-	WORD $0x4e217805 // fcvtl2 v5.4s, v0.8h
+	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
+	WORD	$0x4e217805 // fcvtl2 v5.4s, v0.8h
 	VST1.P	[V4.S4, V5.S4], 32(R0)
 
 wd4:
 	TBZ	$2, R2, wd2
 	FMOVD.P	8(R1), F0
-	WORD $0x0e217804 // fcvtl v4.4s, v0.4h
+	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
 	VST1.P	[V4.S4], 16(R0)
 
 wd2:
 	TBZ	$1, R2, wd1
 	FMOVS.P	4(R1), F0
-	WORD $0x0e217804 // fcvtl v4.4s, v0.4h
+	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
 	FMOVD.P	F4, 8(R0)
 
 wd1:
 	TBZ	$0, R2, wdDone
 	MOVHU	(R1), R3
 	FMOVS	R3, F0
-	WORD $0x0e217804 // fcvtl v4.4s, v0.4h
+	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
 	FMOVS	F4, (R0)
 
 wdDone:
@@ -952,10 +931,10 @@ TEXT ·narrowF16NEON(SB), NOSPLIT|NOFRAME, $0-24
 
 nr16:
 	VLD1.P	64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD $0x0e216804 // fcvtn v4.4h, v0.4s
-	WORD $0x4e216824 // fcvtn2 v4.8h, v1.4s
-	WORD $0x0e216845 // fcvtn v5.4h, v2.4s
-	WORD $0x4e216865 // fcvtn2 v5.8h, v3.4s
+	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
+	WORD	$0x4e216824 // fcvtn2 v4.8h, v1.4s
+	WORD	$0x0e216845 // fcvtn v5.4h, v2.4s
+	WORD	$0x4e216865 // fcvtn2 v5.8h, v3.4s
 	VST1.P	[V4.B16, V5.B16], 32(R0)
 	SUBS	$1, R3
 	BNE	nr16
@@ -963,26 +942,26 @@ nr16:
 nr8:
 	TBZ	$3, R2, nr4
 	VLD1.P	32(R1), [V0.S4, V1.S4]
-	WORD $0x0e216804 // fcvtn v4.4h, v0.4s
-	WORD $0x4e216824 // fcvtn2 v4.8h, v1.4s
+	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
+	WORD	$0x4e216824 // fcvtn2 v4.8h, v1.4s
 	VST1.P	[V4.B16], 16(R0)
 
 nr4:
 	TBZ	$2, R2, nr2
 	VLD1.P	16(R1), [V0.S4]
-	WORD $0x0e216804 // fcvtn v4.4h, v0.4s
+	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
 	FMOVD.P	F4, 8(R0)
 
 nr2:
 	TBZ	$1, R2, nr1
 	FMOVD.P	8(R1), F0
-	WORD $0x0e216804 // fcvtn v4.4h, v0.4s
+	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
 	FMOVS.P	F4, 4(R0)
 
 nr1:
 	TBZ	$0, R2, nrDone
 	FMOVS	(R1), F0
-	WORD $0x0e216804 // fcvtn v4.4h, v0.4s
+	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
 	FMOVS	F4, R3
 	MOVH	R3, (R0)
 
