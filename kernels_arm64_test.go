@@ -17,7 +17,7 @@ import (
 const (
 	neonMaxLen = 70
 	neonPad    = 8 // canary elements on each side of an output
-	neonEps        = 1.0 / (1 << 24)
+	neonEps    = 1.0 / (1 << 24)
 )
 
 // neonBuf returns a slice of n elements at offset off inside a larger buffer
