@@ -10,7 +10,8 @@ type Scorer interface {
 
 // ScoreInput is what a Scorer sees of one KV head of one layer: the prompt's
 // keys and values and the observation window's attention, all as float32
-// (widened from float16 storage).
+// (widened from float16 storage). Keys and Values may alias the cache's
+// storage and must not be modified.
 type ScoreInput struct {
 	Layer, KVHead int
 	HeadDim       int

@@ -58,6 +58,17 @@
 // percent more entries than the budget and exists to reproduce published
 // numbers.
 //
+// # Policies
+//
+// [Config].Policy selects the ranking and budget split; LAVa is the
+// default. The baselines LAVa is measured against share its window
+// attention, pooling, ranking and compaction: [SnapKV], [PyramidKV],
+// [AdaSnapKV], [AdaPyramidKV], [CAKE], [StreamingLLM], [H2O], [TOVA],
+// [VATP], [Random], and the ablations [LAVaUniformLayers] and
+// [LAVaUniformHeads]. [Custom] plugs in a [Scorer] of your own and reuses
+// the rest. StreamingLLM, TOVA and CAKE keep evicting while decoding, as
+// their papers do; the others never evict decode tokens.
+//
 // # Memory
 //
 // Compress moves kept rows into storage sized for them (plus

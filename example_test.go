@@ -94,3 +94,45 @@ func ExampleKVCache_Compress_cascade() {
 	// after layer 0: 5120 bytes held, budgets 32
 	// after layer 1: 6016 bytes held, budgets 16 15
 }
+
+// keyNorm is a Scorer that keeps the tokens whose keys have the smallest L2
+// norm, a query-free heuristic (Devoto et al., arXiv 2406.11430).
+type keyNorm struct{}
+
+func (keyNorm) Score(in lava.ScoreInput, out []float32) {
+	for i := range out {
+		var s float32
+		for _, x := range in.Keys[i*in.HeadDim : (i+1)*in.HeadDim] {
+			s += x * x
+		}
+		out[i] = -s // higher scores are kept
+	}
+}
+
+// A custom per-token score reuses lava's budget split, ranking and
+// compaction: here uniform layer budgets and one joint ranking per layer.
+func ExampleCustom() {
+	cfg := lava.Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 24, Window: 8,
+		Policy: lava.Custom("key-norm", keyNorm{}, lava.UniformLayers, lava.JointHeads)}
+	cache, err := lava.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	for l := range cfg.Layers {
+		q := fakeLayer(l, 200, cfg.Heads, cfg.HeadDim, 0)
+		k := fakeLayer(l, 200, cfg.KVHeads, cfg.HeadDim, 1)
+		if err := cache.Append(l, q, k, k); err != nil {
+			panic(err)
+		}
+	}
+	report, err := cache.Compress()
+	if err != nil {
+		panic(err)
+	}
+	for l, lr := range report.Layers {
+		fmt.Printf("%s layer %d: kept per head %v\n", cfg.Policy.Name(), l, lr.Kept)
+	}
+	// Output:
+	// key-norm layer 0: kept per head [24 24]
+	// key-norm layer 1: kept per head [24 24]
+}
