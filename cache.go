@@ -315,27 +315,3 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	return nil
 }
 
-// Clone returns an independent deep copy of the cache: appending to or
-// compressing either leaves the other unchanged. Engines use it to share a
-// prefilled prompt between several continuations.
-func (c *KVCache) Clone() *KVCache {
-	n := &KVCache{cfg: c.cfg, group: c.group, layers: make([]layer, len(c.layers))}
-	for l, L := range c.layers {
-		L.queries = slices.Clone(L.queries)
-		L.winners = slices.Clone(L.winners)
-		L.heavy = slices.Clone(L.heavy)
-		for kv := range L.heavy {
-			L.heavy[kv] = slices.Clone(L.heavy[kv])
-		}
-		L.heads = slices.Clone(L.heads)
-		for i, h := range L.heads {
-			L.heads[i] = head{
-				k: slices.Clone(h.k), v: slices.Clone(h.v),
-				k16: slices.Clone(h.k16), v16: slices.Clone(h.v16),
-				pos: slices.Clone(h.pos), score: slices.Clone(h.score),
-			}
-		}
-		n.layers[l] = L
-	}
-	return n
-}

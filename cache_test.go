@@ -419,3 +419,62 @@ func TestBadInputLeavesCacheUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// A copy under another policy and budget compresses exactly as a cache
+// filled under that configuration from the start.
+func TestCloneWith(t *testing.T) {
+	cfg, n := shapeConfig(2)
+	p := randomPrompt(rand.New(rand.NewPCG(12, 12)), cfg, n)
+	src := newCache(t, cfg)
+	for l := range cfg.Layers {
+		p.appendLayer(t, src, l, 50, true)
+	}
+	for _, target := range []Config{
+		{Policy: SnapKV(), Budget: 40, Window: 8},
+		{Policy: LAVa(), Budget: 16, Window: 5, Pooling: PoolAvg},
+		{Policy: TOVA(), Budget: 12, Window: 3},
+		{Policy: CAKE(1, 1, 200), Budget: 30, Window: 8},
+	} {
+		target.Layers, target.Heads, target.KVHeads, target.HeadDim = cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim
+		cl, err := src.CloneWith(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Compress(); err != nil {
+			t.Fatal(err)
+		}
+		direct := newCache(t, target)
+		p.fill(t, direct, 50, false, true)
+		if !reflect.DeepEqual(keptPositions(cl), keptPositions(direct)) {
+			t.Errorf("%s B=%d w=%d: the copy keeps %v, a direct fill %v", target.Policy.Name(), target.Budget, target.Window, keptPositions(cl), keptPositions(direct))
+		}
+	}
+	if src.layers[0].state != layerPending {
+		t.Fatal("CloneWith compressed its source")
+	}
+	bad := cfg
+	bad.Window = cfg.Window + 1
+	if _, err := src.CloneWith(bad); err == nil || !strings.Contains(err.Error(), "Window") {
+		t.Errorf("CloneWith with a larger window: %v, want an error naming Window", err)
+	}
+	bad = cfg
+	bad.HeadDim *= 2
+	if _, err := src.CloneWith(bad); err == nil || !strings.Contains(err.Error(), "shape") {
+		t.Errorf("CloneWith with another shape: %v, want an error naming the shape", err)
+	}
+	h2o := cfg
+	h2o.Policy = H2O()
+	cl, err := src.CloneWith(h2o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Compress(); err == nil || !strings.Contains(err.Error(), "H2O") {
+		t.Errorf("H2O from a non-H2O cache: Compress = %v, want an error naming H2O", err)
+	}
+	if _, err := src.Compress(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.CloneWith(cfg); err == nil || !strings.Contains(err.Error(), "compressed") {
+		t.Errorf("CloneWith after Compress: %v, want an error", err)
+	}
+}
