@@ -314,4 +314,3 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	}
 	return nil
 }
-
