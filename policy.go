@@ -1,5 +1,7 @@
 package lava
 
+import "strings"
+
 // Policy selects how Compress ranks tokens and splits the budget among
 // layers and heads. The zero Policy is LAVa. Build one with a constructor
 // ([LAVa], [SnapKV], [PyramidKV], …); its parameters are checked by [New].
@@ -325,4 +327,46 @@ func (p Policy) pooling(c *Config) (Pooling, int) {
 		return p.cakePool, p.cakeKernel
 	}
 	return c.Pooling, c.Kernel
+}
+
+// policyNames maps the lower-case names PolicyByName accepts to the
+// policies with their default parameters, in the order PolicyNames lists.
+var policyNames = []struct {
+	name string
+	make func() Policy
+}{
+	{"lava", LAVa},
+	{"lava-layer", LAVaUniformLayers},
+	{"lava-head", LAVaUniformHeads},
+	{"snapkv", SnapKV},
+	{"pyramidkv", func() Policy { return PyramidKV(DefaultPyramidBeta) }},
+	{"ada-snapkv", func() Policy { return AdaSnapKV(DefaultAdaAlpha) }},
+	{"ada-pyramidkv", func() Policy { return AdaPyramidKV(DefaultPyramidBeta, DefaultAdaAlpha) }},
+	{"cake", func() Policy { return CAKE(DefaultCAKETau, DefaultCAKETau, DefaultCAKEGamma) }},
+	{"streamingllm", func() Policy { return StreamingLLM(DefaultSinks) }},
+	{"h2o", H2O},
+	{"tova", TOVA},
+	{"vatp", VATP},
+	{"random", func() Policy { return Random(1) }},
+}
+
+// PolicyNames returns the names PolicyByName accepts, LAVa's first.
+func PolicyNames() []string {
+	names := make([]string, len(policyNames))
+	for i, p := range policyNames {
+		names[i] = p.name
+	}
+	return names
+}
+
+// PolicyByName returns the built-in policy with the given name (as
+// PolicyNames lists them, any case) and its default parameters; Random's
+// seed is 1. It is meant for command-line flags and configuration files.
+func PolicyByName(name string) (Policy, error) {
+	for _, p := range policyNames {
+		if strings.EqualFold(p.name, name) {
+			return p.make(), nil
+		}
+	}
+	return Policy{}, invalidf("policy %q, want one of %s", name, strings.Join(PolicyNames(), ", "))
 }

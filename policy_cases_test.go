@@ -411,3 +411,22 @@ func TestDecodeEvictionZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyByName(t *testing.T) {
+	for _, name := range PolicyNames() {
+		p, err := PolicyByName(strings.ToUpper(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.EqualFold(strings.ReplaceAll(p.Name(), "-", ""), strings.ReplaceAll(name, "-", "")) {
+			t.Errorf("PolicyByName(%q).Name() = %q", name, p.Name())
+		}
+		cfg := Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Budget: 64, Policy: p}
+		if _, err := New(cfg); err != nil {
+			t.Errorf("%s with default parameters: %v", name, err)
+		}
+	}
+	if _, err := PolicyByName("snap"); err == nil || !strings.Contains(err.Error(), "snapkv") {
+		t.Errorf("PolicyByName(\"snap\") = %v, want an error listing the names", err)
+	}
+}

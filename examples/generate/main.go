@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"os"
 	"slices"
@@ -28,13 +27,6 @@ import (
 	"github.com/lavakv/lava/examples/sample"
 	"github.com/lavakv/lava/examples/tokenizer"
 )
-
-// policies maps the names -policy accepts to the change each makes to the
-// cache configuration. lava.Config's defaults are LAVa, so "lava" changes
-// nothing; a new policy is one more entry.
-var policies = map[string]func(*lava.Config){
-	"lava": func(*lava.Config) {},
-}
 
 // defaultPrompt is defaultPromptTokens long with stories260K's vocabulary
 // (BOS included): longer than the default budget of 64, so compression
@@ -76,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed for sampling")
 	fs.IntVar(&o.budget, "budget", 64, "average cache entries kept per KV head per layer after prefill, window included")
 	fs.IntVar(&o.window, "window", 8, "most recent prompt tokens whose queries score the rest; always kept")
-	fs.StringVar(&o.policy, "policy", "lava", "compression policy: "+strings.Join(slices.Sorted(maps.Keys(policies)), ", "))
+	fs.StringVar(&o.policy, "policy", "lava", "compression policy: "+strings.Join(lava.PolicyNames(), ", "))
 	fs.BoolVar(&o.compare, "compare", false, "also decode over the full cache and show where the continuations first differ")
 	fs.IntVar(&o.context, "context", trainedContext, "most positions (prompt + generated) to run; stories260K was trained on 512")
 	fs.Usage = func() {
@@ -117,8 +109,8 @@ func (o *options) check() error {
 	case !(o.topP > 0 && o.topP <= 1):
 		return fmt.Errorf("-topp = %v, want a value in (0, 1]", o.topP)
 	}
-	if _, ok := policies[o.policy]; !ok {
-		return fmt.Errorf("-policy = %q, want one of %s", o.policy, strings.Join(slices.Sorted(maps.Keys(policies)), ", "))
+	if _, err := lava.PolicyByName(o.policy); err != nil {
+		return fmt.Errorf("-policy = %q, want one of %s", o.policy, strings.Join(lava.PolicyNames(), ", "))
 	}
 	return nil
 }
@@ -168,7 +160,7 @@ func generate(o options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "generate: -steps reduced to %d to stay within the context of %d positions\n", steps, ctx)
 	}
 	cfg := m.CacheConfig(o.budget, o.window)
-	policies[o.policy](&cfg)
+	cfg.Policy, _ = lava.PolicyByName(o.policy) // checked above
 	cache, err := lava.New(cfg)
 	if err != nil {
 		return err

@@ -117,7 +117,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"-model", garbage}, 1, "cannot load model"},
 		{[]string{"-budget", "8", "-window", "8"}, 1, "-budget = 8, want more than -window = 8"},
 		{[]string{"-steps", "0"}, 1, "-steps = 0"},
-		{[]string{"-policy", "h2o"}, 1, `-policy = "h2o", want one of lava`},
+		{[]string{"-policy", "snap"}, 1, `-policy = "snap", want one of lava, lava-layer, lava-head, snapkv`},
 		{[]string{"-temperature", "-1", "-model", garbage}, 1, "-temperature = -1"},
 		{[]string{"-topp", "0"}, 1, "-topp = 0, want a value in (0, 1]"},
 		{[]string{"-nosuchflag"}, 2, "flag provided but not defined"},
