@@ -231,10 +231,13 @@ func (c *KVCache) Bytes() int64 {
 			n += int64(h.len())
 		}
 	}
-	return n * c.entryBytes()
+	return n * c.EntryBytes()
 }
 
-func (c *KVCache) entryBytes() int64 { return int64(2 * c.cfg.HeadDim * c.cfg.Element.size()) }
+// EntryBytes returns the bytes one entry (a key and a value of one KV head)
+// takes: 2 × HeadDim × the element size. A full cache of n tokens holds
+// n × Layers × KVHeads × EntryBytes.
+func (c *KVCache) EntryBytes() int64 { return int64(2 * c.cfg.HeadDim * c.cfg.Element.size()) }
 
 // Attend computes single-token decode attention for every query head of a
 // layer over the entries its KV head holds: out_h = softmax(q_h·Kᵀ/√d)·V,

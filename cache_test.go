@@ -202,7 +202,7 @@ func TestMemoryIsFreed(t *testing.T) {
 	p := randomPrompt(rand.New(rand.NewPCG(9, 9)), cfg, n)
 	c := newCache(t, cfg)
 	r := p.fill(t, c, n, false, false)
-	if want := int64(cfg.Layers*cfg.KVHeads*n) * c.entryBytes(); r.BytesBefore != want {
+	if want := int64(cfg.Layers*cfg.KVHeads*n) * c.EntryBytes(); r.BytesBefore != want {
 		t.Errorf("BytesBefore = %d, want %d", r.BytesBefore, want)
 	}
 	var kept int64
@@ -215,10 +215,10 @@ func TestMemoryIsFreed(t *testing.T) {
 			}
 		}
 	}
-	if r.BytesAfter != kept*c.entryBytes() || r.BytesAfter != c.Bytes() {
-		t.Errorf("BytesAfter = %d, Bytes() = %d, want %d", r.BytesAfter, c.Bytes(), kept*c.entryBytes())
+	if r.BytesAfter != kept*c.EntryBytes() || r.BytesAfter != c.Bytes() {
+		t.Errorf("BytesAfter = %d, Bytes() = %d, want %d", r.BytesAfter, c.Bytes(), kept*c.EntryBytes())
 	}
-	if want := int64(cfg.Layers*cfg.KVHeads*cfg.Budget) * c.entryBytes(); r.BytesAfter > want {
+	if want := int64(cfg.Layers*cfg.KVHeads*cfg.Budget) * c.EntryBytes(); r.BytesAfter > want {
 		t.Errorf("BytesAfter = %d exceeds the budget's %d", r.BytesAfter, want)
 	}
 }

@@ -104,8 +104,8 @@ func checkPolicy(t *testing.T, c *KVCache, r Report, p prompt) {
 		}
 	}
 	// The memory promise: only kept entries are stored.
-	if c.Bytes() != int64(sumKept+cfg.Layers*cfg.KVHeads*w)*c.entryBytes() || r.BytesAfter != c.Bytes() {
-		t.Errorf("Bytes() = %d, report %d, want %d", c.Bytes(), r.BytesAfter, int64(sumKept+cfg.Layers*cfg.KVHeads*w)*c.entryBytes())
+	if c.Bytes() != int64(sumKept+cfg.Layers*cfg.KVHeads*w)*c.EntryBytes() || r.BytesAfter != c.Bytes() {
+		t.Errorf("Bytes() = %d, report %d, want %d", c.Bytes(), r.BytesAfter, int64(sumKept+cfg.Layers*cfg.KVHeads*w)*c.EntryBytes())
 	}
 }
 
