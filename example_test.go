@@ -17,6 +17,17 @@ func fakeLayer(layer, tokens, heads, dim int, salt float64) []float32 {
 	return x
 }
 
+// prefillLayer appends the same 200-token prompt as Example to layer l.
+func prefillLayer(cache *lava.KVCache, l int) {
+	cfg := cache.Config()
+	q := fakeLayer(l, 200, cfg.Heads, cfg.HeadDim, 0)
+	k := fakeLayer(l, 200, cfg.KVHeads, cfg.HeadDim, 1)
+	v := fakeLayer(l, 200, cfg.KVHeads, cfg.HeadDim, 2)
+	if err := cache.Append(l, q, k, v); err != nil {
+		panic(err)
+	}
+}
+
 // A prompt of 200 tokens is appended to every layer, compressed to an
 // average of 24 entries per KV head, and decoding continues over the
 // compressed cache.
@@ -72,14 +83,8 @@ func ExampleKVCache_Compress_cascade() {
 	if err != nil {
 		panic(err)
 	}
-	const prompt = 200
 	for l := range cfg.Layers {
-		q := fakeLayer(l, prompt, cfg.Heads, cfg.HeadDim, 0)
-		k := fakeLayer(l, prompt, cfg.KVHeads, cfg.HeadDim, 1)
-		v := fakeLayer(l, prompt, cfg.KVHeads, cfg.HeadDim, 2)
-		if err := cache.Append(l, q, k, v); err != nil {
-			panic(err)
-		}
+		prefillLayer(cache, l)
 		report, err := cache.Compress()
 		if err != nil {
 			panic(err)
@@ -119,11 +124,7 @@ func ExampleCustom() {
 		panic(err)
 	}
 	for l := range cfg.Layers {
-		q := fakeLayer(l, 200, cfg.Heads, cfg.HeadDim, 0)
-		k := fakeLayer(l, 200, cfg.KVHeads, cfg.HeadDim, 1)
-		if err := cache.Append(l, q, k, k); err != nil {
-			panic(err)
-		}
+		prefillLayer(cache, l)
 	}
 	report, err := cache.Compress()
 	if err != nil {

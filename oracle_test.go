@@ -265,3 +265,30 @@ func oracleBudgets(e []float64, m, total int, redistribute bool) ([]int, bool) {
 	}
 	return b, ok
 }
+
+// checkPrefix compares the prefix positions (< m) each head of layer l kept
+// with the oracle's.
+func checkPrefix(t *testing.T, l int, kept [][]int32, want [][]int, m int) {
+	t.Helper()
+	for kv := range want {
+		var got []int
+		for _, at := range kept[kv] {
+			if int(at) < m {
+				got = append(got, int(at))
+			}
+		}
+		if !slices.Equal(got, want[kv]) {
+			t.Errorf("layer %d head %d keeps prefix %v, oracle %v", l, kv, got, want[kv])
+		}
+	}
+}
+
+// checkClearCases fails a test whose oracle comparisons were mostly skipped
+// for near-ties, which would make it pass without checking anything.
+func checkClearCases(t *testing.T, compared, skipped int) {
+	t.Helper()
+	t.Logf("kept sets compared with the oracle in %d layers, skipped for near-ties in %d", compared, skipped)
+	if compared < 3*skipped {
+		t.Errorf("too few clear cases: %d compared, %d skipped", compared, skipped)
+	}
+}
