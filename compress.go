@@ -109,6 +109,7 @@ func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
 			c.trim(L, b[i])
 		}
 	}
+	final := true
 	for l := range c.layers {
 		L := &c.layers[l]
 		if L.state == layerPending {
@@ -117,7 +118,16 @@ func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
 				L.prompt = L.tokens
 			}
 		}
+		final = final && L.state == layerCompressed
 		L.limit = c.decodeLimit(L)
+	}
+	if final {
+		// Budgets cannot change any more: the rankings kept for
+		// re-trimming are dead weight (Hkv·m entries for a layer first
+		// kept whole).
+		for l := range c.layers {
+			c.layers[l].winners = nil
+		}
 	}
 	return c.report(before)
 }
