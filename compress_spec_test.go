@@ -18,26 +18,29 @@ var specScores = [2][2][]float32{
 	},
 }
 
-// specCache returns a cache of the spec case's shape holding 12 tokens per
-// layer, whose key and value encode layer·10000 + head·100 + token.
+// specCache returns an empty cache of the spec case's shape.
 func specCache(t *testing.T, floor FloorMode) *KVCache {
 	t.Helper()
 	c, err := New(Config{Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 1, Window: 2, Budget: 6, Floor: floor})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for l := range 2 {
-		q, k := make([]float32, 12*2), make([]float32, 12*2)
-		for tok := range 12 {
-			for kv := range 2 {
-				k[tok*2+kv] = float32(l*10000 + kv*100 + tok)
-			}
-		}
-		if err := c.Append(l, q, k, k); err != nil {
-			t.Fatal(err)
+	return c
+}
+
+// specAppend appends 12 tokens to layer l, whose key and value encode
+// layer·10000 + head·100 + token.
+func specAppend(t *testing.T, c *KVCache, l int) {
+	t.Helper()
+	q, k := make([]float32, 12*2), make([]float32, 12*2)
+	for tok := range 12 {
+		for kv := range 2 {
+			k[tok*2+kv] = float32(l*10000 + kv*100 + tok)
 		}
 	}
-	return c
+	if err := c.Append(l, q, k, k); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func specFresh(layers ...int) map[int]layerScores {
@@ -81,10 +84,13 @@ func TestSpecCase(t *testing.T) {
 				c := specCache(t, tc.floor)
 				var r Report
 				if flow == "cascade" {
+					specAppend(t, c, 0)
 					c.apply(specFresh(0), 0)
-					c.layers[0].state = layerCompressed
+					specAppend(t, c, 1)
 					r = c.apply(specFresh(1), 0)
 				} else {
+					specAppend(t, c, 0)
+					specAppend(t, c, 1)
 					r = c.apply(specFresh(0, 1), 0)
 				}
 				for l, e := range []float64{0.751126, 0.997044} {
