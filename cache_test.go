@@ -207,6 +207,9 @@ func TestMemoryIsFreed(t *testing.T) {
 	}
 	var kept int64
 	for l := range cfg.Layers {
+		if c.layers[l].winners != nil || c.layers[l].queries != nil {
+			t.Errorf("layer %d still holds its ranking or queries after the last Compress", l)
+		}
 		for kv := range cfg.KVHeads {
 			h := &c.layers[l].heads[kv]
 			kept += int64(h.len())
