@@ -951,7 +951,7 @@ peakloop:
 // func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes int)
 //
 // Copies row idx[r] of src to row r of dst for r < n, rows of rowBytes ≥ 32
-// bytes: 128 bytes per step, then 32, then one last vector ending at the row
+// bytes: 256 bytes per step, then 32, then one last vector ending at the row
 // end, which may overlap bytes already copied. That is safe in place too:
 // with strictly increasing idx, source row idx[r] ≥ r is either row r itself
 // or a row not yet written.
@@ -967,24 +967,32 @@ gatherrow:
 	IMULQ R11, SI
 	ADDQ R8, SI
 	MOVQ R11, CX
-	CMPQ CX, $128
+	CMPQ CX, $256
 	JLT gather32
 
 	PCALIGN $32
-gather128:
+gather256:
 	VMOVUPS (SI), Y0
 	VMOVUPS 32(SI), Y1
 	VMOVUPS 64(SI), Y2
 	VMOVUPS 96(SI), Y3
+	VMOVUPS 128(SI), Y4
+	VMOVUPS 160(SI), Y5
+	VMOVUPS 192(SI), Y6
+	VMOVUPS 224(SI), Y7
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, 64(DI)
 	VMOVUPS Y3, 96(DI)
-	ADDQ $128, SI
-	ADDQ $128, DI
-	SUBQ $128, CX
-	CMPQ CX, $128
-	JGE gather128
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $256, CX
+	CMPQ CX, $256
+	JGE gather256
 
 gather32:
 	CMPQ CX, $32
@@ -998,10 +1006,14 @@ gather32:
 
 gatherlast:
 	// CX < 32 bytes remain: copy the 32 bytes ending at the row end.
+	TESTQ CX, CX
+	JZ gathernext
 	ADDQ CX, SI
 	ADDQ CX, DI
 	VMOVUPS -32(SI), Y0
 	VMOVUPS Y0, -32(DI)
+
+gathernext:
 	ADDQ $4, R9
 	DECQ R10
 	JNZ gatherrow
