@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lavakv/lava"
+	"github.com/lavakv/lava/examples/internal/modelpath"
+	"github.com/lavakv/lava/examples/llama"
+	"github.com/lavakv/lava/examples/sample"
+	"github.com/lavakv/lava/examples/tokenizer"
+)
+
+// testModel loads stories260K as the programs find it; without it the
+// test is skipped, or fails on CI (CI=true), where it must be present.
+func testModel(t *testing.T) (*llama.Model, *tokenizer.Tokenizer, string) {
+	t.Helper()
+	p, err := modelpath.Find()
+	if err == nil {
+		_, err = os.Stat(p)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("model not found on CI: %v", err)
+		}
+		t.Skipf("model not found: %v", err)
+	}
+	m, tok, err := llama.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tok, p
+}
+
+func testSettings(tok *tokenizer.Tokenizer, keys ...string) settings {
+	s := settings{budgets: []int{16}, window: 8, steps: 24, workers: 2, bos: tok.BOS, eos: tok.EOS}
+	for _, k := range keys {
+		p, _ := lava.PolicyByName(k)
+		s.entries = append(s.entries, entry{key: k, name: p.Name(), policy: p})
+	}
+	return s
+}
+
+// A cache compressed with a budget above the prompt length keeps
+// everything, so it must match the full cache exactly.
+func TestBudgetAbovePrompt(t *testing.T) {
+	m, tok, _ := testModel(t)
+	ps, err := generatePrompts(m, tok, 1, 60, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ps[0]
+	s := testSettings(tok, "lava", "snapkv", "h2o", "streamingllm", "tova", "cake")
+	base, logits0, err := prefill(m, p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := fullReference(m, base, logits0, p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range s.entries {
+		budget := len(p.tokens) + 1
+		if e.key == "streamingllm" || e.key == "tova" || e.key == "cake" {
+			// These evict while decoding once the cache outgrows the
+			// budget, so only a budget above the prompt and all T
+			// continuation tokens keeps everything.
+			budget += s.steps
+		}
+		c, err := evalCell(m, base, logits0, p, ref, e, budget, s)
+		if err != nil {
+			t.Fatalf("%s: %v", e.name, err)
+		}
+		if c.kl != 0 || c.agree != 1 || c.diverge != s.steps || c.kept != c.full || slicesMax(c.attnErr) != 0 {
+			t.Errorf("%s at budget %d, prompt %d: KL %g, agreement %g, divergence %d of %d, kept %d of %d bytes, attention error %v; want 0, 1, none, all, 0",
+				e.name, budget, len(p.tokens), c.kl, c.agree, c.diverge, s.steps, c.kept, c.full, c.attnErr)
+		}
+		if len(ref.copies) > 0 && (c.recallDrop != 0 || c.recallTop1 != 1) {
+			t.Errorf("%s: recall drop %g, top-1 %g, want 0 and 1", e.name, c.recallDrop, c.recallTop1)
+		}
+	}
+	// And a tight budget does evict and change something, or the
+	// comparison above proves nothing.
+	c, err := evalCell(m, base, logits0, p, ref, s.entries[0], 12, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(c.kl > 0) || c.kept >= c.full || !(slicesMax(c.attnErr) > 0) {
+		t.Errorf("LAVa at budget 12 of %d tokens: KL %g, kept %d of %d bytes, attention error %v; want a difference", len(p.tokens), c.kl, c.kept, c.full, c.attnErr)
+	}
+}
+
+func slicesMax(xs []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+// The divergence taken from the teacher-forced run equals what
+// free-running greedy decoding over the compressed cache does.
+func TestDivergenceIsFreeRunning(t *testing.T) {
+	m, tok, _ := testModel(t)
+	s := testSettings(tok, "lava", "streamingllm")
+	s.steps = 48
+	ps, err := generatePrompts(m, tok, 3, 300, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, p := range ps {
+		base, logits0, err := prefill(m, p, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := fullReference(m, base, logits0, p, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range s.entries {
+			c, err := evalCell(m, base, logits0, p, ref, e, 16, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := m.CacheConfig(16, s.window)
+			cfg.Policy = e.policy
+			comp, err := base.CloneWith(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := comp.Compress(); err != nil {
+				t.Fatal(err)
+			}
+			seq, err := sequenceOver(m, comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// c₀ comes from the prefill; the steps follow.
+			gen, err := seq.Generate(logits0, s.steps+1, sample.Argmax, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			free := 0
+			for free < s.steps && gen[free+1] == ref.cont[free+1] {
+				free++
+			}
+			if free != c.diverge {
+				t.Errorf("%s: free-running greedy follows the full continuation for %d tokens, the teacher-forced run says %d", e.name, free, c.diverge)
+			}
+			if c.diverge < s.steps {
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no run diverged, so the test compared nothing but full agreement")
+	}
+}
+
+// The report of a tiny run has every table and both plots, and two runs
+// write identical reports.
+func TestReportTiny(t *testing.T) {
+	_, _, path := testModel(t)
+	dir := t.TempDir()
+	args := []string{"-model", path, "-n", "2", "-budgets", "16,32", "-policies", "lava,snapkv", "-T", "8", "-length", "120", "-out", dir}
+	var stderr bytes.Buffer
+	if code := run(args, io.Discard, &stderr); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "eval.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"go run ./eval -model", "## KL(full ‖ compressed)", "## Top-1 agreement", "## Greedy tokens before the first divergence",
+		"## Long-range recall: log-probability drop", "## Long-range recall: top-1 kept", "## Attention output error",
+		"## Key/value bytes kept", "### B = 32", "| LAVa |", "| SnapKV |", "| full cache |", "| B = 16 | B = 32 |", "Paired difference",
+	} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("eval.md lacks %q", want)
+		}
+	}
+	if bytes.Contains(md, []byte("Expected continuation")) {
+		t.Error("eval.md has an expected-continuation table without any expected continuation")
+	}
+	for _, name := range []string{"kl", "recall"} {
+		for _, ext := range []string{"png", "svg"} {
+			b, err := os.ReadFile(filepath.Join(dir, name+"."+ext))
+			if err != nil || len(b) == 0 {
+				t.Errorf("%s.%s: %d bytes, %v", name, ext, len(b), err)
+				continue
+			}
+			if ext == "png" {
+				if _, err := png.Decode(bytes.NewReader(b)); err != nil {
+					t.Errorf("%s.png does not decode: %v", name, err)
+				}
+			} else if !bytes.Contains(b, []byte("<svg")) {
+				t.Errorf("%s.svg has no <svg element", name)
+			}
+		}
+	}
+	// The same command again (same -out, since the command is in the
+	// report) gives the same bytes.
+	if code := run(args, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("second run = %d", code)
+	}
+	md2, err := os.ReadFile(filepath.Join(dir, "eval.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(md, md2) {
+		t.Error("two runs of the same command wrote different eval.md")
+	}
+}
+
+func TestPromptsFile(t *testing.T) {
+	_, _, path := testModel(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "prompts.txt")
+	text := "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. " +
+		"She wanted to play with it, but it was too high. Lily's mom said, \"Lily, let's go to the park.\" Lily was sad and did not know what to do.\n" +
+		"=>\nLily said, \"I want to play with the ball.\"\n---\n" +
+		"Tom had a small dog named Max. Max liked to run and jump in the garden with Tom every day, and Tom liked to throw a stick for him.\n"
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-model", path, "-prompts", file, "-budgets", "16", "-policies", "lava,streamingllm", "-T", "8", "-out", dir}
+	var stderr bytes.Buffer
+	if code := run(args, io.Discard, &stderr); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "eval.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2 prompts from prompts.txt", "## Expected continuation: log-probability drop", "over 1 prompts with one"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("eval.md lacks %q", want)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-budgets", "8,16"}, "above -window = 8"},
+		{[]string{"-budgets", "16,x"}, `"x"`},
+		{[]string{"-budgets", "16,16"}, "given twice"},
+		{[]string{"-policies", "lava,nope"}, `"nope"`},
+		{[]string{"-T", "0"}, "-T = 0"},
+		{[]string{"-length", "500"}, "-length = 500"},
+		{[]string{"-n", "0"}, "-n = 0"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(c.args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("run(%q) = %d, stderr %q; want 2 and a message containing %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}

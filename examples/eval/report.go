@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/lavakv/lava/examples/llama"
+	"github.com/lavakv/lava/examples/tokenizer"
+)
+
+// reportInput is everything the report shows.
+type reportInput struct {
+	command, model string
+	m              *llama.Model
+	tok            *tokenizer.Tokenizer
+	prompts        []prompt
+	promptDesc     string
+	s              settings
+	res            results
+}
+
+// metric is one table of the report: a per-prompt value of each cell,
+// NaN where the prompt has nothing to measure.
+type metric struct {
+	file, title, about string
+	value              func(r reference, c cell) float64
+	format             string // of the mean and the half-width
+	better             int    // +1 higher is better, −1 lower, 0 neither
+}
+
+func metrics(s settings) []metric {
+	return []metric{
+		{title: "KL(full ‖ compressed), nats per token", file: "kl", better: -1, format: "%.4f",
+			about: fmt.Sprintf("Mean over the T = %d teacher-forced steps of the KL divergence of the compressed cache's next-token distribution from the full cache's.", s.steps),
+			value: func(_ reference, c cell) float64 { return c.kl }},
+		{title: "Top-1 agreement", better: +1, format: "%.3f",
+			about: "Fraction of the T steps where the compressed cache's most likely next token is the full cache's.",
+			value: func(_ reference, c cell) float64 { return c.agree }},
+		{title: "Greedy tokens before the first divergence", better: +1, format: "%.1f",
+			about: fmt.Sprintf("How many tokens free-running greedy decoding over the compressed cache reproduces of the full cache's greedy continuation, out of T = %d (T if it never diverges). "+
+				"Until they diverge both runs feed the same tokens, so this is the first teacher-forced step whose top-1 differs.", s.steps),
+			value: func(_ reference, c cell) float64 { return float64(c.diverge) }},
+		{title: "Long-range recall: log-probability drop at copy steps, nats", file: "recall", better: -1, format: "%.3f",
+			about: fmt.Sprintf("Over the continuation tokens that copy a bigram from the prompt's evictable prefix (positions < n − w) "+
+				"and occur neither in the last w = %d prompt tokens nor earlier in the continuation (see below), the mean of "+
+				"log p_full(token) − log p_compressed(token), on every such token, confident or not. Prompts without copy steps are left out; n below.", s.window),
+			value: func(_ reference, c cell) float64 { return c.recallDrop }},
+		{title: "Long-range recall: top-1 kept at copy steps", better: +1, format: "%.3f",
+			about: "Fraction of the same copy steps where the compressed cache's top-1 token is the full cache's.",
+			value: func(_ reference, c cell) float64 { return c.recallTop1 }},
+		{title: "Attention output error at the first decode step, mean over layers", better: -1, format: "%.4f",
+			about: "‖o_full − o_comp‖₁ / ‖o_full‖₁ of each layer's attention output (all heads, before the output projection) " +
+				"at the first decode step, averaged over layers; the per-layer values are in the detail tables. " +
+				"Layer 0 sees identical inputs, so its error is the eviction's alone; later layers also inherit the error of the layers below.",
+			value: func(_ reference, c cell) float64 { return mean(c.attnErr) }},
+		{title: "Key/value bytes kept, % of the full cache", better: 0, format: "%.1f",
+			about: "Bytes the cache holds right after Compress, against the full prompt's (lava.Report BytesAfter / BytesBefore). Decoding adds one entry per step to every policy except those that evict while decoding (StreamingLLM, TOVA, CAKE hold their size).",
+			value: func(_ reference, c cell) float64 { return 100 * float64(c.kept) / float64(c.full) }},
+		{title: "Expected continuation: log-probability drop, nats", better: -1, format: "%.3f",
+			about: "log p_full − log p_compressed of each prompt's expected continuation (all its tokens, teacher-forced).",
+			value: func(r reference, c cell) float64 { return r.expectedLog - c.expectedLog }},
+	}
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// summaries returns the summary of metric mt for every entry and budget.
+func summaries(in reportInput, value func(r reference, c cell) float64) [][]summary {
+	out := make([][]summary, len(in.s.entries))
+	for e := range in.s.entries {
+		out[e] = make([]summary, len(in.s.budgets))
+		for b := range in.s.budgets {
+			var xs []float64
+			for p := range in.prompts {
+				if v := value(in.res.refs[p], in.res.cells[p][e][b]); !math.IsNaN(v) {
+					xs = append(xs, v)
+				}
+			}
+			out[e][b] = summarize(xs)
+		}
+	}
+	return out
+}
+
+// writeReport writes eval.md and the plots to dir and returns the
+// report's path.
+func writeReport(dir string, in reportInput) (string, error) {
+	var w bytes.Buffer
+	s := in.s
+	m := in.m
+	fmt.Fprintf(&w, "# KV-cache compression quality on %s\n\n", in.model)
+	fmt.Fprintf(&w, "```sh\n%s\n```\n\n", in.command)
+	fmt.Fprintf(&w, "- Model: %s; %d layers, %d query heads, %d KV heads, head dimension %d; %d-token vocabulary.\n",
+		in.model, m.Layers, m.Heads, m.KVHeads, m.HeadDim, m.Vocab)
+	fmt.Fprintf(&w, "- Prompts: %s.\n", in.promptDesc)
+	fmt.Fprintf(&w, "- Each prompt is prefilled once; every policy × budget compresses its own copy of that cache (`KVCache.CloneWith`) and "+
+		"teacher-forces the full cache's greedy continuation: c₀ from the prefill's logits (which no compression changes), then T = %d measured steps.\n", s.steps)
+	fmt.Fprintf(&w, "- Window w = %d for every policy (TOVA scores with the last token only, by definition); pooling max, kernel 7 (library default) "+
+		"except CAKE, whose own default is average pooling, kernel 5; policy parameters are the library defaults "+
+		"(PyramidKV β = 20, Ada α = 0.2, CAKE τ₁ = τ₂ = 1, γ = 200, StreamingLLM 4 sinks, Random seed 1).\n", s.window)
+	fmt.Fprintf(&w, "- Budget B: average entries kept per KV head per layer, window included. The full cache row is one run without eviction, repeated in every column.\n")
+	fmt.Fprintf(&w, "- Cells: mean ± half-width of the two-sided 95 %% confidence interval over prompts, t·sd/√n with Student's t at n − 1 degrees of freedom. "+
+		"**Bold**: the best policy in the column (full cache excluded). Rows share prompts, so differences between rows are paired.\n\n")
+
+	hasExpected := false
+	for _, p := range in.prompts {
+		hasExpected = hasExpected || p.expected != nil
+	}
+	ms := metrics(s)
+	var plots []plotSpec
+	for i, mt := range ms {
+		if i == len(ms)-1 && !hasExpected {
+			break
+		}
+		sums := summaries(in, mt.value)
+		fmt.Fprintf(&w, "## %s\n\n%s\n\n", mt.title, mt.about)
+		if i == 3 || i == 4 {
+			steps, with := 0, 0
+			for _, r := range in.res.refs {
+				steps += len(r.copies)
+				if len(r.copies) > 0 {
+					with++
+				}
+			}
+			fmt.Fprintf(&w, "%d copy steps in %d of %d prompts (n = %d).\n\n", steps, with, len(in.prompts), with)
+		}
+		if i == len(ms)-1 {
+			var full []float64
+			for p, r := range in.res.refs {
+				if in.prompts[p].expected != nil {
+					full = append(full, r.expectedLog)
+				}
+			}
+			fs := summarize(full)
+			fmt.Fprintf(&w, "Full cache: log p(expected continuation) = %s nats, over %d prompts with one.\n\n", cellText(fs, "%.3f"), fs.n)
+		}
+		table(&w, in, sums, mt)
+		if i == 0 || i == 3 {
+			pairedTable(&w, in, mt)
+		}
+		if mt.file != "" {
+			plots = append(plots, plotSpec{file: mt.file, title: mt.title, sums: sums})
+		}
+	}
+
+	fmt.Fprintf(&w, "## Detail: attention output error per layer\n\nMean over prompts of ‖o_full − o_comp‖₁ / ‖o_full‖₁ at the first decode step.\n\n")
+	for b, budget := range s.budgets {
+		fmt.Fprintf(&w, "### B = %d\n\n| policy |", budget)
+		for l := range m.Layers {
+			fmt.Fprintf(&w, " layer %d |", l)
+		}
+		fmt.Fprintf(&w, "\n|---|%s\n", strings.Repeat("---:|", m.Layers))
+		for e, en := range s.entries {
+			fmt.Fprintf(&w, "| %s |", en.name)
+			for l := range m.Layers {
+				var xs []float64
+				for p := range in.prompts {
+					xs = append(xs, in.res.cells[p][e][b].attnErr[l])
+				}
+				fmt.Fprintf(&w, " %.4f |", mean(xs))
+			}
+			fmt.Fprintln(&w)
+		}
+		fmt.Fprintln(&w)
+	}
+
+	fmt.Fprintf(&w, "## Long-range copy steps\n\n"+
+		"Step k ≥ 1 of the full cache's continuation c₀…c_T is a long-range copy when (1) the bigram (c_{k−1}, c_k) occurs in the prompt "+
+		"at positions (i − 1, i) with i < n − w, the evictable prefix; (2) c_k does not occur among the last w prompt tokens, which every "+
+		"policy keeps; (3) c_k does not occur in c₀…c_{k−1}; and (4) the continuation has not yet ended the story: steps from its first "+
+		"BOS or EOS on are not counted, because stories260K then starts its most typical story (\"Once upon a time, there was a little girl "+
+		"named Lily…\") from its prior, not from the prompt. With a 512-token vocabulary many words are split into pieces, so copied pieces "+
+		"include word fragments (a rare word spelled again piece by piece) and some function words that happen not to be in the window; "+
+		"the drop is measured on all of them.\n\n")
+	fmt.Fprintf(&w, "| prompt | tokens | copy steps | copied tokens | start of the prompt |\n|---:|---:|---:|---|---|\n")
+	for p, pr := range in.prompts {
+		r := in.res.refs[p]
+		var copied []string
+		for _, k := range r.copies {
+			copied = append(copied, fmt.Sprintf("%q", strings.TrimSpace(in.tok.Piece(r.cont[k-1], r.cont[k]))))
+		}
+		start := []rune(strings.Join(strings.Fields(in.tok.Decode(pr.tokens)), " "))
+		if len(start) > 60 {
+			start = append(start[:60], '…')
+		}
+		fmt.Fprintf(&w, "| %d | %d | %d | %s | %s |\n", p+1, len(pr.tokens), len(r.copies), strings.Join(copied, " "),
+			strings.ReplaceAll(string(start), "|", `\|`))
+	}
+
+	for _, ps := range plots {
+		if err := drawPlot(dir, ps, in); err != nil {
+			return "", err
+		}
+	}
+	path := filepath.Join(dir, "eval.md")
+	if err := os.WriteFile(path, w.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func cellText(s summary, format string) string {
+	return signedCellText(s, format, format)
+}
+
+// signedCellText is cellText with its own format for the mean (to show
+// the sign of a difference).
+func signedCellText(s summary, meanFormat, format string) string {
+	if s.n == 0 {
+		return "—"
+	}
+	if math.IsNaN(s.half) {
+		return fmt.Sprintf(meanFormat, s.mean)
+	}
+	return fmt.Sprintf(meanFormat+" ± "+format, s.mean, s.half)
+}
+
+// table writes one metric's table: entries as rows, budgets as columns,
+// the best mean of each column in bold.
+func table(w *bytes.Buffer, in reportInput, sums [][]summary, mt metric) {
+	fmt.Fprintf(w, "| policy |")
+	for _, b := range in.s.budgets {
+		fmt.Fprintf(w, " B = %d |", b)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(in.s.budgets)))
+	best := make([]float64, len(in.s.budgets))
+	for b := range best {
+		best[b] = math.NaN()
+		for e, en := range in.s.entries {
+			v := sums[e][b].mean
+			if en.full || math.IsNaN(v) || mt.better == 0 {
+				continue
+			}
+			if math.IsNaN(best[b]) || float64(mt.better)*(v-best[b]) > 0 {
+				best[b] = v
+			}
+		}
+	}
+	for e, en := range in.s.entries {
+		fmt.Fprintf(w, "| %s |", en.name)
+		for b := range in.s.budgets {
+			t := cellText(sums[e][b], mt.format)
+			// Compare as printed, so that equal-looking means are all bold.
+			if !en.full && !math.IsNaN(best[b]) && fmt.Sprintf(mt.format, sums[e][b].mean) == fmt.Sprintf(mt.format, best[b]) {
+				t = "**" + t + "**"
+			}
+			fmt.Fprintf(w, " %s |", t)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+}
+
+// pairedTable writes, for each policy other than LAVa, the per-prompt
+// difference of mt against LAVa on the same prompt, summarised: a paired
+// comparison, free of the variation between prompts that the main table's
+// intervals include. Positive means the policy's value is higher.
+func pairedTable(w *bytes.Buffer, in reportInput, mt metric) {
+	ref := slices.IndexFunc(in.s.entries, func(e entry) bool { return e.key == "lava" })
+	if ref < 0 || len(in.prompts) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "Paired difference, policy − LAVa on the same prompts (mean ± 95 %% CI; an interval excluding 0 is a difference the prompts support):\n\n| policy |")
+	for _, b := range in.s.budgets {
+		fmt.Fprintf(w, " B = %d |", b)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(in.s.budgets)))
+	for e, en := range in.s.entries {
+		if e == ref || en.full {
+			continue
+		}
+		fmt.Fprintf(w, "| %s |", en.name)
+		for b := range in.s.budgets {
+			var d []float64
+			for p := range in.prompts {
+				r := in.res.refs[p]
+				x, y := mt.value(r, in.res.cells[p][e][b]), mt.value(r, in.res.cells[p][ref][b])
+				if !math.IsNaN(x) && !math.IsNaN(y) {
+					d = append(d, x-y)
+				}
+			}
+			fmt.Fprintf(w, " %s |", signedCellText(summarize(d), "%+"+mt.format[1:], mt.format))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+}
+
+type plotSpec struct {
+	file, title string
+	sums        [][]summary
+}
+
+// drawPlot draws one metric's means against the budget, one line per
+// policy (the full cache, the reference, left out), as PNG and SVG, with
+// the legend beside the axes so that it hides no line.
+func drawPlot(dir string, ps plotSpec, in reportInput) error {
+	p := plot.New()
+	p.Title.Text = ps.title
+	p.X.Label.Text = "budget B (entries per KV head per layer, window included)"
+	p.Y.Label.Text = "mean over prompts"
+	p.X.Scale = plot.LogScale{}
+	var ticks []plot.Tick
+	for _, b := range in.s.budgets {
+		ticks = append(ticks, plot.Tick{Value: float64(b), Label: fmt.Sprint(b)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	positive := true
+	leg := plot.NewLegend()
+	leg.Top, leg.Left = true, true
+	i := 0
+	for e, en := range in.s.entries {
+		if en.full {
+			continue
+		}
+		var xys plotter.XYs
+		for b, budget := range in.s.budgets {
+			if v := ps.sums[e][b].mean; !math.IsNaN(v) {
+				xys = append(xys, plotter.XY{X: float64(budget), Y: v})
+				positive = positive && v > 0
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		l, s, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return err
+		}
+		l.Color, l.Dashes = plotutil.Color(i), plotutil.Dashes(i)
+		s.Color, s.Shape = plotutil.Color(i), plotutil.Shape(i)
+		if en.key == "lava" {
+			l.Width, l.Dashes, s.Radius = vg.Points(3), nil, vg.Points(4)
+		}
+		p.Add(l, s)
+		leg.Add(en.name, l, s)
+		i++
+	}
+	if positive {
+		// The values span decades between small and large budgets.
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	p.Add(plotter.NewGrid())
+	const w, h, legendW = 9 * vg.Inch, 5 * vg.Inch, 1.8 * vg.Inch
+	for _, format := range []string{"png", "svg"} {
+		c, err := draw.NewFormattedCanvas(w, h, format)
+		if err != nil {
+			return err
+		}
+		dc := draw.New(c)
+		p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+		leg.Draw(draw.Crop(dc, w-legendW+vg.Points(8), 0, 0, -vg.Points(24)))
+		f, err := os.Create(filepath.Join(dir, ps.file+"."+format))
+		if err != nil {
+			return err
+		}
+		if _, err := c.WriteTo(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
