@@ -136,7 +136,7 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 			h.k = appendRows(h.k, k, kv*d, row, d, t)
 			h.v = appendRows(h.v, v, kv*d, row, d, t)
 		}
-		h.pos = slices.Grow(h.pos, t)
+		h.pos = growBy(h.pos, t)
 		for i := range t {
 			h.pos = append(h.pos, int32(L.tokens+i))
 		}
@@ -155,10 +155,20 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	return nil
 }
 
+// growBy makes room for n more elements in one allocation, growing by at
+// least half the capacity so that a prompt appended in many chunks is
+// copied O(1) times, not once per chunk.
+func growBy[T any](s []T, n int) []T {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	return slices.Grow(s, max(n, cap(s)/2))
+}
+
 // appendRows appends t rows of d elements, taken every stride elements of
 // src starting at off.
 func appendRows(dst, src []float32, off, stride, d, t int) []float32 {
-	dst = slices.Grow(dst, t*d) // one allocation per prompt chunk, none per row
+	dst = growBy(dst, t*d)
 	for i := range t {
 		dst = append(dst, src[off+i*stride:off+i*stride+d]...)
 	}
@@ -167,7 +177,7 @@ func appendRows(dst, src []float32, off, stride, d, t int) []float32 {
 
 func appendRowsF16(dst []uint16, src []float32, off, stride, d, t int) []uint16 {
 	n := len(dst)
-	dst = slices.Grow(dst, t*d)[:n+t*d]
+	dst = growBy(dst, t*d)[:n+t*d]
 	for i := range t {
 		narrowF16(dst[n+i*d:n+(i+1)*d], src[off+i*stride:off+i*stride+d])
 	}

@@ -57,7 +57,7 @@ func (c *KVCache) checkFinite(l int) error {
 
 func finite(x []float32) bool {
 	for _, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // exponent all ones: Inf or NaN
 			return false
 		}
 	}
