@@ -138,7 +138,7 @@ func TestDivergenceIsFreeRunning(t *testing.T) {
 			if _, err := comp.Compress(); err != nil {
 				t.Fatal(err)
 			}
-			seq, err := sequenceOver(m, comp)
+			seq, err := m.Continue(comp)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -57,26 +57,6 @@ type reference struct {
 	expectedLog float64     // NaN if the prompt has no expected continuation
 }
 
-// sequenceOver returns a Sequence that continues from c, a cache that
-// already holds a prefilled prompt. llama.NewSequence accepts only empty
-// caches and llama has no Sequence.CloneWith, so this starts a Sequence on
-// an empty cache of the same configuration and then overwrites that cache
-// with c's value. KVCache holds only slices and its Config (no locks, no
-// self-pointers), so the value copy is the cache; c must not be used
-// afterwards, since the two would share storage.
-func sequenceOver(m *llama.Model, c *lava.KVCache) (*llama.Sequence, error) {
-	empty, err := lava.New(c.Config())
-	if err != nil {
-		return nil, err
-	}
-	seq, err := m.NewSequence(empty)
-	if err != nil {
-		return nil, err
-	}
-	*empty = *c
-	return seq, nil
-}
-
 // prefill runs the prompt once into a cache that is never compressed
 // itself; every policy and budget then compresses its own copy
 // (KVCache.CloneWith). The cache uses H2O, the one policy whose copies need
@@ -102,7 +82,7 @@ func prefill(m *llama.Model, p prompt, s settings) (*lava.KVCache, []float32, er
 
 // fullReference decodes T greedy steps over an uncompressed copy of base.
 func fullReference(m *llama.Model, base *lava.KVCache, logits0 []float32, p prompt, s settings) (reference, error) {
-	seq, err := sequenceOver(m, base.Clone())
+	seq, err := m.Continue(base.Clone())
 	if err != nil {
 		return reference{}, err
 	}
@@ -139,7 +119,7 @@ func attention(seq *llama.Sequence, layers int) [][]float32 {
 // expectedLogProb returns log p(expected | prompt), teacher-forced over
 // cache, which holds the prompt; logits0 are the prompt's last logits.
 func expectedLogProb(m *llama.Model, cache *lava.KVCache, logits0 []float32, expected []int) (float64, error) {
-	seq, err := sequenceOver(m, cache)
+	seq, err := m.Continue(cache)
 	if err != nil {
 		return 0, err
 	}
@@ -179,7 +159,7 @@ func evalCell(m *llama.Model, base *lava.KVCache, logits0 []float32, p prompt, r
 			return cell{}, err
 		}
 	}
-	seq, err := sequenceOver(m, comp)
+	seq, err := m.Continue(comp)
 	if err != nil {
 		return cell{}, err
 	}

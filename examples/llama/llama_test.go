@@ -381,3 +381,23 @@ func allLogits(t *testing.T, m *Model, prompt []int) [][]float32 {
 	}
 	return out
 }
+
+// Continue picks up a filled cache: stepping it gives what stepping the
+// sequence that filled it gives.
+func TestContinue(t *testing.T) {
+	m, tok := load(t)
+	_, s := run(t, m, tok.Encode("The cat sat on the mat."), 64, 8, false, 2)
+	c, err := m.Continue(s.Cache().Clone())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.Step(300)
+	a = slices.Clone(a)
+	b, _ := c.Step(300)
+	if !slices.Equal(a, b) {
+		t.Error("a continued copy stepped with the same token gives different logits")
+	}
+	if _, err := m.NewSequence(s.Cache()); err == nil {
+		t.Error("NewSequence accepted a filled cache")
+	}
+}

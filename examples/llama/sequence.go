@@ -26,15 +26,32 @@ type Sequence struct {
 // NewSequence starts a sequence whose keys and values go to cache, which
 // must be empty and have the model's dimensions (see Model.CacheConfig).
 func (m *Model) NewSequence(cache *lava.KVCache) (*Sequence, error) {
-	c := cache.Config()
-	if c.Layers != m.Layers || c.Heads != m.Heads || c.KVHeads != m.KVHeads || c.HeadDim != m.HeadDim {
-		return nil, fmt.Errorf("llama: cache has %d layers, %d heads, %d KV heads, head dim %d; the model %d, %d, %d, %d",
-			c.Layers, c.Heads, c.KVHeads, c.HeadDim, m.Layers, m.Heads, m.KVHeads, m.HeadDim)
+	if err := m.checkShape(cache); err != nil {
+		return nil, err
 	}
 	if n := cache.Tokens(0); n != 0 {
-		return nil, fmt.Errorf("llama: cache holds %d tokens, want an empty one", n)
+		return nil, fmt.Errorf("llama: cache holds %d tokens, want an empty one (Continue takes a filled one)", n)
 	}
 	return m.newSequence(cache), nil
+}
+
+// Continue starts a sequence over cache, which already holds this model's
+// keys and values of a prompt (for example a KVCache.CloneWith copy of a
+// prefilled cache under another policy), so Step continues after it.
+func (m *Model) Continue(cache *lava.KVCache) (*Sequence, error) {
+	if err := m.checkShape(cache); err != nil {
+		return nil, err
+	}
+	return m.newSequence(cache), nil
+}
+
+func (m *Model) checkShape(cache *lava.KVCache) error {
+	c := cache.Config()
+	if c.Layers != m.Layers || c.Heads != m.Heads || c.KVHeads != m.KVHeads || c.HeadDim != m.HeadDim {
+		return fmt.Errorf("llama: cache has %d layers, %d heads, %d KV heads, head dim %d; the model %d, %d, %d, %d",
+			c.Layers, c.Heads, c.KVHeads, c.HeadDim, m.Layers, m.Heads, m.KVHeads, m.HeadDim)
+	}
+	return nil
 }
 
 func (m *Model) newSequence(cache *lava.KVCache) *Sequence {
