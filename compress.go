@@ -185,6 +185,9 @@ func (c *KVCache) trim(L *layer, b int) {
 	caps := make([]int, len(L.heads))
 	if p.heads == JointHeads {
 		L.winners = L.winners[:len(L.heads)*b]
+		if cap(L.winners) > 2*len(L.winners) { // free the ranking of a layer first kept whole
+			L.winners = slices.Clone(L.winners)
+		}
 		for _, s := range L.winners {
 			caps[int(s.idx)/m]++
 		}
