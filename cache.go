@@ -55,13 +55,15 @@ type layer struct {
 }
 
 // head is the storage of one KV head of one layer. Entries are in position
-// order; the first len(score) are scored prompt tokens that a later Compress
+// order; the first len(order) are ranked prompt tokens that a later Compress
 // of the cascade may still evict, the rest (window and decode tokens) stay.
 type head struct {
 	k, v     []float32 // Float32 storage: rows of HeadDim
 	k16, v16 []uint16  // Float16 storage: rows of HeadDim
 	pos      []int32
-	score    []float32
+	// order lists the rows of the ranked prompt tokens best first, so that
+	// re-trimming to a smaller budget keeps a prefix of it without sorting.
+	order []int32
 }
 
 func (h *head) len() int { return len(h.pos) }

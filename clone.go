@@ -19,7 +19,7 @@ func (c *KVCache) Clone() *KVCache {
 			L.heads[i] = head{
 				k: slices.Clone(h.k), v: slices.Clone(h.v),
 				k16: slices.Clone(h.k16), v16: slices.Clone(h.v16),
-				pos: slices.Clone(h.pos), score: slices.Clone(h.score),
+				pos: slices.Clone(h.pos), order: slices.Clone(h.order),
 			}
 		}
 		n.layers[l] = L

@@ -98,7 +98,7 @@ func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
 			L.winners = rankAll(ls.s)
 		}
 		for kv := range L.heads {
-			L.heads[kv].score = slices.Clone(ls.s[kv*m : (kv+1)*m])
+			L.heads[kv].order = rankRows(ls.s[kv*m : (kv+1)*m])
 		}
 		L.budget = math.MaxInt
 		L.heavy = nil
@@ -123,10 +123,12 @@ func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
 	}
 	if final {
 		// Budgets cannot change any more: the rankings kept for
-		// re-trimming are dead weight (Hkv·m entries for a layer first
-		// kept whole).
+		// re-trimming are dead weight.
 		for l := range c.layers {
 			c.layers[l].winners = nil
+			for kv := range c.layers[l].heads {
+				c.layers[l].heads[kv].order = nil
+			}
 		}
 	}
 	return c.report(before)
@@ -198,36 +200,53 @@ func (c *KVCache) trim(L *layer, b int) {
 			caps[kv] = b
 		}
 	}
-	var rank []scored
-	var keep []int32
+	var keep, newRow []int32
 	for kv := range L.heads {
 		h := &L.heads[kv]
-		// Rows are in position order, so row index breaks ties like the
-		// flat index does.
-		rank = rank[:0]
-		for i, s := range h.score {
-			rank = append(rank, scored{s, int32(i)})
+		ranked := len(h.order)
+		top := h.order[:min(caps[kv], ranked)]
+		// Mark the kept ranked rows, then number them in position order.
+		newRow = slices.Grow(newRow[:0], ranked)[:ranked]
+		for i := range newRow {
+			newRow[i] = -1
 		}
-		slices.SortFunc(rank, byRank)
+		for _, r := range top {
+			newRow[r] = 0
+		}
 		keep = keep[:0]
-		for _, r := range rank[:min(caps[kv], len(rank))] {
-			keep = append(keep, r.idx)
+		for r, mark := range newRow {
+			if mark == 0 {
+				newRow[r] = int32(len(keep))
+				keep = append(keep, int32(r))
+			}
 		}
-		slices.Sort(keep)
-		kept := len(keep)
-		for i := len(h.score); i < h.len(); i++ {
+		for i, r := range top {
+			top[i] = newRow[r]
+		}
+		h.order = top
+		for i := ranked; i < h.len(); i++ {
 			keep = append(keep, int32(i))
 		}
-		c.compact(h, keep, kept)
+		c.compact(h, keep)
 	}
 }
 
-// compact keeps the rows idx (strictly increasing) of h, of which the first
-// scored are ranked prefix entries. Storage shrinks to a new array when at
+// rankRows returns the indices of s ordered best first: higher score, then
+// lower index (spec section 4's tie rule, within one head).
+func rankRows(s []float32) []int32 {
+	r := make([]int32, len(s))
+	for i := range r {
+		r[i] = int32(i)
+	}
+	slices.SortFunc(r, func(a, b int32) int { return byRank(scored{s[a], a}, scored{s[b], b}) })
+	return r
+}
+
+// compact keeps the rows idx (strictly increasing) of h. Storage shrinks to a new array when at
 // least half of it would be free, so that evicted memory is returned to the
 // Go heap; otherwise rows move down in place and the capacity serves later
 // decode Appends.
-func (c *KVCache) compact(h *head, idx []int32, scored int) {
+func (c *KVCache) compact(h *head, idx []int32) {
 	d, n := c.cfg.HeadDim, len(idx)
 	fresh := 2*(n+c.cfg.DecodeReserve) <= cap(h.pos)
 	size := n + c.cfg.DecodeReserve
@@ -239,7 +258,9 @@ func (c *KVCache) compact(h *head, idx []int32, scored int) {
 		h.v = gatherInto(h.v, idx, d, size, fresh, gatherRows)
 	}
 	h.pos = gatherInto(h.pos, idx, 1, size, fresh, gatherRowsGeneric[int32])
-	h.score = gatherInto(h.score, idx[:scored], 1, scored, fresh, gatherRowsGeneric[float32])
+	if fresh {
+		h.order = slices.Clone(h.order)
+	}
 }
 
 // gatherInto keeps the rows idx of src, in place or in a new array with

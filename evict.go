@@ -56,9 +56,7 @@ func removeRows(h *head, r, k, d int) {
 		h.v = append(h.v[:r*d], h.v[(r+k)*d:n*d]...)
 	}
 	h.pos = append(h.pos[:r], h.pos[r+k:]...)
-	if s := len(h.score); r < s {
-		h.score = append(h.score[:r], h.score[min(r+k, s):]...)
-	}
+	h.order = nil // decoding comes after the last Compress: no re-trim needs it
 }
 
 // argmin returns the index of the smallest element, the first on ties.
