@@ -16,8 +16,9 @@ type KVCache struct {
 	group  int // query heads per KV head
 	layers []layer
 	// attn is the scratch of Attend: the scores of one group of query heads
-	// over one KV head; evictScore the attention decode eviction ranks by.
-	attn, evictScore []float32
+	// over one KV head, attnInv their softmax denominators' inverses, and
+	// evictScore the attention decode eviction ranks by.
+	attn, attnInv, evictScore []float32
 }
 
 // layerState is where a layer is in its life: nothing appended, prompt
@@ -89,7 +90,8 @@ func New(cfg Config) (*KVCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &KVCache{cfg: cfg, group: cfg.Heads / cfg.KVHeads, layers: make([]layer, cfg.Layers)}
+	g := cfg.Heads / cfg.KVHeads
+	c := &KVCache{cfg: cfg, group: g, layers: make([]layer, cfg.Layers), attnInv: make([]float32, g)}
 	for l := range c.layers {
 		c.layers[l].heads = make([]head, cfg.KVHeads)
 	}
@@ -300,19 +302,23 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		if evict && (kind == kindCAKE || kv == 0) {
 			clear(es)
 		}
+		// Unnormalised softmax rows; each output row is scaled once after.
 		for i := range g {
-			row, o := p[i*n:(i+1)*n], outs[i*d:(i+1)*d]
-			inv := 1 / expSub(row, maxOf(row))
-			if c.cfg.Element == Float16 {
-				weightedSumF16(row, h.v16, o)
-			} else {
-				weightedSum(row, h.v, o)
+			row := p[i*n : (i+1)*n]
+			c.attnInv[i] = 1 / expSub(row, maxOf(row))
+			if evict { // CAKE: the group's mean; TOVA: the layer's
+				axpy(c.attnInv[i]/heads, row, es)
 			}
+		}
+		if c.cfg.Element == Float16 {
+			weightedSumsF16(p, h.v16, outs, d)
+		} else {
+			weightedSums(p, h.v, outs, d)
+		}
+		for i := range g {
+			o, inv := outs[i*d:(i+1)*d], c.attnInv[i]
 			for t := range o {
 				o[t] *= inv
-			}
-			if evict { // CAKE: the group's mean; TOVA: the layer's
-				axpy(inv/heads, row, es)
 			}
 		}
 		if evict && kind == kindCAKE {

@@ -6,7 +6,7 @@ import "slices"
 // compressing either leaves the other unchanged. Engines use it to share a
 // prefilled prompt between several continuations.
 func (c *KVCache) Clone() *KVCache {
-	n := &KVCache{cfg: c.cfg, group: c.group, layers: make([]layer, len(c.layers))}
+	n := &KVCache{cfg: c.cfg, group: c.group, layers: make([]layer, len(c.layers)), attnInv: make([]float32, c.group)}
 	for l, L := range c.layers {
 		L.queries = slices.Clone(L.queries)
 		L.winners = slices.Clone(L.winners)

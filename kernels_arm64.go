@@ -275,3 +275,22 @@ func narrowF16(dst []uint16, src []float32) {
 		dst, src = dst[n:], src[n:]
 	}
 }
+
+// weightedSums runs weightedSum once per query head of the group, so the
+// values are read g times. (A kernel that reads each value row once for all
+// g rows would do better for grouped-query attention.)
+func weightedSums(p, vals, out []float32, d int) {
+	g := len(out) / d
+	n := len(p) / g
+	for i := range g {
+		weightedSum(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
+	}
+}
+
+func weightedSumsF16(p []float32, vals []uint16, out []float32, d int) {
+	g := len(out) / d
+	n := len(p) / g
+	for i := range g {
+		weightedSumF16(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
+	}
+}

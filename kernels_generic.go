@@ -96,6 +96,26 @@ func weightedSumF16Generic(p []float32, vals []uint16, out []float32) {
 	}
 }
 
+// weightedSumsGeneric sets row i of out to Σ_j p[i·n+j]·row_j of vals, for
+// the g = len(out)/d rows of out and n = len(p)/g value rows of d elements:
+// the weighted sums of g query heads that share one KV head.
+func weightedSumsGeneric(p, vals, out []float32, d int) {
+	g := len(out) / d
+	n := len(p) / g
+	for i := range g {
+		weightedSumGeneric(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
+	}
+}
+
+// weightedSumsF16Generic is weightedSumsGeneric over float16 values.
+func weightedSumsF16Generic(p []float32, vals []uint16, out []float32, d int) {
+	g := len(out) / d
+	n := len(p) / g
+	for i := range g {
+		weightedSumF16Generic(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
+	}
+}
+
 // l1NormGeneric returns Σ|x_i|.
 func l1NormGeneric(x []float32) float32 {
 	var s float32

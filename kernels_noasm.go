@@ -20,9 +20,13 @@ func expSub(x []float32, m float32) float32                    { return expSubGe
 func axpy(a float32, x, y []float32)                           { axpyGeneric(a, x, y) }
 func weightedSum(p, vals, out []float32)                       { weightedSumGeneric(p, vals, out) }
 func weightedSumF16(p []float32, vals []uint16, out []float32) { weightedSumF16Generic(p, vals, out) }
-func l1Norm(x []float32) float32                               { return l1NormGeneric(x) }
-func l1NormF16(x []uint16) float32                             { return l1NormF16Generic(x) }
-func gatherRows(dst, src []float32, idx []int32, d int)        { gatherRowsGeneric(dst, src, idx, d) }
-func gatherRowsF16(dst, src []uint16, idx []int32, d int)      { gatherRowsGeneric(dst, src, idx, d) }
-func widenF16(dst []float32, src []uint16)                     { widenF16Generic(dst, src) }
-func narrowF16(dst []uint16, src []float32)                    { narrowF16Generic(dst, src) }
+func weightedSums(p, vals, out []float32, d int)               { weightedSumsGeneric(p, vals, out, d) }
+func weightedSumsF16(p []float32, vals []uint16, out []float32, d int) {
+	weightedSumsF16Generic(p, vals, out, d)
+}
+func l1Norm(x []float32) float32                          { return l1NormGeneric(x) }
+func l1NormF16(x []uint16) float32                        { return l1NormF16Generic(x) }
+func gatherRows(dst, src []float32, idx []int32, d int)   { gatherRowsGeneric(dst, src, idx, d) }
+func gatherRowsF16(dst, src []uint16, idx []int32, d int) { gatherRowsGeneric(dst, src, idx, d) }
+func widenF16(dst []float32, src []uint16)                { widenF16Generic(dst, src) }
+func narrowF16(dst []uint16, src []float32)               { narrowF16Generic(dst, src) }
