@@ -40,36 +40,10 @@ func rankAll(s []float32) []scored {
 // redistribute, what it cannot use goes to the others, again in proportion
 // to their entropies, until no budget exceeds its layer.
 func layerBudgets(e []float64, m []int, total int, redistribute bool) []int {
+	share, whole := shares(e, m, total, redistribute)
 	b := make([]int, len(e))
-	whole := make([]bool, len(e))
-	for {
-		remaining, sum := total, 0.0
-		for l := range e {
-			if whole[l] {
-				remaining -= m[l]
-			} else {
-				sum += e[l]
-			}
-		}
-		grew := false
-		for l := range e {
-			if whole[l] {
-				continue
-			}
-			if sum > 0 {
-				b[l] = int(math.Floor(e[l] / sum * float64(max(remaining, 0))))
-			} else { // every score is zero: split evenly
-				b[l] = max(remaining, 0) / (len(e) - countTrue(whole))
-			}
-			if redistribute && b[l] >= m[l] {
-				whole[l], grew = true, true
-			}
-		}
-		if !grew {
-			break
-		}
-	}
 	for l := range b {
+		b[l] = int(math.Floor(share[l]))
 		if whole[l] {
 			b[l] = m[l]
 		}
@@ -77,14 +51,42 @@ func layerBudgets(e []float64, m []int, total int, redistribute bool) []int {
 	return b
 }
 
-func countTrue(x []bool) int {
-	n := 0
-	for _, v := range x {
-		if v {
-			n++
+// shares splits total among layers in proportion to the weights w (evenly
+// if they are all zero). With capped, a layer whose share reaches its
+// prefix length m_l is kept whole (whole[l]) and the rest is split again
+// among the others, until no share exceeds its layer.
+func shares(w []float64, m []int, total int, capped bool) (share []float64, whole []bool) {
+	share = make([]float64, len(w))
+	whole = make([]bool, len(w))
+	for {
+		remaining, sum, open := total, 0.0, 0
+		for l := range w {
+			if whole[l] {
+				remaining -= m[l]
+			} else {
+				sum += w[l]
+				open++
+			}
+		}
+		rem := float64(max(remaining, 0))
+		grew := false
+		for l := range w {
+			if whole[l] {
+				continue
+			}
+			if sum > 0 {
+				share[l] = w[l] / sum * rem
+			} else {
+				share[l] = rem / float64(open)
+			}
+			if capped && share[l] >= float64(m[l]) {
+				whole[l], grew = true, true
+			}
+		}
+		if !grew {
+			return share, whole
 		}
 	}
-	return n
 }
 
 // headCaps returns how many prefix tokens each KV head keeps, given the
@@ -136,36 +138,7 @@ func pyramidBudget(bbar int, beta float64, l, L, m int) int {
 // final budget, which only shrinks as layers are added.
 func cakeBudgets(pref []float64, m []int, total int, final bool) []int {
 	b := make([]int, len(pref))
-	whole := make([]bool, len(pref))
-	var share []float64
-	for {
-		remaining, sum := total, 0.0
-		for l := range pref {
-			if whole[l] {
-				remaining -= m[l]
-			} else {
-				sum += pref[l]
-			}
-		}
-		share = make([]float64, len(pref))
-		grew := false
-		for l := range pref {
-			if whole[l] {
-				continue
-			}
-			if sum > 0 {
-				share[l] = pref[l] / sum * float64(max(remaining, 0))
-			} else {
-				share[l] = float64(max(remaining, 0)) / float64(len(pref)-countTrue(whole))
-			}
-			if share[l] >= float64(m[l]) {
-				whole[l], grew = true, true
-			}
-		}
-		if !grew {
-			break
-		}
-	}
+	share, whole := shares(pref, m, total, true)
 	left := total
 	for l := range b {
 		if whole[l] {
