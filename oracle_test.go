@@ -94,7 +94,6 @@ func (p prompt) oracleScores(l int) [][]float64 {
 	cfg := p.cfg
 	d, w, g := cfg.HeadDim, cfg.Window, cfg.Heads/cfg.KVHeads
 	m := p.n - w
-	key := func(kv, i int) []float32 { return p.k[l][(i*cfg.KVHeads+kv)*d:][:d] }
 	val := func(kv, i int) []float32 { return p.v[l][(i*cfg.KVHeads+kv)*d:][:d] }
 	s := make([][]float64, cfg.KVHeads)
 	for kv := range s {
@@ -102,23 +101,8 @@ func (p prompt) oracleScores(l int) [][]float64 {
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
 			abar := make([]float64, m)
 			for j := range w {
-				q := p.q[l][((m+j)*cfg.Heads+qh)*d:][:d]
-				z := make([]float64, m+j+1)
-				zmax := math.Inf(-1)
-				for i := range z {
-					for t, x := range q {
-						z[i] += float64(x) * float64(key(kv, i)[t])
-					}
-					z[i] /= math.Sqrt(float64(d))
-					zmax = max(zmax, z[i])
-				}
-				var sum float64
-				for i := range z {
-					z[i] = math.Exp(z[i] - zmax)
-					sum += z[i]
-				}
-				for i := range m {
-					abar[i] += z[i] / sum / float64(w)
+				for i, a := range p.attention(l, qh, m+j)[:m] {
+					abar[i] += a / float64(w)
 				}
 			}
 			r := cfg.Kernel / 2
