@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/lavakv/lava"
+	"github.com/lavakv/lava/examples/internal/cli"
 	"github.com/lavakv/lava/examples/internal/modelpath"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/tokenizer"
@@ -166,24 +167,6 @@ func (o *options) settings() (settings, error) {
 	return s, nil
 }
 
-func loadModel(path string) (*llama.Model, *tokenizer.Tokenizer, string, error) {
-	if path == "" {
-		p, err := modelpath.Find()
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("no model: %v; pass -model path/to/stories260K.gguf", err)
-		}
-		path = p
-	}
-	m, tok, err := llama.Load(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, "", fmt.Errorf("model file %s does not exist; pass -model path/to/stories260K.gguf or set $%s", path, modelpath.Env)
-	}
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("cannot load model: %v; pass -model with a Llama GGUF file such as stories260K.gguf", err)
-	}
-	return m, tok, path, nil
-}
-
 // loadPrompts returns the prompts to evaluate and how the report
 // describes them.
 func loadPrompts(o options, m *llama.Model, tok *tokenizer.Tokenizer) ([]prompt, string, error) {
@@ -218,7 +201,7 @@ func loadPrompts(o options, m *llama.Model, tok *tokenizer.Tokenizer) ([]prompt,
 
 func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 	start := time.Now()
-	m, tok, path, err := loadModel(o.model)
+	m, tok, path, err := cli.LoadModel(o.model)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lavakv/lava"
+	"github.com/lavakv/lava/examples/internal/cli"
 	"github.com/lavakv/lava/examples/internal/modelpath"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/sample"
@@ -115,24 +116,6 @@ func (o *options) check() error {
 	return nil
 }
 
-func loadModel(path string) (*llama.Model, *tokenizer.Tokenizer, error) {
-	if path == "" {
-		p, err := modelpath.Find()
-		if err != nil {
-			return nil, nil, fmt.Errorf("no model: %v; pass -model path/to/stories260K.gguf", err)
-		}
-		path = p
-	}
-	m, tok, err := llama.Load(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("model file %s does not exist; pass -model path/to/stories260K.gguf or set $%s", path, modelpath.Env)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot load model: %v; pass -model with a Llama GGUF file such as stories260K.gguf", err)
-	}
-	return m, tok, nil
-}
-
 // run is one decoding of the prompt's continuation.
 type result struct {
 	tokens []int
@@ -143,7 +126,7 @@ func generate(o options, stdout, stderr io.Writer) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	m, tok, err := loadModel(o.model)
+	m, tok, _, err := cli.LoadModel(o.model)
 	if err != nil {
 		return err
 	}
