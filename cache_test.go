@@ -311,6 +311,7 @@ func TestConfigErrors(t *testing.T) {
 		{"Floor", func(c *Config) { c.Floor = 7 }},
 		{"Alpha", func(c *Config) { c.Floor, c.Alpha = FloorAdaKV, 1 }},
 		{"Alpha", func(c *Config) { c.Floor, c.Alpha = FloorAdaKV, math.NaN() }},
+		{"Alpha", func(c *Config) { c.Alpha = 0.3 }},
 		{"Element", func(c *Config) { c.Element = 3 }},
 		{"DecodeReserve", func(c *Config) { c.DecodeReserve = -1 }},
 	} {

@@ -176,6 +176,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, invalidf("Config.Kernel = %d, want an odd number ≥ 1", c.Kernel)
 	case c.Floor != FloorNone && c.Floor != FloorAdaKV && c.Floor != FloorReference:
 		return c, invalidf("Config.Floor = %d, want FloorNone, FloorAdaKV or FloorReference", int(c.Floor))
+	case c.Floor == FloorNone && c.Alpha != 0:
+		return c, invalidf("Config.Alpha = %v is set but Config.Floor is FloorNone; set a Floor mode or leave Alpha 0", c.Alpha)
 	case !(c.Alpha >= 0 && c.Alpha < 1):
 		return c, invalidf("Config.Alpha = %v, want a value in [0, 1)", c.Alpha)
 	case c.Element != Float32 && c.Element != Float16:
