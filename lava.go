@@ -117,7 +117,8 @@ type Config struct {
 	Pooling Pooling
 	Kernel  int
 	// Floor and Alpha select the per-head floor (see FloorMode). Alpha
-	// defaults to 0.2 when Floor is not FloorNone and must be in [0, 1).
+	// defaults to 0.2 when Floor is not FloorNone and must be in [0, 1);
+	// with FloorNone it must be 0.
 	Floor FloorMode
 	Alpha float64
 	// Redistribute gives the budget a layer cannot use (its budget reaches
