@@ -1023,3 +1023,372 @@ gathernext:
 // func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes int)
 TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-40
 	JMP ·gatherF32AVX2(SB)
+
+// The grouped weighted sums read each value row once for several output
+// rows: per row of vals, every value vector is loaded into a register once
+// and multiplied by the broadcast weight of each output row, so g query heads
+// sharing a KV head cost one pass over its values per group instead of g.
+// The column blocking is weightedSumAVX2's: a block of output columns stays
+// in registers while the n rows stream past, and the Go wrapper sizes n so
+// that the rows stay in L1 from the first column block (and group) to the
+// last. out is added to, not overwritten.
+//
+// Output row k of the group has its weights at p + k·pn and its sums at
+// out + k·stride (elements), except that the last row of a four-row group
+// is at offsets p3 and o3, which the Go wrapper sets to 2·pn and 2·stride
+// for a group of three: the repeated row's accumulators start from the same
+// out, see the same weights and values in the same order, and store the
+// same bits twice. Rows 2 are addressed with scale 8, twice row 1's offset.
+//
+// Every row step also prefetches the line it reads pf bytes further on, in
+// the next block of rows (the Go wrapper passes pf = 0 when there is none):
+// the first column pass over a block then finds it on its way instead of
+// waiting on memory one line per row.
+//
+// Register use: R8 out, R9 the column in value row 0, R10 columns left,
+// R11 the value row stride in bytes, R12 the output row stride and R13 the
+// output offset of row 3 (elements), R14 pf (scratch in ABI0 code: Go
+// restores g there when control returns to it), BX the weights of row 0, AX the weight
+// row stride and DX the weight offset of row 3 (elements); SI walks the
+// weights, DI the value rows, CX counts rows.
+
+// LOAD4 and STORE4 move the accumulators of the output column block at
+// off(R8) of rows 0–3 to and from a0–a3.
+#define LOAD4(off, a0, a1, a2, a3) \
+	VMOVUPS off(R8), a0; \
+	VMOVUPS off(R8)(R12*4), a1; \
+	VMOVUPS off(R8)(R12*8), a2; \
+	VMOVUPS off(R8)(R13*4), a3
+
+#define STORE4(off, a0, a1, a2, a3) \
+	VMOVUPS a0, off(R8); \
+	VMOVUPS a1, off(R8)(R12*4); \
+	VMOVUPS a2, off(R8)(R12*8); \
+	VMOVUPS a3, off(R8)(R13*4)
+
+// FMA4x2 adds the two value vectors in Y8, Y9 times the weights of the four
+// rows to the 4 × 2 accumulators Y0–Y7 (row k in Y(2k), Y(2k+1)).
+#define FMA4x2 \
+	VBROADCASTSS (SI), Y10; \
+	VBROADCASTSS (SI)(AX*4), Y11; \
+	VFMADD231PS Y8, Y10, Y0; \
+	VFMADD231PS Y9, Y10, Y1; \
+	VFMADD231PS Y8, Y11, Y2; \
+	VFMADD231PS Y9, Y11, Y3; \
+	VBROADCASTSS (SI)(AX*8), Y12; \
+	VBROADCASTSS (SI)(DX*4), Y13; \
+	VFMADD231PS Y8, Y12, Y4; \
+	VFMADD231PS Y9, Y12, Y5; \
+	VFMADD231PS Y8, Y13, Y6; \
+	VFMADD231PS Y9, Y13, Y7
+
+// FMA4x1 adds the value vector in Y8 times the four weights to Y0–Y3.
+#define FMA4x1 \
+	VBROADCASTSS (SI), Y10; \
+	VBROADCASTSS (SI)(AX*4), Y11; \
+	VBROADCASTSS (SI)(AX*8), Y12; \
+	VBROADCASTSS (SI)(DX*4), Y13; \
+	VFMADD231PS Y8, Y10, Y0; \
+	VFMADD231PS Y8, Y11, Y1; \
+	VFMADD231PS Y8, Y12, Y2; \
+	VFMADD231PS Y8, Y13, Y3
+
+// func weightedSums4AVX2(p *float32, pn, p3, n int, vals *float32, stride int, out *float32, o3, w, pf int)
+//
+// For rows k < 4 and c < w (a positive multiple of 8):
+// out[k·stride+c] += Σ_{i<n} p[k·pn+i]·vals[i·stride+c] (row 3 at p3, o3);
+// n ≥ 1. Blocks of 16 columns (8 accumulators, enough to cover the FMA
+// latency), then one of 8.
+TEXT ·weightedSums4AVX2(SB), NOSPLIT, $0-80
+	MOVQ p+0(FP), BX
+	MOVQ pn+8(FP), AX
+	MOVQ p3+16(FP), DX
+	MOVQ vals+32(FP), R9
+	MOVQ stride+40(FP), R12
+	MOVQ R12, R11
+	SHLQ $2, R11
+	MOVQ out+48(FP), R8
+	MOVQ o3+56(FP), R13
+	MOVQ w+64(FP), R10
+	MOVQ pf+72(FP), R14
+
+ws4x16:
+	CMPQ R10, $16
+	JLT ws4x8
+	LOAD4(0, Y0, Y2, Y4, Y6)
+	LOAD4(32, Y1, Y3, Y5, Y7)
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+24(FP), CX
+
+	PCALIGN $32
+ws4x16row:
+	PREFETCHT0 (DI)(R14*1)
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	FMA4x2
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ ws4x16row
+	STORE4(0, Y0, Y2, Y4, Y6)
+	STORE4(32, Y1, Y3, Y5, Y7)
+	ADDQ $64, R8
+	ADDQ $64, R9
+	SUBQ $16, R10
+	JMP ws4x16
+
+ws4x8:
+	TESTQ R10, R10
+	JZ ws4done
+	LOAD4(0, Y0, Y1, Y2, Y3)
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+24(FP), CX
+
+ws4x8row:
+	VMOVUPS (DI), Y8
+	FMA4x1
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ ws4x8row
+	STORE4(0, Y0, Y1, Y2, Y3)
+
+ws4done:
+	VZEROUPPER
+	RET
+
+// func weightedSums4F16AVX2(p *float32, pn, p3, n int, vals *uint16, stride int, out *float32, o3, w, pf int)
+//
+// weightedSums4AVX2 over float16 rows, widened by VCVTPH2PS as they are read.
+TEXT ·weightedSums4F16AVX2(SB), NOSPLIT, $0-80
+	MOVQ p+0(FP), BX
+	MOVQ pn+8(FP), AX
+	MOVQ p3+16(FP), DX
+	MOVQ vals+32(FP), R9
+	MOVQ stride+40(FP), R12
+	MOVQ R12, R11
+	SHLQ $1, R11
+	MOVQ out+48(FP), R8
+	MOVQ o3+56(FP), R13
+	MOVQ w+64(FP), R10
+	MOVQ pf+72(FP), R14
+
+wh4x16:
+	CMPQ R10, $16
+	JLT wh4x8
+	LOAD4(0, Y0, Y2, Y4, Y6)
+	LOAD4(32, Y1, Y3, Y5, Y7)
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+24(FP), CX
+
+	PCALIGN $32
+wh4x16row:
+	PREFETCHT0 (DI)(R14*1)
+	VCVTPH2PS (DI), Y8
+	VCVTPH2PS 16(DI), Y9
+	FMA4x2
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ wh4x16row
+	STORE4(0, Y0, Y2, Y4, Y6)
+	STORE4(32, Y1, Y3, Y5, Y7)
+	ADDQ $64, R8
+	ADDQ $32, R9
+	SUBQ $16, R10
+	JMP wh4x16
+
+wh4x8:
+	TESTQ R10, R10
+	JZ wh4done
+	LOAD4(0, Y0, Y1, Y2, Y3)
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+24(FP), CX
+
+wh4x8row:
+	VCVTPH2PS (DI), Y8
+	FMA4x1
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ wh4x8row
+	STORE4(0, Y0, Y1, Y2, Y3)
+
+wh4done:
+	VZEROUPPER
+	RET
+
+// The two-row kernels: blocks of 32 columns keep the 8 accumulators that
+// hide the FMA latency, then blocks of 8. Registers as above, with AX the
+// weight row stride, R12 the output row stride (elements) and DX pf.
+
+// FMA2x4 adds the value vectors in Y8–Y11 times the weights of the two rows
+// to Y0–Y3 (row 0) and Y4–Y7 (row 1).
+#define FMA2x4 \
+	VBROADCASTSS (SI), Y12; \
+	VBROADCASTSS (SI)(AX*4), Y13; \
+	VFMADD231PS Y8, Y12, Y0; \
+	VFMADD231PS Y9, Y12, Y1; \
+	VFMADD231PS Y10, Y12, Y2; \
+	VFMADD231PS Y11, Y12, Y3; \
+	VFMADD231PS Y8, Y13, Y4; \
+	VFMADD231PS Y9, Y13, Y5; \
+	VFMADD231PS Y10, Y13, Y6; \
+	VFMADD231PS Y11, Y13, Y7
+
+#define LOAD2x4 \
+	VMOVUPS (R8), Y0; VMOVUPS 32(R8), Y1; VMOVUPS 64(R8), Y2; VMOVUPS 96(R8), Y3; \
+	VMOVUPS (R8)(R12*4), Y4; VMOVUPS 32(R8)(R12*4), Y5; \
+	VMOVUPS 64(R8)(R12*4), Y6; VMOVUPS 96(R8)(R12*4), Y7
+
+#define STORE2x4 \
+	VMOVUPS Y0, (R8); VMOVUPS Y1, 32(R8); VMOVUPS Y2, 64(R8); VMOVUPS Y3, 96(R8); \
+	VMOVUPS Y4, (R8)(R12*4); VMOVUPS Y5, 32(R8)(R12*4); \
+	VMOVUPS Y6, 64(R8)(R12*4); VMOVUPS Y7, 96(R8)(R12*4)
+
+// FMA2x1 adds the value vector in Y8 times the two weights to Y0, Y1.
+#define FMA2x1 \
+	VBROADCASTSS (SI), Y12; \
+	VBROADCASTSS (SI)(AX*4), Y13; \
+	VFMADD231PS Y8, Y12, Y0; \
+	VFMADD231PS Y8, Y13, Y1
+
+// func weightedSums2AVX2(p *float32, pn, n int, vals *float32, stride int, out *float32, w, pf int)
+//
+// For rows k < 2 and c < w (a positive multiple of 8):
+// out[k·stride+c] += Σ_{i<n} p[k·pn+i]·vals[i·stride+c]; n ≥ 1.
+TEXT ·weightedSums2AVX2(SB), NOSPLIT, $0-64
+	MOVQ p+0(FP), BX
+	MOVQ pn+8(FP), AX
+	MOVQ vals+24(FP), R9
+	MOVQ stride+32(FP), R12
+	MOVQ R12, R11
+	SHLQ $2, R11
+	MOVQ out+40(FP), R8
+	MOVQ w+48(FP), R10
+	MOVQ pf+56(FP), DX
+
+ws2x32:
+	CMPQ R10, $32
+	JLT ws2x8
+	LOAD2x4
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+16(FP), CX
+
+	PCALIGN $32
+ws2x32row:
+	PREFETCHT0 (DI)(DX*1)
+	PREFETCHT0 64(DI)(DX*1)
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	VMOVUPS 64(DI), Y10
+	VMOVUPS 96(DI), Y11
+	FMA2x4
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ ws2x32row
+	STORE2x4
+	ADDQ $128, R8
+	ADDQ $128, R9
+	SUBQ $32, R10
+	JMP ws2x32
+
+ws2x8:
+	TESTQ R10, R10
+	JZ ws2done
+	VMOVUPS (R8), Y0
+	VMOVUPS (R8)(R12*4), Y1
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+16(FP), CX
+
+ws2x8row:
+	VMOVUPS (DI), Y8
+	FMA2x1
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ ws2x8row
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y1, (R8)(R12*4)
+	ADDQ $32, R8
+	ADDQ $32, R9
+	SUBQ $8, R10
+	JMP ws2x8
+
+ws2done:
+	VZEROUPPER
+	RET
+
+// func weightedSums2F16AVX2(p *float32, pn, n int, vals *uint16, stride int, out *float32, w, pf int)
+//
+// weightedSums2AVX2 over float16 rows.
+TEXT ·weightedSums2F16AVX2(SB), NOSPLIT, $0-64
+	MOVQ p+0(FP), BX
+	MOVQ pn+8(FP), AX
+	MOVQ vals+24(FP), R9
+	MOVQ stride+32(FP), R12
+	MOVQ R12, R11
+	SHLQ $1, R11
+	MOVQ out+40(FP), R8
+	MOVQ w+48(FP), R10
+	MOVQ pf+56(FP), DX
+
+wh2x32:
+	CMPQ R10, $32
+	JLT wh2x8
+	LOAD2x4
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+16(FP), CX
+
+	PCALIGN $32
+wh2x32row:
+	PREFETCHT0 (DI)(DX*1)
+	VCVTPH2PS (DI), Y8
+	VCVTPH2PS 16(DI), Y9
+	VCVTPH2PS 32(DI), Y10
+	VCVTPH2PS 48(DI), Y11
+	FMA2x4
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ wh2x32row
+	STORE2x4
+	ADDQ $128, R8
+	ADDQ $64, R9
+	SUBQ $32, R10
+	JMP wh2x32
+
+wh2x8:
+	TESTQ R10, R10
+	JZ wh2done
+	VMOVUPS (R8), Y0
+	VMOVUPS (R8)(R12*4), Y1
+	MOVQ BX, SI
+	MOVQ R9, DI
+	MOVQ n+16(FP), CX
+
+wh2x8row:
+	VCVTPH2PS (DI), Y8
+	FMA2x1
+	ADDQ $4, SI
+	ADDQ R11, DI
+	DECQ CX
+	JNZ wh2x8row
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y1, (R8)(R12*4)
+	ADDQ $32, R8
+	ADDQ $16, R9
+	SUBQ $8, R10
+	JMP wh2x8
+
+wh2done:
+	VZEROUPPER
+	RET

@@ -190,3 +190,49 @@ func FuzzWeightedSum(f *testing.F) {
 		})
 	})
 }
+
+// FuzzWeightedSums checks the grouped weighted sum of g query heads over
+// shared values: the group size picks the kernel split, d the column blocks.
+func FuzzWeightedSums(f *testing.F) {
+	f.Add([]byte("grouped-query attention: g weight rows, one pass over the values of the head"), uint8(16), uint8(3), uint8(2), false)
+	f.Add(make([]byte, 900), uint8(40), uint8(4), uint8(5), true)
+	f.Add([]byte{0x80, 0x7f, 1, 2, 3, 0xff, 0x81, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21}, uint8(8), uint8(1), uint8(7), false)
+	f.Fuzz(func(t *testing.T, data []byte, dd, nn, gg uint8, f16 bool) {
+		d := 1 + int(dd)%140
+		n := int(nn) % 20
+		g := 1 + int(gg)%9
+		x := smallFloats(data)
+		if len(x) < g*n+n*d {
+			return
+		}
+		p, vals := x[:g*n], x[g*n:g*n+n*d]
+		vals16 := make([]uint16, len(vals))
+		for i, v := range vals {
+			vals16[i] = refNarrow(v)
+		}
+		eachKernelImpl(func(impl string) {
+			out := make([]float32, g*d)
+			if f16 {
+				weightedSumsF16(p, vals16, out, d)
+			} else {
+				weightedSums(p, vals, out, d)
+			}
+			for i := range g {
+				for c := range d {
+					var s, abs float64
+					for j := range n {
+						v := float64(vals[j*d+c])
+						if f16 {
+							v = refWiden(vals16[j*d+c])
+						}
+						w := float64(p[i*n+j])
+						s, abs = s+w*v, abs+math.Abs(w*v)
+					}
+					if !within(out[i*d+c], s, dotBound(n, 1, abs)) {
+						t.Fatalf("impl=%s f16=%v g=%d d=%d n=%d: out[%d·d+%d] = %g, want %g", impl, f16, g, d, n, i, c, out[i*d+c], s)
+					}
+				}
+			}
+		})
+	})
+}

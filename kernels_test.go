@@ -467,6 +467,119 @@ func checkWeightedSum(t *testing.T, rng *rand.Rand, d, n, k int, f16 bool) {
 	}
 }
 
+// TestWeightedSums covers the grouped weighted sum of Attend: g query
+// heads' weights over the values of the KV head they share. Every group
+// size 1..9 meets every kernel split of the assembly (groups of four, three
+// repeating a row, two, one), and column counts that end in each column
+// block and in the scalar tail.
+func TestWeightedSums(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		k := 0
+		for g := 1; g <= 9; g++ {
+			for _, d := range []int{1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 48, 63, 64, 65, 72, 100, 128, 129, 136, 200} {
+				for _, n := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 50} {
+					checkWeightedSums(t, rng, g, d, n, k%8, false)
+					checkWeightedSums(t, rng, g, d, n, k%8, true)
+					k++
+				}
+			}
+		}
+		// Row counts that cross the wrappers' per-call row limit.
+		for _, c := range []struct{ g, d, n int }{{4, 128, 1000}, {8, 128, 301}, {5, 64, 777}, {3, 8, 3000}, {6, 33, 777}, {2, 256, 200}} {
+			checkWeightedSums(t, rng, c.g, c.d, c.n, 1, false)
+			checkWeightedSums(t, rng, c.g, c.d, c.n, 6, true)
+		}
+	})
+}
+
+func checkWeightedSums(t *testing.T, rng *rand.Rand, g, d, n, k int, f16 bool) {
+	t.Helper()
+	op, ov, oo := offsets(k)
+	p, _ := guarded32(g*n, op, poisonF32)
+	for i := range p {
+		p[i] = rng.Float32() // softmax numerators are ≥ 0
+	}
+	var v32 []float32
+	var v16 []uint16
+	val := func(i int) float64 { return float64(v32[i]) }
+	if f16 {
+		v16, _ = guarded16(n*d, ov, poisonF16)
+		randF16(rng, v16)
+		val = func(i int) float64 { return refWiden(v16[i]) }
+	} else {
+		v32, _ = guarded32(n*d, ov, poisonF32)
+		randF32(rng, v32)
+	}
+	out, buf := guarded32(g*d, oo, canaryF32)
+	for i := range out {
+		out[i] = float32(math.NaN()) // must be overwritten, not added to
+	}
+	name := "weightedSums"
+	if f16 {
+		name = "weightedSumsF16"
+		weightedSumsF16(p, v16, out, d)
+	} else {
+		weightedSums(p, v32, out, d)
+	}
+	checkGuard32(t, buf, guardLen+oo, g*d, name)
+	for i := range g {
+		for c := range d {
+			var s, abs float64
+			for j := range n {
+				x := float64(p[i*n+j]) * val(j*d+c)
+				s += x
+				abs += math.Abs(x)
+			}
+			if bound := dotBound(n, 1, abs); !within(out[i*d+c], s, bound) {
+				t.Fatalf("%s g=%d d=%d n=%d offsets %d: out[%d·d+%d] = %g, want %g ± %.3g", name, g, d, n, k, i, c, out[i*d+c], s, bound)
+			}
+		}
+	}
+}
+
+// TestWeightedSumsRowsApart checks that each output row sees only its own
+// weights: a NaN weight in row i makes row i NaN and no other, whichever
+// kernel split row i falls in.
+func TestWeightedSumsRowsApart(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		for _, g := range []int{2, 3, 4, 5, 7, 8} {
+			for _, d := range []int{8, 40, 128} {
+				n := 5
+				vals := make([]float32, n*d)
+				vals16 := make([]uint16, n*d)
+				for i := range vals {
+					vals[i] = 0.5
+					vals16[i] = f16Bits(0.5)
+				}
+				for bad := range g {
+					p := make([]float32, g*n)
+					for i := range p {
+						p[i] = 1
+					}
+					p[bad*n+3] = float32(math.NaN())
+					out := make([]float32, g*d)
+					out16 := make([]float32, g*d)
+					weightedSums(p, vals, out, d)
+					weightedSumsF16(p, vals16, out16, d)
+					for i := range g {
+						for c := range d {
+							for _, got := range []float32{out[i*d+c], out16[i*d+c]} {
+								if i == bad && got == got {
+									t.Fatalf("g=%d d=%d: row %d has a NaN weight, out[%d,%d] = %g, want NaN", g, d, bad, i, c, got)
+								}
+								if i != bad && got != float32(n)/2 {
+									t.Fatalf("g=%d d=%d NaN in row %d: out[%d,%d] = %g, want %g", g, d, bad, i, c, got, float32(n)/2)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
 func TestL1Norm(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(11, 12))
@@ -727,6 +840,8 @@ func TestKernelsAllocateNothing(t *testing.T) {
 			expSub(out[:n], maxOf(out[:n]))
 			weightedSum(out[:n], keys, v)
 			weightedSumF16(out[:n], k16, v)
+			weightedSums(out[:4*(n/4)], keys[:n/4*d], q[:4*d], d)
+			weightedSumsF16(out[:4*(n/4)], k16[:n/4*d], q[:4*d], d)
 			axpy(2, v, q[:d])
 			l1Norm(keys)
 			l1NormF16(k16)
