@@ -4,6 +4,7 @@ package lava
 
 import (
 	"math"
+	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
@@ -270,13 +271,20 @@ func l1NormF16(x []uint16) float32 {
 }
 
 //go:noescape
-func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes int)
+func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes, nt int)
 
 //go:noescape
-func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes int)
+func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes, nt int)
 
 // gatherChunk bounds the rows one gather call copies.
 const gatherChunk = 256
+
+// ntGatherBytes is the destination size from which a gather apart from its
+// source uses non-temporal stores: runtime·memmove's threshold for the same
+// switch, so the kernel and its copy roofline change strategy together.
+// Below it the rows are likely to be read again soon, from the cache the
+// ordinary stores leave them in.
+const ntGatherBytes = 1 << 20
 
 // checkGather panics, before anything is written, unless every row idx
 // names is in src and dst holds len(idx) rows: the assembly trusts both.
@@ -292,6 +300,20 @@ func checkGather(ndst, nsrc int, idx []int32, d int) {
 	}
 }
 
+// useNT reports whether a gather writing bytes bytes to dst, from src,
+// should use non-temporal stores: only for a large destination that shares
+// no memory with src. In place (compaction) the stores land on lines just
+// read, which must stay cached.
+func useNT[T float32 | uint16](dst, src []T, bytes int) bool {
+	if bytes < ntGatherBytes {
+		return false
+	}
+	size := int(unsafe.Sizeof(dst[0]))
+	d0 := uintptr(unsafe.Pointer(unsafe.SliceData(dst)))
+	s0 := uintptr(unsafe.Pointer(unsafe.SliceData(src)))
+	return d0+uintptr(len(dst)*size) <= s0 || s0+uintptr(len(src)*size) <= d0
+}
+
 // gatherRows copies rows with an inline vector loop instead of a memmove
 // call per row, which costs as much as copying a 512-byte row from L2.
 func gatherRows(dst, src []float32, idx []int32, d int) {
@@ -300,9 +322,13 @@ func gatherRows(dst, src []float32, idx []int32, d int) {
 		return
 	}
 	checkGather(len(dst), len(src), idx, d)
+	nt := 0
+	if useNT(dst, src, 4*d*len(idx)) {
+		nt = 1
+	}
 	for r := 0; r < len(idx); r += gatherChunk {
 		n := min(gatherChunk, len(idx)-r)
-		gatherF32AVX2(&dst[r*d], &src[0], &idx[r], n, 4*d)
+		gatherF32AVX2(&dst[r*d], &src[0], &idx[r], n, 4*d, nt)
 	}
 }
 
@@ -312,9 +338,13 @@ func gatherRowsF16(dst, src []uint16, idx []int32, d int) {
 		return
 	}
 	checkGather(len(dst), len(src), idx, d)
+	nt := 0
+	if useNT(dst, src, 2*d*len(idx)) {
+		nt = 1
+	}
 	for r := 0; r < len(idx); r += gatherChunk {
 		n := min(gatherChunk, len(idx)-r)
-		gatherF16AVX2(&dst[r*d], &src[0], &idx[r], n, 2*d)
+		gatherF16AVX2(&dst[r*d], &src[0], &idx[r], n, 2*d, nt)
 	}
 }
 

@@ -948,19 +948,34 @@ peakloop:
 	VZEROUPPER
 	RET
 
-// func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes int)
+// func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes, nt int)
 //
 // Copies row idx[r] of src to row r of dst for r < n, rows of rowBytes ≥ 32
 // bytes: 256 bytes per step, then 32, then one last vector ending at the row
 // end, which may overlap bytes already copied. That is safe in place too:
 // with strictly increasing idx, source row idx[r] ≥ r is either row r itself
 // or a row not yet written.
-TEXT ·gatherF32AVX2(SB), NOSPLIT, $0-40
+//
+// nt ≠ 0 asks for non-temporal stores, which the Go wrapper does only for a
+// large destination apart from src: they write whole lines to memory
+// without first reading them for ownership and without evicting the source
+// from the caches, as runtime·memmove does for copies of 1 MiB and more.
+// VMOVNTDQ needs 32-byte aligned addresses, so they are used only when dst
+// and rowBytes are multiples of 32 (every row then starts aligned); the
+// SFENCE orders them before whatever the caller stores next.
+TEXT ·gatherF32AVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), R8
 	MOVQ idx+16(FP), R9
 	MOVQ n+24(FP), R10
 	MOVQ rowBytes+32(FP), R11
+	MOVQ nt+40(FP), AX
+	TESTQ AX, AX
+	JZ gatherrow
+	MOVQ DI, AX
+	ORQ R11, AX
+	TESTQ $31, AX
+	JZ ntrow
 
 gatherrow:
 	MOVLQSX (R9), SI
@@ -1020,8 +1035,60 @@ gathernext:
 	VZEROUPPER
 	RET
 
-// func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes int)
-TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-40
+ntrow:
+	// As gatherrow with aligned non-temporal stores; rowBytes is a
+	// multiple of 32, so there is no partial last vector.
+	MOVLQSX (R9), SI
+	IMULQ R11, SI
+	ADDQ R8, SI
+	MOVQ R11, CX
+	CMPQ CX, $256
+	JLT nt32
+
+	PCALIGN $32
+nt256:
+	VMOVDQU (SI), Y0
+	VMOVDQU 32(SI), Y1
+	VMOVDQU 64(SI), Y2
+	VMOVDQU 96(SI), Y3
+	VMOVDQU 128(SI), Y4
+	VMOVDQU 160(SI), Y5
+	VMOVDQU 192(SI), Y6
+	VMOVDQU 224(SI), Y7
+	VMOVNTDQ Y0, (DI)
+	VMOVNTDQ Y1, 32(DI)
+	VMOVNTDQ Y2, 64(DI)
+	VMOVNTDQ Y3, 96(DI)
+	VMOVNTDQ Y4, 128(DI)
+	VMOVNTDQ Y5, 160(DI)
+	VMOVNTDQ Y6, 192(DI)
+	VMOVNTDQ Y7, 224(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $256, CX
+	CMPQ CX, $256
+	JGE nt256
+
+nt32:
+	TESTQ CX, CX
+	JZ ntnext
+	VMOVDQU (SI), Y0
+	VMOVNTDQ Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $32, CX
+	JMP nt32
+
+ntnext:
+	ADDQ $4, R9
+	DECQ R10
+	JNZ ntrow
+	SFENCE
+	VZEROUPPER
+	RET
+
+// func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes, nt int)
+TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-48
 	JMP ·gatherF32AVX2(SB)
 
 // The grouped weighted sums read each value row once for several output

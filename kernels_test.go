@@ -666,6 +666,55 @@ func TestGatherRows(t *testing.T) {
 	})
 }
 
+// TestGatherRowsLarge gathers destinations of more than 1 MiB, where the
+// amd64 kernel switches to non-temporal stores when the destination is
+// apart from the source and 32-byte aligned: every destination offset 0..7
+// (aligned and not), rows whose size is a multiple of 32 bytes and rows
+// whose size is not, and the same sizes in place, which must keep ordinary
+// stores.
+func TestGatherRowsLarge(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(17, 18))
+		for _, d := range []int{128, 100, 64} {
+			rows := (3 << 20) / (2 * d) // 1.5 MiB of kept float16 rows, 3 MiB float32
+			idx := make([]int32, rows/2)
+			for i := range idx {
+				idx[i] = int32(2*i + rng.IntN(2)) // increasing, gaps of 0–2
+			}
+			src32 := make([]float32, rows*d)
+			src16 := make([]uint16, rows*d)
+			for i := range src32 {
+				src32[i] = float32(i/d*1000 + i%d)
+				src16[i] = uint16(i/d*7 + i%d)
+			}
+			for k := range 8 {
+				dst32, b32 := guarded32(len(idx)*d, k, canaryF32)
+				dst16, b16 := guarded16(len(idx)*d, k, canaryF16)
+				gatherRows(dst32, src32, idx, d)
+				gatherRowsF16(dst16, src16, idx, d)
+				checkGuard32(t, b32, guardLen+k, len(dst32), "gatherRows")
+				checkGuard16(t, b16, guardLen+k, len(dst16), "gatherRowsF16")
+				for r, i := range idx {
+					if !slices.Equal(dst32[r*d:(r+1)*d], src32[int(i)*d:int(i+1)*d]) || !slices.Equal(dst16[r*d:(r+1)*d], src16[int(i)*d:int(i+1)*d]) {
+						t.Fatalf("gather d=%d offset %d: row %d is not source row %d", d, k, r, i)
+					}
+				}
+			}
+			want32 := make([]float32, 0, len(idx)*d)
+			want16 := make([]uint16, 0, len(idx)*d)
+			for _, i := range idx {
+				want32 = append(want32, src32[int(i)*d:int(i+1)*d]...)
+				want16 = append(want16, src16[int(i)*d:int(i+1)*d]...)
+			}
+			gatherRows(src32, src32, idx, d)
+			gatherRowsF16(src16, src16, idx, d)
+			if !slices.Equal(src32[:len(want32)], want32) || !slices.Equal(src16[:len(want16)], want16) {
+				t.Fatalf("in-place gather d=%d: wrong rows", d)
+			}
+		}
+	})
+}
+
 // refWiden decodes float16 bits with float64 arithmetic, independently of
 // f16ToF32: (−1)^s · 2^(e−15) · (1 + m/1024), or m·2⁻²⁴ when e = 0. NaNs
 // are returned as NaN; their bits are checked separately.
