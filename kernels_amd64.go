@@ -188,12 +188,6 @@ func axpy(a float32, x, y []float32) {
 	}
 }
 
-// wsumRows is how many rows one weighted-sum call visits: about 24 KiB of
-// them, so that they stay in L1 from the first column block to the last.
-func wsumRows(rowBytes int) int {
-	return max(1, 24576/rowBytes)
-}
-
 func weightedSum(p, vals, out []float32) {
 	d := len(out)
 	if !useAsm || d < 8 {
