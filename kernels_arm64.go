@@ -276,21 +276,136 @@ func narrowF16(dst []uint16, src []float32) {
 	}
 }
 
-// weightedSums runs weightedSum once per query head of the group, so the
-// values are read g times. (A kernel that reads each value row once for all
-// g rows would do better for grouped-query attention.)
+// wsums4NEON adds, for the output rows k < 4 and columns c < d,
+// Σ_{i<n} p[k·pn+i]·vals[i·d+c] to out[k·d+c], except that row 3 has its
+// weights at p+p3 and its output at out+o3 (elements): a group of three
+// passes p3 = 2·pn, o3 = 2·d. Each value vector is loaded once for the four
+// rows. n ≥ 1, d ≥ 1.
+//
+//go:noescape
+func wsums4NEON(p *float32, pn, p3, n int, vals *float32, d int, out *float32, o3 int)
+
+// wsums4F16NEON is wsums4NEON over float16 values.
+//
+//go:noescape
+func wsums4F16NEON(p *float32, pn, p3, n int, vals *uint16, d int, out *float32, o3 int)
+
+// wsums2NEON is wsums4NEON for the two output rows at out and out+d, with
+// weights at p and p+pn.
+//
+//go:noescape
+func wsums2NEON(p *float32, pn, n int, vals *float32, d int, out *float32)
+
+// wsums2F16NEON is wsums2NEON over float16 values.
+//
+//go:noescape
+func wsums2F16NEON(p *float32, pn, n int, vals *uint16, d int, out *float32)
+
+// wsumsBlock is the bytes of value rows one grouped call visits. A group of
+// more than four heads passes over each block once per four heads, so the
+// block should still be in L1 for the second pass: 16 KiB is a quarter of
+// the 64 KiB L1D of Neoverse N1/V1/V2 and half that of a Cortex-A55, with
+// room for the weights and the output rows. It also bounds each call to at
+// most 4·16 Ki/4 = 16 Ki multiply-adds over float32 values, 32 Ki over
+// float16 ones (both within asmChunk), unless one row alone is larger.
+// (Chosen by that reasoning, not measured on hardware.)
+const wsumsBlock = 16 << 10
+
+// wsumsRows is how many value rows of rowBytes bytes one grouped call takes.
+func wsumsRows(rowBytes int) int {
+	return max(1, wsumsBlock/rowBytes)
+}
+
+// weightedSums computes the g = len(out)/d weighted sums of a query group in
+// one pass over the values: per block of value rows, the output rows are
+// taken four at a time (a group of three repeats its last row), then two,
+// then one, each kernel loading a value vector once for all its rows; later
+// groups of four find the block in L1. Every output element accumulates the
+// rows in the order of p, across blocks too, as the generic kernel does.
 func weightedSums(p, vals, out []float32, d int) {
+	if !useAsm {
+		weightedSumsGeneric(p, vals, out, d)
+		return
+	}
+	if d <= 0 || len(out) < d {
+		return // no output rows, as on amd64
+	}
 	g := len(out) / d
+	if g == 1 {
+		weightedSum(p, vals, out[:d])
+		return
+	}
 	n := len(p) / g
-	for i := range g {
-		weightedSum(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
+	if len(vals)/d < n {
+		panic("lava: weightedSums: vals shorter than n·d")
+	}
+	p, vals, out = p[:g*n], vals[:n*d], out[:g*d]
+	clear(out)
+	if n == 0 {
+		return
+	}
+	rows := wsumsRows(4 * d)
+	for j := 0; j < n; j += rows {
+		m := min(rows, n-j)
+		for i := 0; i < g; {
+			pi, oi := &p[i*n+j], &out[i*d]
+			switch r := g - i; {
+			case r >= 3:
+				r = min(r, 4)
+				k3 := r - 1 // 2 repeats row 2 in a group of three
+				wsums4NEON(pi, n, k3*n, m, &vals[j*d], d, oi, k3*d)
+				i += r
+			case r == 2:
+				wsums2NEON(pi, n, m, &vals[j*d], d, oi)
+				i += 2
+			default:
+				wsumAccNEON(pi, m, &vals[j*d], d, oi)
+				i++
+			}
+		}
 	}
 }
 
 func weightedSumsF16(p []float32, vals []uint16, out []float32, d int) {
+	if !useAsm {
+		weightedSumsF16Generic(p, vals, out, d)
+		return
+	}
+	if d <= 0 || len(out) < d {
+		return
+	}
 	g := len(out) / d
+	if g == 1 {
+		weightedSumF16(p, vals, out[:d])
+		return
+	}
 	n := len(p) / g
-	for i := range g {
-		weightedSumF16(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
+	if len(vals)/d < n {
+		panic("lava: weightedSumsF16: vals shorter than n·d")
+	}
+	p, vals, out = p[:g*n], vals[:n*d], out[:g*d]
+	clear(out)
+	if n == 0 {
+		return
+	}
+	rows := wsumsRows(2 * d)
+	for j := 0; j < n; j += rows {
+		m := min(rows, n-j)
+		for i := 0; i < g; {
+			pi, oi := &p[i*n+j], &out[i*d]
+			switch r := g - i; {
+			case r >= 3:
+				r = min(r, 4)
+				k3 := r - 1
+				wsums4F16NEON(pi, n, k3*n, m, &vals[j*d], d, oi, k3*d)
+				i += r
+			case r == 2:
+				wsums2F16NEON(pi, n, m, &vals[j*d], d, oi)
+				i += 2
+			default:
+				wsumAccF16NEON(pi, m, &vals[j*d], d, oi)
+				i++
+			}
+		}
 	}
 }

@@ -12,8 +12,8 @@
 // produced with aarch64-linux-gnu-as and are checked against the generic
 // kernels under qemu by the tests.
 //
-// Registers: R0–R10 and V0–V31 only (R18 is the platform register, R26–R30
-// are reserved by Go). Tails of fewer than one block use the TBZ bit ladder
+// Registers: R0–R17, R19–R25 and V0–V31 only (R18 is the platform register,
+// R26–R30 are reserved by Go). Tails of fewer than one block use the TBZ bit ladder
 // of crypto/subtle's xor_arm64.s; a 2- or 1-element tail is loaded with
 // FMOVD/FMOVS, which zero the rest of the vector register, so reductions may
 // add the whole vector.
@@ -966,4 +966,712 @@ nr1:
 	MOVH	R3, (R0)
 
 nrDone:
+	RET
+
+// The grouped weighted sums of a query group (weightedSums): each value
+// vector is loaded once and multiplied into the output rows of up to four
+// query heads. A block of columns of every output row stays in registers
+// while the n value rows stream past, row after row in the order of p, so
+// every output element is the same chain of fused multiply-adds as in
+// wsumAccNEON and in the generic kernel.
+//
+// Registers shared by the four kernels below:
+//   R0       weights of output row 0 (p), R9–R11 those of rows 1–3
+//   R3       n, the number of value rows
+//   R4       vals, advanced by one column block after each block
+//   R5       d, the number of columns
+//   R6       output row 0, R12–R14 output rows 1–3, advanced with the blocks
+//   R8       output row stride in bytes (4·d)
+//   R23      value row stride in bytes (4·d, or 2·d for float16)
+//   R15      column blocks left
+//   R16, R17, R19, R20  weight pointers of rows 0–3 within a block
+//   R21      value pointer within a block, R22 rows left in the block
+//   V0–V15   accumulators
+//   V16–V19  (four rows) or V16–V23 (two rows) the value vectors as float32,
+//            widened from the float16 vectors in V24–V27
+//   V20–V23  (four rows) or V28, V29 (two rows) the broadcast weights
+//   R7, R13, R24 scratch where the above leaves them free
+
+// WS4START resets the per-block pointers and row count of the four-row
+// kernels; WS4W loads the next weight of each row, broadcast.
+#define WS4START \
+	MOVD	R0, R16; \
+	MOVD	R9, R17; \
+	MOVD	R10, R19; \
+	MOVD	R11, R20; \
+	MOVD	R4, R21; \
+	MOVD	R3, R22
+
+#define WS4W \
+	VLD1R.P	4(R16), [V20.S4]; \
+	VLD1R.P	4(R17), [V21.S4]; \
+	VLD1R.P	4(R19), [V22.S4]; \
+	VLD1R.P	4(R20), [V23.S4]
+
+// WS4FMA4 adds value vectors V16–V19 times the four weights to the
+// accumulators of rows 0–3: V0–V3, V4–V7, V8–V11, V12–V15.
+#define WS4FMA4 \
+	VFMLA	V16.S4, V20.S4, V0.S4; \
+	VFMLA	V17.S4, V20.S4, V1.S4; \
+	VFMLA	V18.S4, V20.S4, V2.S4; \
+	VFMLA	V19.S4, V20.S4, V3.S4; \
+	VFMLA	V16.S4, V21.S4, V4.S4; \
+	VFMLA	V17.S4, V21.S4, V5.S4; \
+	VFMLA	V18.S4, V21.S4, V6.S4; \
+	VFMLA	V19.S4, V21.S4, V7.S4; \
+	VFMLA	V16.S4, V22.S4, V8.S4; \
+	VFMLA	V17.S4, V22.S4, V9.S4; \
+	VFMLA	V18.S4, V22.S4, V10.S4; \
+	VFMLA	V19.S4, V22.S4, V11.S4; \
+	VFMLA	V16.S4, V23.S4, V12.S4; \
+	VFMLA	V17.S4, V23.S4, V13.S4; \
+	VFMLA	V18.S4, V23.S4, V14.S4; \
+	VFMLA	V19.S4, V23.S4, V15.S4
+
+// WS4FMA2: V16, V17 into rows 0–3 at V0,V1 / V2,V3 / V4,V5 / V6,V7.
+#define WS4FMA2 \
+	VFMLA	V16.S4, V20.S4, V0.S4; \
+	VFMLA	V17.S4, V20.S4, V1.S4; \
+	VFMLA	V16.S4, V21.S4, V2.S4; \
+	VFMLA	V17.S4, V21.S4, V3.S4; \
+	VFMLA	V16.S4, V22.S4, V4.S4; \
+	VFMLA	V17.S4, V22.S4, V5.S4; \
+	VFMLA	V16.S4, V23.S4, V6.S4; \
+	VFMLA	V17.S4, V23.S4, V7.S4
+
+// WS4FMA1: V16 into rows 0–3 at V0 / V1 / V2 / V3.
+#define WS4FMA1 \
+	VFMLA	V16.S4, V20.S4, V0.S4; \
+	VFMLA	V16.S4, V21.S4, V1.S4; \
+	VFMLA	V16.S4, V22.S4, V2.S4; \
+	VFMLA	V16.S4, V23.S4, V3.S4
+
+// The two-row kernels: WS2START, WS2W as above for rows 0 and 1.
+#define WS2START \
+	MOVD	R0, R16; \
+	MOVD	R9, R17; \
+	MOVD	R4, R21; \
+	MOVD	R3, R22
+
+#define WS2W \
+	VLD1R.P	4(R16), [V28.S4]; \
+	VLD1R.P	4(R17), [V29.S4]
+
+// WS2FMA8: V16–V23 into row 0 at V0–V7 and row 1 at V8–V15.
+#define WS2FMA8 \
+	VFMLA	V16.S4, V28.S4, V0.S4; \
+	VFMLA	V17.S4, V28.S4, V1.S4; \
+	VFMLA	V18.S4, V28.S4, V2.S4; \
+	VFMLA	V19.S4, V28.S4, V3.S4; \
+	VFMLA	V20.S4, V28.S4, V4.S4; \
+	VFMLA	V21.S4, V28.S4, V5.S4; \
+	VFMLA	V22.S4, V28.S4, V6.S4; \
+	VFMLA	V23.S4, V28.S4, V7.S4; \
+	VFMLA	V16.S4, V29.S4, V8.S4; \
+	VFMLA	V17.S4, V29.S4, V9.S4; \
+	VFMLA	V18.S4, V29.S4, V10.S4; \
+	VFMLA	V19.S4, V29.S4, V11.S4; \
+	VFMLA	V20.S4, V29.S4, V12.S4; \
+	VFMLA	V21.S4, V29.S4, V13.S4; \
+	VFMLA	V22.S4, V29.S4, V14.S4; \
+	VFMLA	V23.S4, V29.S4, V15.S4
+
+// WS2FMA4: V16–V19 into row 0 at V0–V3 and row 1 at V4–V7.
+#define WS2FMA4 \
+	VFMLA	V16.S4, V28.S4, V0.S4; \
+	VFMLA	V17.S4, V28.S4, V1.S4; \
+	VFMLA	V18.S4, V28.S4, V2.S4; \
+	VFMLA	V19.S4, V28.S4, V3.S4; \
+	VFMLA	V16.S4, V29.S4, V4.S4; \
+	VFMLA	V17.S4, V29.S4, V5.S4; \
+	VFMLA	V18.S4, V29.S4, V6.S4; \
+	VFMLA	V19.S4, V29.S4, V7.S4
+
+// WS2FMA2: V16, V17 into row 0 at V0, V1 and row 1 at V2, V3.
+#define WS2FMA2 \
+	VFMLA	V16.S4, V28.S4, V0.S4; \
+	VFMLA	V17.S4, V28.S4, V1.S4; \
+	VFMLA	V16.S4, V29.S4, V2.S4; \
+	VFMLA	V17.S4, V29.S4, V3.S4
+
+// WS2FMA1: V16 into row 0 at V0 and row 1 at V1.
+#define WS2FMA1 \
+	VFMLA	V16.S4, V28.S4, V0.S4; \
+	VFMLA	V16.S4, V29.S4, V1.S4
+
+// Widening of float16 value vectors, in GNU syntax:
+//   WSCVT8:  fcvtl v16.4s, v24.4h
+//            fcvtl2 v17.4s, v24.8h
+//   WSCVT16: the above, then
+//            fcvtl v18.4s, v25.4h
+//            fcvtl2 v19.4s, v25.8h
+//   WSCVT32: the above, then
+//            fcvtl v20.4s, v26.4h
+//            fcvtl2 v21.4s, v26.8h
+//            fcvtl v22.4s, v27.4h
+//            fcvtl2 v23.4s, v27.8h
+// and WSCVT4 is the first fcvtl alone.
+#define WSCVT4 \
+	WORD	$0x0e217b10
+
+#define WSCVT8 \
+	WORD	$0x0e217b10; \
+	WORD	$0x4e217b11
+
+#define WSCVT16 \
+	WORD	$0x0e217b10; \
+	WORD	$0x4e217b11; \
+	WORD	$0x0e217b32; \
+	WORD	$0x4e217b33
+
+#define WSCVT32 \
+	WORD	$0x0e217b10; \
+	WORD	$0x4e217b11; \
+	WORD	$0x0e217b32; \
+	WORD	$0x4e217b33; \
+	WORD	$0x0e217b54; \
+	WORD	$0x4e217b55; \
+	WORD	$0x0e217b76; \
+	WORD	$0x4e217b77
+
+// func wsums4NEON(p *float32, pn, p3, n int, vals *float32, d int, out *float32, o3 int)
+//
+// For the output rows k < 4 and columns c < d (n ≥ 1, d ≥ 1):
+// out[k·d+c] += Σ_{i<n} p[k·pn+i]·vals[i·d+c], except that row 3 takes its
+// weights at p+p3 and its output at out+o3, so that a group of three passes
+// row 2 twice (both copies compute and store the same values). Blocks of 16
+// columns hold 16 accumulators, enough to cover the FMA latency; then the
+// 8-, 4-, 2- and 1-column tails. 2- and 1-column tails load with FMOVD/FMOVS
+// and store only those lanes.
+TEXT ·wsums4NEON(SB), NOSPLIT|NOFRAME, $0-64
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	p3+16(FP), R2
+	MOVD	n+24(FP), R3
+	MOVD	vals+32(FP), R4
+	MOVD	d+40(FP), R5
+	MOVD	out+48(FP), R6
+	MOVD	o3+56(FP), R7
+	LSL	$2, R5, R8
+	MOVD	R8, R23
+	ADD	R1<<2, R0, R9
+	ADD	R1<<2, R9, R10
+	ADD	R2<<2, R0, R11
+	ADD	R8, R6, R12
+	ADD	R8, R12, R13
+	ADD	R7<<2, R6, R14
+	LSR	$4, R5, R15
+	CBZ	R15, w4c8
+
+w4c16:
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1	(R13), [V8.S4, V9.S4, V10.S4, V11.S4]
+	VLD1	(R14), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WS4START
+
+w4c16Row:
+	VLD1	(R21), [V16.S4, V17.S4, V18.S4, V19.S4]
+	ADD	R23, R21
+	WS4W
+	WS4FMA4
+	SUBS	$1, R22
+	BNE	w4c16Row
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
+	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R13)
+	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R14)
+	ADD	$64, R4
+	SUBS	$1, R15
+	BNE	w4c16
+
+w4c8:
+	TBZ	$3, R5, w4c4
+	VLD1	(R6), [V0.S4, V1.S4]
+	VLD1	(R12), [V2.S4, V3.S4]
+	VLD1	(R13), [V4.S4, V5.S4]
+	VLD1	(R14), [V6.S4, V7.S4]
+	WS4START
+
+w4c8Row:
+	VLD1	(R21), [V16.S4, V17.S4]
+	ADD	R23, R21
+	WS4W
+	WS4FMA2
+	SUBS	$1, R22
+	BNE	w4c8Row
+	VST1.P	[V0.S4, V1.S4], 32(R6)
+	VST1.P	[V2.S4, V3.S4], 32(R12)
+	VST1.P	[V4.S4, V5.S4], 32(R13)
+	VST1.P	[V6.S4, V7.S4], 32(R14)
+	ADD	$32, R4
+
+w4c4:
+	TBZ	$2, R5, w4c2
+	VLD1	(R6), [V0.S4]
+	VLD1	(R12), [V1.S4]
+	VLD1	(R13), [V2.S4]
+	VLD1	(R14), [V3.S4]
+	WS4START
+
+w4c4Row:
+	VLD1	(R21), [V16.S4]
+	ADD	R23, R21
+	WS4W
+	WS4FMA1
+	SUBS	$1, R22
+	BNE	w4c4Row
+	VST1.P	[V0.S4], 16(R6)
+	VST1.P	[V1.S4], 16(R12)
+	VST1.P	[V2.S4], 16(R13)
+	VST1.P	[V3.S4], 16(R14)
+	ADD	$16, R4
+
+w4c2:
+	TBZ	$1, R5, w4c1
+	FMOVD	(R6), F0
+	FMOVD	(R12), F1
+	FMOVD	(R13), F2
+	FMOVD	(R14), F3
+	WS4START
+
+w4c2Row:
+	FMOVD	(R21), F16
+	ADD	R23, R21
+	WS4W
+	WS4FMA1
+	SUBS	$1, R22
+	BNE	w4c2Row
+	FMOVD.P	F0, 8(R6)
+	FMOVD.P	F1, 8(R12)
+	FMOVD.P	F2, 8(R13)
+	FMOVD.P	F3, 8(R14)
+	ADD	$8, R4
+
+w4c1:
+	TBZ	$0, R5, w4Done
+	FMOVS	(R6), F0
+	FMOVS	(R12), F1
+	FMOVS	(R13), F2
+	FMOVS	(R14), F3
+	WS4START
+
+w4c1Row:
+	FMOVS	(R21), F16
+	ADD	R23, R21
+	WS4W
+	WS4FMA1
+	SUBS	$1, R22
+	BNE	w4c1Row
+	FMOVS	F0, (R6)
+	FMOVS	F1, (R12)
+	FMOVS	F2, (R13)
+	FMOVS	F3, (R14)
+
+w4Done:
+	RET
+
+// func wsums4F16NEON(p *float32, pn, p3, n int, vals *uint16, d int, out *float32, o3 int)
+//
+// wsums4NEON over float16 value rows, widened exactly by FCVTL/FCVTL2 as
+// they are loaded.
+TEXT ·wsums4F16NEON(SB), NOSPLIT|NOFRAME, $0-64
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	p3+16(FP), R2
+	MOVD	n+24(FP), R3
+	MOVD	vals+32(FP), R4
+	MOVD	d+40(FP), R5
+	MOVD	out+48(FP), R6
+	MOVD	o3+56(FP), R7
+	LSL	$2, R5, R8
+	LSL	$1, R5, R23
+	ADD	R1<<2, R0, R9
+	ADD	R1<<2, R9, R10
+	ADD	R2<<2, R0, R11
+	ADD	R8, R6, R12
+	ADD	R8, R12, R13
+	ADD	R7<<2, R6, R14
+	LSR	$4, R5, R15
+	CBZ	R15, h4c8
+
+h4c16:
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1	(R13), [V8.S4, V9.S4, V10.S4, V11.S4]
+	VLD1	(R14), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WS4START
+
+h4c16Row:
+	VLD1	(R21), [V24.B16, V25.B16]
+	ADD	R23, R21
+	WS4W
+	WSCVT16
+	WS4FMA4
+	SUBS	$1, R22
+	BNE	h4c16Row
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
+	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R13)
+	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R14)
+	ADD	$32, R4
+	SUBS	$1, R15
+	BNE	h4c16
+
+h4c8:
+	TBZ	$3, R5, h4c4
+	VLD1	(R6), [V0.S4, V1.S4]
+	VLD1	(R12), [V2.S4, V3.S4]
+	VLD1	(R13), [V4.S4, V5.S4]
+	VLD1	(R14), [V6.S4, V7.S4]
+	WS4START
+
+h4c8Row:
+	VLD1	(R21), [V24.B16]
+	ADD	R23, R21
+	WS4W
+	WSCVT8
+	WS4FMA2
+	SUBS	$1, R22
+	BNE	h4c8Row
+	VST1.P	[V0.S4, V1.S4], 32(R6)
+	VST1.P	[V2.S4, V3.S4], 32(R12)
+	VST1.P	[V4.S4, V5.S4], 32(R13)
+	VST1.P	[V6.S4, V7.S4], 32(R14)
+	ADD	$16, R4
+
+h4c4:
+	TBZ	$2, R5, h4c2
+	VLD1	(R6), [V0.S4]
+	VLD1	(R12), [V1.S4]
+	VLD1	(R13), [V2.S4]
+	VLD1	(R14), [V3.S4]
+	WS4START
+
+h4c4Row:
+	FMOVD	(R21), F24
+	ADD	R23, R21
+	WS4W
+	WSCVT4
+	WS4FMA1
+	SUBS	$1, R22
+	BNE	h4c4Row
+	VST1.P	[V0.S4], 16(R6)
+	VST1.P	[V1.S4], 16(R12)
+	VST1.P	[V2.S4], 16(R13)
+	VST1.P	[V3.S4], 16(R14)
+	ADD	$8, R4
+
+h4c2:
+	TBZ	$1, R5, h4c1
+	FMOVD	(R6), F0
+	FMOVD	(R12), F1
+	FMOVD	(R13), F2
+	FMOVD	(R14), F3
+	WS4START
+
+h4c2Row:
+	FMOVS	(R21), F24
+	ADD	R23, R21
+	WS4W
+	WSCVT4
+	WS4FMA1
+	SUBS	$1, R22
+	BNE	h4c2Row
+	FMOVD.P	F0, 8(R6)
+	FMOVD.P	F1, 8(R12)
+	FMOVD.P	F2, 8(R13)
+	FMOVD.P	F3, 8(R14)
+	ADD	$4, R4
+
+h4c1:
+	TBZ	$0, R5, h4Done
+	FMOVS	(R6), F0
+	FMOVS	(R12), F1
+	FMOVS	(R13), F2
+	FMOVS	(R14), F3
+	WS4START
+
+h4c1Row:
+	MOVHU	(R21), R24
+	FMOVS	R24, F24
+	ADD	R23, R21
+	WS4W
+	WSCVT4
+	WS4FMA1
+	SUBS	$1, R22
+	BNE	h4c1Row
+	FMOVS	F0, (R6)
+	FMOVS	F1, (R12)
+	FMOVS	F2, (R13)
+	FMOVS	F3, (R14)
+
+h4Done:
+	RET
+
+// func wsums2NEON(p *float32, pn, n int, vals *float32, d int, out *float32)
+//
+// wsums4NEON for two output rows (weights at p and p+pn, outputs at out and
+// out+d): blocks of 32 columns keep the 16 accumulators, then the 16-, 8-,
+// 4-, 2- and 1-column tails.
+TEXT ·wsums2NEON(SB), NOSPLIT|NOFRAME, $0-48
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	n+16(FP), R3
+	MOVD	vals+24(FP), R4
+	MOVD	d+32(FP), R5
+	MOVD	out+40(FP), R6
+	LSL	$2, R5, R8
+	MOVD	R8, R23
+	ADD	R1<<2, R0, R9
+	ADD	R8, R6, R12
+	LSR	$5, R5, R15
+	CBZ	R15, w2c16
+
+w2c32:
+	ADD	$64, R6, R7
+	ADD	$64, R12, R13
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1	(R7), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1	(R12), [V8.S4, V9.S4, V10.S4, V11.S4]
+	VLD1	(R13), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WS2START
+
+w2c32Row:
+	ADD	$64, R21, R24
+	VLD1	(R21), [V16.S4, V17.S4, V18.S4, V19.S4]
+	VLD1	(R24), [V20.S4, V21.S4, V22.S4, V23.S4]
+	ADD	R23, R21
+	WS2W
+	WS2FMA8
+	SUBS	$1, R22
+	BNE	w2c32Row
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R6)
+	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R12)
+	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R12)
+	ADD	$128, R4
+	SUBS	$1, R15
+	BNE	w2c32
+
+w2c16:
+	TBZ	$4, R5, w2c8
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WS2START
+
+w2c16Row:
+	VLD1	(R21), [V16.S4, V17.S4, V18.S4, V19.S4]
+	ADD	R23, R21
+	WS2W
+	WS2FMA4
+	SUBS	$1, R22
+	BNE	w2c16Row
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
+	ADD	$64, R4
+
+w2c8:
+	TBZ	$3, R5, w2c4
+	VLD1	(R6), [V0.S4, V1.S4]
+	VLD1	(R12), [V2.S4, V3.S4]
+	WS2START
+
+w2c8Row:
+	VLD1	(R21), [V16.S4, V17.S4]
+	ADD	R23, R21
+	WS2W
+	WS2FMA2
+	SUBS	$1, R22
+	BNE	w2c8Row
+	VST1.P	[V0.S4, V1.S4], 32(R6)
+	VST1.P	[V2.S4, V3.S4], 32(R12)
+	ADD	$32, R4
+
+w2c4:
+	TBZ	$2, R5, w2c2
+	VLD1	(R6), [V0.S4]
+	VLD1	(R12), [V1.S4]
+	WS2START
+
+w2c4Row:
+	VLD1	(R21), [V16.S4]
+	ADD	R23, R21
+	WS2W
+	WS2FMA1
+	SUBS	$1, R22
+	BNE	w2c4Row
+	VST1.P	[V0.S4], 16(R6)
+	VST1.P	[V1.S4], 16(R12)
+	ADD	$16, R4
+
+w2c2:
+	TBZ	$1, R5, w2c1
+	FMOVD	(R6), F0
+	FMOVD	(R12), F1
+	WS2START
+
+w2c2Row:
+	FMOVD	(R21), F16
+	ADD	R23, R21
+	WS2W
+	WS2FMA1
+	SUBS	$1, R22
+	BNE	w2c2Row
+	FMOVD.P	F0, 8(R6)
+	FMOVD.P	F1, 8(R12)
+	ADD	$8, R4
+
+w2c1:
+	TBZ	$0, R5, w2Done
+	FMOVS	(R6), F0
+	FMOVS	(R12), F1
+	WS2START
+
+w2c1Row:
+	FMOVS	(R21), F16
+	ADD	R23, R21
+	WS2W
+	WS2FMA1
+	SUBS	$1, R22
+	BNE	w2c1Row
+	FMOVS	F0, (R6)
+	FMOVS	F1, (R12)
+
+w2Done:
+	RET
+
+// func wsums2F16NEON(p *float32, pn, n int, vals *uint16, d int, out *float32)
+//
+// wsums2NEON over float16 value rows.
+TEXT ·wsums2F16NEON(SB), NOSPLIT|NOFRAME, $0-48
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	n+16(FP), R3
+	MOVD	vals+24(FP), R4
+	MOVD	d+32(FP), R5
+	MOVD	out+40(FP), R6
+	LSL	$2, R5, R8
+	LSL	$1, R5, R23
+	ADD	R1<<2, R0, R9
+	ADD	R8, R6, R12
+	LSR	$5, R5, R15
+	CBZ	R15, h2c16
+
+h2c32:
+	ADD	$64, R6, R7
+	ADD	$64, R12, R13
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1	(R7), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1	(R12), [V8.S4, V9.S4, V10.S4, V11.S4]
+	VLD1	(R13), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WS2START
+
+h2c32Row:
+	VLD1	(R21), [V24.B16, V25.B16, V26.B16, V27.B16]
+	ADD	R23, R21
+	WS2W
+	WSCVT32
+	WS2FMA8
+	SUBS	$1, R22
+	BNE	h2c32Row
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R6)
+	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R12)
+	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R12)
+	ADD	$64, R4
+	SUBS	$1, R15
+	BNE	h2c32
+
+h2c16:
+	TBZ	$4, R5, h2c8
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WS2START
+
+h2c16Row:
+	VLD1	(R21), [V24.B16, V25.B16]
+	ADD	R23, R21
+	WS2W
+	WSCVT16
+	WS2FMA4
+	SUBS	$1, R22
+	BNE	h2c16Row
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
+	ADD	$32, R4
+
+h2c8:
+	TBZ	$3, R5, h2c4
+	VLD1	(R6), [V0.S4, V1.S4]
+	VLD1	(R12), [V2.S4, V3.S4]
+	WS2START
+
+h2c8Row:
+	VLD1	(R21), [V24.B16]
+	ADD	R23, R21
+	WS2W
+	WSCVT8
+	WS2FMA2
+	SUBS	$1, R22
+	BNE	h2c8Row
+	VST1.P	[V0.S4, V1.S4], 32(R6)
+	VST1.P	[V2.S4, V3.S4], 32(R12)
+	ADD	$16, R4
+
+h2c4:
+	TBZ	$2, R5, h2c2
+	VLD1	(R6), [V0.S4]
+	VLD1	(R12), [V1.S4]
+	WS2START
+
+h2c4Row:
+	FMOVD	(R21), F24
+	ADD	R23, R21
+	WS2W
+	WSCVT4
+	WS2FMA1
+	SUBS	$1, R22
+	BNE	h2c4Row
+	VST1.P	[V0.S4], 16(R6)
+	VST1.P	[V1.S4], 16(R12)
+	ADD	$8, R4
+
+h2c2:
+	TBZ	$1, R5, h2c1
+	FMOVD	(R6), F0
+	FMOVD	(R12), F1
+	WS2START
+
+h2c2Row:
+	FMOVS	(R21), F24
+	ADD	R23, R21
+	WS2W
+	WSCVT4
+	WS2FMA1
+	SUBS	$1, R22
+	BNE	h2c2Row
+	FMOVD.P	F0, 8(R6)
+	FMOVD.P	F1, 8(R12)
+	ADD	$4, R4
+
+h2c1:
+	TBZ	$0, R5, h2Done
+	FMOVS	(R6), F0
+	FMOVS	(R12), F1
+	WS2START
+
+h2c1Row:
+	MOVHU	(R21), R24
+	FMOVS	R24, F24
+	ADD	R23, R21
+	WS2W
+	WSCVT4
+	WS2FMA1
+	SUBS	$1, R22
+	BNE	h2c1Row
+	FMOVS	F0, (R6)
+	FMOVS	F1, (R12)
+
+h2Done:
 	RET

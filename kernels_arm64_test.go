@@ -356,6 +356,121 @@ func TestNEONWeightedSumChunks(t *testing.T) {
 	}
 }
 
+// wsumsCase runs the grouped weighted sum of g heads over n value rows of d
+// columns with its inputs at offset off (p), off+1 (vals) and off+5 (out)
+// and canaries around out, and checks every output element twice: against
+// a float64 oracle under the forward-error bound, and bit for bit against
+// the generic kernel. The second check holds on arm64 because both compute
+// each element as one chain of fused multiply-adds over the rows in the
+// order of p (the Go compiler fuses y[i] += a*x there), so it also catches
+// a kernel that skips, repeats or reorders rows or mixes up heads.
+func wsumsCase(t *testing.T, r *rand.Rand, f16 bool, g, d, n, off int) {
+	t.Helper()
+	p := at(randF32s(r, g*n, 1), off%8)
+	for i := range p {
+		p[i] = float32(math.Abs(float64(p[i]))) // softmax numerators
+	}
+	v32 := at(randF32s(r, n*d, 1), (off+1)%8)
+	v16 := at(randF16s(r, n*d, 1), (off+1)%8)
+	out := newNeonBuf[float32](g*d, (off+5)%8, f32Canary)
+	for i := range out.s() {
+		out.s()[i] = 123 // must be overwritten, not added to
+	}
+	want := make([]float32, g*d)
+	name := "weightedSums"
+	if f16 {
+		name = "weightedSumsF16"
+		weightedSumsF16(p, v16, out.s(), d)
+		weightedSumsF16Generic(p, v16, want, d)
+	} else {
+		weightedSums(p, v32, out.s(), d)
+		weightedSumsGeneric(p, v32, want, d)
+	}
+	out.check(t, name)
+	got := out.s()
+	for i := range g {
+		for c := range d {
+			var exact, abs float64
+			for j := range n {
+				v := float64(v32[j*d+c])
+				if f16 {
+					v = float64(f16ToF32(v16[j*d+c]))
+				}
+				exact += float64(p[i*n+j]) * v
+				abs += math.Abs(float64(p[i*n+j]) * v)
+			}
+			k := i*d + c
+			checkBound(t, name, got[k], exact, float64(n+1)*neonEps*abs)
+			if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+				t.Fatalf("%s g=%d d=%d n=%d off=%d: out[%d·d+%d] = %v, generic %v", name, g, d, n, off, i, c, got[k], want[k])
+			}
+		}
+	}
+}
+
+// TestNEONWeightedSums covers every split of a group into the four-row,
+// two-row and one-row kernels (g = 1..9), every column count 1..70 (each
+// column block and each tail of both the 32- and 16-column kernels), a few
+// head dimensions used by models, row counts 0..17 and all offsets.
+func TestNEONWeightedSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	k := 0
+	for _, f16 := range []bool{false, true} {
+		for g := 1; g <= 9; g++ {
+			for d := 1; d <= neonMaxLen; d++ {
+				for _, n := range []int{0, 1, 2, 5} {
+					wsumsCase(t, r, f16, g, d, n, k)
+					k++
+				}
+			}
+			for _, d := range []int{96, 112, 127, 128, 129, 256} {
+				for _, n := range []int{1, 3, 17} {
+					wsumsCase(t, r, f16, g, d, n, k)
+					k++
+				}
+			}
+		}
+	}
+}
+
+// TestNEONWeightedSumsChunks uses more value rows than one kernel call
+// takes (wsumsRows), with a partial last block, so each output element is
+// accumulated across calls; the bit-exact comparison with the generic
+// kernel shows the order of the rows is kept.
+func TestNEONWeightedSumsChunks(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, f16 := range []bool{false, true} {
+		for _, c := range []struct{ g, d int }{{2, 2}, {3, 33}, {4, 128}, {5, 64}, {8, 128}, {9, 7}} {
+			rowBytes := 4 * c.d
+			if f16 {
+				rowBytes = 2 * c.d
+			}
+			n := 2*wsumsRows(rowBytes) + 3
+			wsumsCase(t, r, f16, c.g, c.d, n, c.g)
+		}
+	}
+}
+
+// TestNEONWeightedSumsShortVals checks that the wrappers reject values
+// shorter than n rows before any assembly runs.
+func TestNEONWeightedSumsShortVals(t *testing.T) {
+	for _, f16 := range []bool{false, true} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("f16=%v: weightedSums with too few values did not panic", f16)
+				}
+			}()
+			p, out := make([]float32, 2*5), make([]float32, 2*8)
+			if f16 {
+				weightedSumsF16(p, make([]uint16, 4*8+7), out, 8)
+			} else {
+				weightedSums(p, make([]float32, 4*8+7), out, 8)
+			}
+		}()
+	}
+}
+
 func TestNEONL1Norm(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	lens := []int{asmChunk + 17, 3*asmChunk + 1}
