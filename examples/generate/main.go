@@ -48,7 +48,7 @@ type options struct {
 	context               int
 	temperature, topP     float64
 	seed                  uint64
-	compare               bool
+	compare, float16      bool
 }
 
 func main() {
@@ -70,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.budget, "budget", 64, "average cache entries kept per KV head per layer after prefill, window included")
 	fs.IntVar(&o.window, "window", 8, "most recent prompt tokens whose queries score the rest; always kept")
 	fs.StringVar(&o.policy, "policy", "lava", "compression policy: "+strings.Join(lava.PolicyNames(), ", "))
+	fs.BoolVar(&o.float16, "float16", false, "store keys and values as IEEE float16 (half the cache memory)")
 	fs.BoolVar(&o.compare, "compare", false, "also decode over the full cache and show where the continuations first differ")
 	fs.IntVar(&o.context, "context", trainedContext, "most positions (prompt + generated) to run; stories260K was trained on 512")
 	fs.Usage = func() {
@@ -144,6 +145,9 @@ func generate(o options, stdout, stderr io.Writer) error {
 	}
 	cfg := m.CacheConfig(o.budget, o.window)
 	cfg.Policy, _ = lava.PolicyByName(o.policy) // checked above
+	if o.float16 {
+		cfg.Element = lava.Float16
+	}
 	cache, err := lava.New(cfg)
 	if err != nil {
 		return err
@@ -238,9 +242,9 @@ func report(w io.Writer, o options, m *llama.Model, cache *lava.KVCache, rep lav
 	cfg := cache.Config()
 	// What a full cache holds per position: K and V of every KV head of
 	// every layer.
-	perToken := int64(m.Layers*m.KVHeads*2*m.HeadDim) * int64(elementSize(cfg.Element))
+	perToken := int64(m.Layers*m.KVHeads) * cache.EntryBytes()
 	positions := cache.Tokens(0)
-	fmt.Fprintf(w, "--- cache report: policy %s, budget %d, window %d ---\n", o.policy, cfg.Budget, cfg.Window)
+	fmt.Fprintf(w, "--- cache report: policy %s, budget %d, window %d, %v storage ---\n", o.policy, cfg.Budget, cfg.Window, cfg.Element)
 	fmt.Fprintf(w, "tokens:   prompt %d (BOS included), generated %d, cache positions %d\n", promptLen, len(gen.tokens), positions)
 	fmt.Fprintf(w, "prefill:  full %s, kept %s (%s)\n", byteCount(rep.BytesBefore), byteCount(rep.BytesAfter), ratio(rep.BytesBefore, rep.BytesAfter))
 	fullEnd := int64(positions) * perToken
@@ -257,13 +261,6 @@ func report(w io.Writer, o options, m *llama.Model, cache *lava.KVCache, rep lav
 	fmt.Fprintf(w, "speed:    prefill %d tokens in %v (%s), compress %v, decode %d steps in %v (%s)\n",
 		promptLen, prefill.Round(time.Microsecond), rate(promptLen, prefill), compress.Round(time.Microsecond),
 		max(len(gen.tokens)-1, 0), gen.dur.Round(time.Microsecond), rate(len(gen.tokens)-1, gen.dur))
-}
-
-func elementSize(e lava.Element) int {
-	if e == lava.Float16 {
-		return 2
-	}
-	return 4
 }
 
 func byteCount(n int64) string { return fmt.Sprintf("%d bytes", n) }

@@ -133,3 +133,19 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
+
+// -float16 halves the bytes the cache holds, full and kept.
+func TestFloat16Flag(t *testing.T) {
+	path := testmodel.Path(t)
+	code, out, errs := runArgs(t, "-model", path, "-steps", "10", "-float16")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	m := regexp.MustCompile(`prefill:  full (\d+) bytes, kept (\d+) bytes`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "float16 storage") {
+		t.Fatalf("no float16 report:\n%s", out)
+	}
+	if full, _ := strconv.Atoi(m[1]); full != 128*1280/2 {
+		t.Errorf("float16 full cache %d bytes, want %d", full, 128*1280/2)
+	}
+}
