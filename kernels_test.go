@@ -612,7 +612,7 @@ func TestL1Norm(t *testing.T) {
 func TestGatherRows(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(13, 14))
-		for _, d := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 128, 129, 256} {
+		for _, d := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 128, 129, 160, 200, 256} {
 			for _, rows := range []int{0, 1, 2, 5, 33, 300} {
 				k := rng.IntN(8)
 				os, od, _ := offsets(k)
