@@ -12,19 +12,17 @@ type Policy struct {
 	kind   policyKind
 	layers LayerAllocation
 	heads  HeadAllocation
-	gqa    gqaKind
 
-	alpha       float64 // AdaKV floor fraction
-	beta        float64 // PyramidKV
-	tau1, tau2  float64 // CAKE
-	gamma       float64 // CAKE
-	cakePool    Pooling // CAKE's own pooling
-	cakeKernel  int
-	sinks       int    // StreamingLLM
-	seed        uint64 // Random
-	scorer      Scorer // Custom
-	customName  string
-	hasCakePool bool
+	alpha      float64 // AdaKV floor fraction
+	beta       float64 // PyramidKV
+	tau1, tau2 float64 // CAKE
+	gamma      float64 // CAKE
+	cakePool   Pooling // CAKE's own pooling (kernel 0: not set)
+	cakeKernel int
+	sinks      int    // StreamingLLM
+	seed       uint64 // Random
+	scorer     Scorer // Custom
+	customName string
 }
 
 type policyKind uint8
@@ -63,14 +61,6 @@ const (
 	JointHeads HeadAllocation = iota
 	// UniformHeads lets every KV head keep its own best b_l prefix tokens.
 	UniformHeads
-)
-
-// gqaKind reduces the scores of the query heads that share a KV head.
-type gqaKind uint8
-
-const (
-	gqaMax  gqaKind = iota // max over the group, after pooling (LAVa)
-	gqaMean                // mean over the group, before pooling (SnapKV family)
 )
 
 // Defaults of the baselines' parameters (spec section 7).
@@ -113,7 +103,7 @@ func LAVaUniformHeads() Policy {
 // window. Li et al., "SnapKV: LLM Knows What You are Looking for Before
 // Generation", arXiv 2404.14469.
 func SnapKV() Policy {
-	return Policy{kind: kindSnapKV, layers: UniformLayers, heads: UniformHeads, gqa: gqaMean}
+	return Policy{kind: kindSnapKV, layers: UniformLayers, heads: UniformHeads}
 }
 
 // PyramidKV scores like SnapKV but gives lower layers more entries than
@@ -158,15 +148,15 @@ func AdaPyramidKV(beta, alpha float64) Policy {
 // Cascading and Adaptive KV Cache Eviction with Layer Preferences", arXiv
 // 2503.12491.
 func CAKE(tau1, tau2, gamma float64) Policy {
-	return Policy{kind: kindCAKE, layers: cakeLayers, heads: UniformHeads, gqa: gqaMean,
-		tau1: tau1, tau2: tau2, gamma: gamma, cakePool: PoolAvg, cakeKernel: 5, hasCakePool: true}
+	return Policy{kind: kindCAKE, layers: cakeLayers, heads: UniformHeads,
+		tau1: tau1, tau2: tau2, gamma: gamma, cakePool: PoolAvg, cakeKernel: 5}
 }
 
 // WithPooling returns p with its own pooling, for CAKE (whose default is
 // average pooling with kernel 5; the LAVa paper ran it with max pooling,
 // kernel 7). For other policies pooling is Config.Pooling and Config.Kernel.
 func (p Policy) WithPooling(kind Pooling, kernel int) Policy {
-	p.cakePool, p.cakeKernel, p.hasCakePool = kind, kernel, true
+	p.cakePool, p.cakeKernel = kind, kernel
 	return p
 }
 
@@ -188,7 +178,7 @@ func StreamingLLM(sinks int) Policy {
 // Oracle for Efficient Generative Inference of Large Language Models",
 // arXiv 2306.14048.
 func H2O() Policy {
-	return Policy{kind: kindH2O, layers: UniformLayers, heads: UniformHeads, gqa: gqaMean}
+	return Policy{kind: kindH2O, layers: UniformLayers, heads: UniformHeads}
 }
 
 // TOVA keeps the Budget tokens that the last prompt token attends to most,
@@ -207,7 +197,7 @@ func TOVA() Policy {
 // not All You Need for Token Importance Indicator in KV Cache Reduction:
 // Value Also Matters", arXiv 2406.12335.
 func VATP() Policy {
-	return Policy{kind: kindVATP, layers: UniformLayers, heads: UniformHeads, gqa: gqaMean}
+	return Policy{kind: kindVATP, layers: UniformLayers, heads: UniformHeads}
 }
 
 // Random keeps Budget − Window prefix tokens per head chosen uniformly at
@@ -289,7 +279,7 @@ func (p Policy) check(c *Config) error {
 		return invalidf("Custom policy %q: unknown layer or head allocation", p.customName)
 	case p.kind != kindLAVa && c.Floor != FloorNone:
 		return invalidf("Config.Floor = %v applies to LAVa policies only, not %s", c.Floor, p.Name())
-	case p.hasCakePool && p.kind != kindCAKE:
+	case p.cakeKernel != 0 && p.kind != kindCAKE: // only WithPooling sets it outside CAKE
 		return invalidf("%s: WithPooling applies to CAKE only; set Config.Pooling and Config.Kernel", p.Name())
 	}
 	return nil
