@@ -274,6 +274,8 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	g := c.group
 	L := &c.layers[layer]
 	kind := c.cfg.Policy.kind
+	// TOVA and CAKE keep uniform heads (TOVA one shared set), so every head
+	// has head 0's length and one test decides for all.
 	evict := L.limit > 0 && (kind == kindTOVA || kind == kindCAKE) && L.heads[0].len() > L.limit
 	heads := float32(c.cfg.Heads) // TOVA averages over the layer's query heads
 	if kind == kindCAKE {
