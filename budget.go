@@ -34,6 +34,17 @@ func rankAll(s []float32) []scored {
 	return r
 }
 
+// rankRows returns the indices of s ordered best first: higher score, then
+// lower index (spec section 4's tie rule, within one head).
+func rankRows(s []float32) []int32 {
+	r := make([]int32, len(s))
+	for i := range r {
+		r[i] = int32(i)
+	}
+	slices.SortFunc(r, func(a, b int32) int { return byRank(scored{s[a], a}, scored{s[b], b}) })
+	return r
+}
+
 // layerBudgets splits total prefix entries per head among layers in
 // proportion to their entropies e (spec section 5): b_l = ⌊e_l/Σe · total⌋.
 // A layer whose budget reaches its prefix length m_l is kept whole; with
@@ -128,55 +139,93 @@ func pyramidBudget(bbar int, beta float64, l, L, m int) int {
 	return hi - l*step
 }
 
+// preferences turns CAKE's log preferences log P_l = log H_l/τ1 + log V_l/τ2
+// into weights proportional to P_l, scaled so the largest is 1: computed in
+// the log domain, P_l itself may overflow or underflow float64 for small τ.
+// All weights are 0 (an even split) when no layer has a positive P_l.
+func preferences(logP []float64) []float64 {
+	top := math.Inf(-1)
+	for _, v := range logP {
+		top = max(top, v)
+	}
+	w := make([]float64, len(logP))
+	if math.IsInf(top, -1) {
+		return w
+	}
+	for l, v := range logP {
+		w[l] = math.Exp(v - top)
+	}
+	return w
+}
+
 // cakeBudgets splits total among layers in proportion to their preferences
-// pref, each capped at its prefix m_l with the excess going to the others,
-// and the remainder of the integer split going one by one to the largest
-// fractional parts (lower layer first on ties), so that the budgets sum to
-// total exactly unless every layer is whole (spec section 7). When final is
-// false more layers will be added (the cascade), and each layer gets one
-// entry more than its rounded-down share, capped: an upper bound of its
-// final budget, which only shrinks as layers are added.
+// pref as CAKE's official code does: from the truncated shares, each layer is
+// capped at its prefix m_l and the excess shared evenly among the layers
+// below their cap (one more each to the lowest-numbered for the remainder),
+// until none exceeds its cap; then the truncation deficit is shared the same
+// way, so the budgets sum to total unless every layer is whole. When final
+// is false more layers will be added (the cascade), and every layer is kept
+// whole: sharing the excess evenly is not monotone (a layer added later can
+// raise an earlier layer's budget, by up to 24 entries in a random search
+// over 8 layers of equal prefixes), so no smaller provisional budget is
+// safe, and the cascade must end with the kept sets of one Compress.
 func cakeBudgets(pref []float64, m []int, total int, final bool) []int {
 	b := make([]int, len(pref))
-	share, whole := shares(pref, m, total, true)
-	left := total
+	if !final {
+		copy(b, m)
+		return b
+	}
+	var sum float64
+	for _, p := range pref {
+		sum += p
+	}
+	excess := 0
 	for l := range b {
-		if whole[l] {
-			b[l] = m[l]
+		if sum > 0 {
+			b[l] = int(pref[l] / sum * float64(total))
 		} else {
-			b[l] = int(math.Floor(share[l]))
-			if !final {
-				b[l] = min(b[l]+1, m[l])
-			}
+			b[l] = total / len(b)
 		}
-		left -= b[l]
-	}
-	if final && left > 0 {
-		order := make([]int, 0, len(b))
-		for l := range b {
-			if !whole[l] {
-				order = append(order, l)
-			}
-		}
-		slices.SortStableFunc(order, func(x, y int) int {
-			fx, fy := share[x]-math.Floor(share[x]), share[y]-math.Floor(share[y])
-			switch {
-			case fx > fy:
-				return -1
-			case fx < fy:
-				return 1
-			}
-			return 0
-		})
-		for _, l := range order {
-			if left == 0 {
-				break
-			}
-			if b[l] < m[l] {
-				b[l]++
-				left--
-			}
+		if b[l] > m[l] {
+			excess += b[l] - m[l]
+			b[l] = m[l]
 		}
 	}
+	shareEvenly(b, m, excess)
+	left := total
+	for _, v := range b {
+		left -= v
+	}
+	shareEvenly(b, m, left)
 	return b
+}
+
+// shareEvenly adds extra to the budgets b below their caps m, evenly, the
+// remainder one each to the lowest-numbered, capping again and sharing what
+// the caps cut off until nothing is left or every layer is at its cap.
+func shareEvenly(b, m []int, extra int) {
+	open := make([]int, 0, len(b))
+	for extra > 0 {
+		open = open[:0]
+		for l := range b {
+			if b[l] < m[l] {
+				open = append(open, l)
+			}
+		}
+		if len(open) == 0 {
+			return
+		}
+		each, rem := extra/len(open), extra%len(open)
+		extra = 0
+		for i, l := range open {
+			b[l] += each
+			if i < rem {
+				b[l]++
+			}
+			if b[l] > m[l] {
+				extra += b[l] - m[l]
+				b[l] = m[l]
+			}
+		}
+	}
 }

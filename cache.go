@@ -1,9 +1,6 @@
 package lava
 
-import (
-	"math"
-	"slices"
-)
+import "math"
 
 // KVCache holds the keys and values of every layer and KV head of one
 // sequence, with the original position of every entry. Each KV head of each
@@ -42,9 +39,10 @@ type layer struct {
 	qTail   int // how many of the most recent tokens have their query stored
 
 	// H2O's attention accumulated over every prompt query, per KV head
-	// (summed over the group), while the layer is not yet compressed.
-	heavy        [][]float32
-	heavyMissing bool // some prompt tokens came without queries
+	// (summed over the group), while the layer is not yet compressed. It
+	// covers the first len(heavy[kv]) entries: fewer than the head holds
+	// when some Append came without queries.
+	heavy [][]float32
 
 	// Set by Compress for layers that take part in the budget split.
 	ranked  bool
@@ -59,9 +57,8 @@ type layer struct {
 // order; the first len(order) are ranked prompt tokens that a later Compress
 // of the cascade may still evict, the rest (window and decode tokens) stay.
 type head struct {
-	k, v     []float32 // Float32 storage: rows of HeadDim
-	k16, v16 []uint16  // Float16 storage: rows of HeadDim
-	pos      []int32
+	k, v rows // rows of HeadDim
+	pos  []int32
 	// order lists the rows of the ranked prompt tokens best first, so that
 	// re-trimming to a smaller budget keeps a prefix of it without sorting.
 	order []int32
@@ -94,6 +91,10 @@ func New(cfg Config) (*KVCache, error) {
 	c := &KVCache{cfg: cfg, group: g, layers: make([]layer, cfg.Layers), attnInv: make([]float32, g)}
 	for l := range c.layers {
 		c.layers[l].heads = make([]head, cfg.KVHeads)
+		for kv := range c.layers[l].heads {
+			h := &c.layers[l].heads[kv]
+			h.k, h.v = newRows(cfg.Element), newRows(cfg.Element)
+		}
 	}
 	return c, nil
 }
@@ -133,13 +134,8 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	}
 	for kv := range L.heads {
 		h := &L.heads[kv]
-		if c.cfg.Element == Float16 {
-			h.k16 = appendRowsF16(h.k16, k, kv*d, row, d, t)
-			h.v16 = appendRowsF16(h.v16, v, kv*d, row, d, t)
-		} else {
-			h.k = appendRows(h.k, k, kv*d, row, d, t)
-			h.v = appendRows(h.v, v, kv*d, row, d, t)
-		}
+		h.k.append(k, kv*d, row, d, t)
+		h.v.append(v, kv*d, row, d, t)
 		h.pos = growBy(h.pos, t)
 		for i := range t {
 			h.pos = append(h.pos, int32(L.tokens+i))
@@ -148,44 +144,15 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	if L.state != layerCompressed {
 		L.state = layerPending
 		c.keepQueries(L, q, t)
-		if c.cfg.Policy.kind == kindH2O {
+		if c.cfg.Policy.accumulates {
 			c.accumulateHeavy(L, q, t)
 		}
 	}
 	L.tokens += t
-	if L.limit > 0 {
+	if L.limit > 0 && c.cfg.Policy.decode == decodeOldest {
 		c.evictOldest(L)
 	}
 	return nil
-}
-
-// growBy makes room for n more elements in one allocation, growing by at
-// least half the capacity so that a prompt appended in many chunks is
-// copied O(1) times, not once per chunk.
-func growBy[T any](s []T, n int) []T {
-	if cap(s)-len(s) >= n {
-		return s
-	}
-	return slices.Grow(s, max(n, cap(s)/2))
-}
-
-// appendRows appends t rows of d elements, taken every stride elements of
-// src starting at off.
-func appendRows(dst, src []float32, off, stride, d, t int) []float32 {
-	dst = growBy(dst, t*d)
-	for i := range t {
-		dst = append(dst, src[off+i*stride:off+i*stride+d]...)
-	}
-	return dst
-}
-
-func appendRowsF16(dst []uint16, src []float32, off, stride, d, t int) []uint16 {
-	n := len(dst)
-	dst = growBy(dst, t*d)[:n+t*d]
-	for i := range t {
-		narrowF16(dst[n+i*d:n+(i+1)*d], src[off+i*stride:off+i*stride+d])
-	}
-	return dst
 }
 
 // keepQueries stores the queries of the last Window of the t tokens being
@@ -215,7 +182,10 @@ func (c *KVCache) View(layer, kvHead int) (HeadView, error) {
 		return HeadView{}, invalidf("View: kvHead = %d, want 0 ≤ kvHead < %d", kvHead, c.cfg.KVHeads)
 	}
 	h := &c.layers[layer].heads[kvHead]
-	return HeadView{Keys: h.k, Values: h.v, Keys16: h.k16, Values16: h.v16, Positions: h.pos}, nil
+	v := HeadView{Positions: h.pos}
+	v.Keys, v.Keys16 = h.k.raw()
+	v.Values, v.Values16 = h.v.raw()
+	return v, nil
 }
 
 // Len returns the number of entries one KV head of one layer holds, or 0 for
@@ -251,89 +221,4 @@ func (c *KVCache) Bytes() int64 {
 // EntryBytes returns the bytes one entry (a key and a value of one KV head)
 // takes: 2 × HeadDim × the element size. A full cache of n tokens holds
 // n × Layers × KVHeads × EntryBytes.
-func (c *KVCache) EntryBytes() int64 { return int64(2 * c.cfg.HeadDim * c.cfg.Element.size()) }
-
-// Attend computes single-token decode attention for every query head of a
-// layer over the entries its KV head holds: out_h = softmax(q_h·Kᵀ/√d)·V,
-// query head h reading KV head h/(Heads/KVHeads). q and out hold
-// [Heads][HeadDim] values. A head with no entries gives zeros. Attend does
-// not append q's token: call Append with its key and value first, as a
-// decoder does, so the token attends to itself.
-func (c *KVCache) Attend(layer int, q, out []float32) error {
-	if layer < 0 || layer >= len(c.layers) {
-		return invalidf("Attend: layer = %d, want 0 ≤ layer < %d", layer, len(c.layers))
-	}
-	d := c.cfg.HeadDim
-	if len(q) != c.cfg.Heads*d {
-		return invalidf("Attend: len(q) = %d, want Heads·HeadDim = %d", len(q), c.cfg.Heads*d)
-	}
-	if len(out) != len(q) {
-		return invalidf("Attend: len(out) = %d, want Heads·HeadDim = %d", len(out), len(q))
-	}
-	scale := float32(1 / math.Sqrt(float64(d)))
-	g := c.group
-	L := &c.layers[layer]
-	kind := c.cfg.Policy.kind
-	// TOVA and CAKE keep uniform heads (TOVA one shared set), so every head
-	// has head 0's length and one test decides for all.
-	evict := L.limit > 0 && (kind == kindTOVA || kind == kindCAKE) && L.heads[0].len() > L.limit
-	heads := float32(c.cfg.Heads) // TOVA averages over the layer's query heads
-	if kind == kindCAKE {
-		heads = float32(g) // CAKE over the group of each KV head
-	}
-	for kv := range L.heads {
-		h := &L.heads[kv]
-		n := h.len()
-		qs := q[kv*g*d : (kv+1)*g*d]
-		outs := out[kv*g*d : (kv+1)*g*d]
-		if n == 0 {
-			clear(outs)
-			continue
-		}
-		if cap(c.attn) < g*n {
-			c.attn = make([]float32, g*max(n, cap(h.pos)))
-			c.evictScore = make([]float32, max(n, cap(h.pos)))
-		}
-		p := c.attn[:g*n]
-		if c.cfg.Element == Float16 {
-			scoreBlockF16(qs, h.k16, d, scale, p)
-		} else {
-			scoreBlock(qs, h.k, d, scale, p)
-		}
-		es := c.evictScore[:n]
-		if evict && (kind == kindCAKE || kv == 0) {
-			clear(es)
-		}
-		// Unnormalised softmax rows; each output row is scaled once after.
-		for i := range g {
-			row := p[i*n : (i+1)*n]
-			c.attnInv[i] = 1 / expSub(row, maxOf(row))
-			if evict { // CAKE: the group's mean; TOVA: the layer's
-				axpy(c.attnInv[i]/heads, row, es)
-			}
-		}
-		if c.cfg.Element == Float16 {
-			weightedSumsF16(p, h.v16, outs, d)
-		} else {
-			weightedSums(p, h.v, outs, d)
-		}
-		for i := range g {
-			o, inv := outs[i*d:(i+1)*d], c.attnInv[i]
-			for t := range o {
-				o[t] *= inv
-			}
-		}
-		if evict && kind == kindCAKE {
-			// The most recent Window entries are CAKE's window, kept.
-			removeRow(h, argmin(es[:max(n-c.cfg.Window, 1)]), d)
-		}
-	}
-	if evict && kind == kindTOVA {
-		// Heads share one kept set, so one row goes from every head.
-		r := argmin(c.evictScore[:L.heads[0].len()])
-		for kv := range L.heads {
-			removeRow(&L.heads[kv], r, d)
-		}
-	}
-	return nil
-}
+func (c *KVCache) EntryBytes() int64 { return int64(2 * c.cfg.Element.rowBytes(c.cfg.HeadDim)) }

@@ -175,7 +175,7 @@ func TestScoresUseOnlyTheGroup(t *testing.T) {
 	scores := func(p prompt) []float32 {
 		c := newCache(t, cfg)
 		p.appendLayer(t, c, 0, n, false)
-		return (&scorer{c: c}).score(0).s
+		return scoresOf(t, c, 0)
 	}
 	a := scores(p)
 	g, d := cfg.Heads/cfg.KVHeads, cfg.HeadDim
@@ -213,7 +213,7 @@ func TestMemoryIsFreed(t *testing.T) {
 		for kv := range cfg.KVHeads {
 			h := &c.layers[l].heads[kv]
 			kept += int64(h.len())
-			if cap(h.k) != (h.len()+cfg.DecodeReserve)*cfg.HeadDim || cap(h.pos) != h.len()+cfg.DecodeReserve {
+			if h.k.capRows(cfg.HeadDim) != h.len()+cfg.DecodeReserve || cap(h.pos) != h.len()+cfg.DecodeReserve {
 				t.Errorf("layer %d head %d: capacity %d rows for %d kept + %d reserve", l, kv, cap(h.pos), h.len(), cfg.DecodeReserve)
 			}
 		}
@@ -306,12 +306,18 @@ func TestConfigErrors(t *testing.T) {
 		{"Window", func(c *Config) { c.Window = -2 }},
 		{"Budget", func(c *Config) { c.Budget = 32 }},
 		{"Budget", func(c *Config) { c.Budget = 0 }},
-		{"Pooling", func(c *Config) { c.Pooling = 9 }},
-		{"Kernel", func(c *Config) { c.Kernel = 4 }},
-		{"Floor", func(c *Config) { c.Floor = 7 }},
-		{"Alpha", func(c *Config) { c.Floor, c.Alpha = FloorAdaKV, 1 }},
-		{"Alpha", func(c *Config) { c.Floor, c.Alpha = FloorAdaKV, math.NaN() }},
-		{"Alpha", func(c *Config) { c.Alpha = 0.3 }},
+		{"pooling", func(c *Config) { c.Policy = LAVa().WithPooling(9, 7) }},
+		{"kernel", func(c *Config) { c.Policy = LAVa().WithPooling(PoolMax, 4) }},
+		{"floor mode", func(c *Config) { c.Policy = LAVa().WithFloor(7, 0.2) }},
+		{"α", func(c *Config) { c.Policy = LAVa().WithFloor(FloorAdaKV, 1) }},
+		{"α", func(c *Config) { c.Policy = AdaSnapKV().WithFloor(FloorAdaKV, math.NaN()) }},
+		{"α", func(c *Config) { c.Policy = LAVa().WithFloor(FloorNone, 0.3) }},
+		{"Layers", func(c *Config) { c.Layers = 1 << 31 }},
+		{"KVHeads", func(c *Config) { c.Heads, c.KVHeads = 1<<40, 1<<40 }},
+		{"Heads", func(c *Config) { c.Heads = 1 << 40 }},
+		{"HeadDim", func(c *Config) { c.HeadDim = 1 << 62 }},
+		{"Window", func(c *Config) { c.Window = 1 << 28 }},
+		{"DecodeReserve", func(c *Config) { c.DecodeReserve = math.MaxInt / 2 }},
 		{"Element", func(c *Config) { c.Element = 3 }},
 		{"DecodeReserve", func(c *Config) { c.DecodeReserve = -1 }},
 	} {
@@ -435,7 +441,7 @@ func TestCloneWith(t *testing.T) {
 	}
 	for _, target := range []Config{
 		{Policy: SnapKV(), Budget: 40, Window: 8},
-		{Policy: LAVa(), Budget: 16, Window: 5, Pooling: PoolAvg},
+		{Policy: LAVa().WithPooling(PoolAvg, 7), Budget: 16, Window: 5},
 		{Policy: TOVA(), Budget: 12, Window: 3},
 		{Policy: CAKE(1, 1, 200), Budget: 30, Window: 8},
 	} {

@@ -16,11 +16,7 @@ func (c *KVCache) Clone() *KVCache {
 		}
 		L.heads = slices.Clone(L.heads)
 		for i, h := range L.heads {
-			L.heads[i] = head{
-				k: slices.Clone(h.k), v: slices.Clone(h.v),
-				k16: slices.Clone(h.k16), v16: slices.Clone(h.v16),
-				pos: slices.Clone(h.pos), order: slices.Clone(h.order),
-			}
+			L.heads[i] = head{k: h.k.clone(), v: h.v.clone(), pos: slices.Clone(h.pos), order: slices.Clone(h.order)}
 		}
 		n.layers[l] = L
 	}
@@ -60,8 +56,8 @@ func (c *KVCache) CloneWith(cfg Config) (*KVCache, error) {
 	row := cfg.Heads * cfg.HeadDim
 	for l := range n.layers {
 		L := &n.layers[l]
-		if cfg.Policy.kind != kindH2O || s.Policy.kind != kindH2O {
-			L.heavy, L.heavyMissing = nil, L.state == layerPending
+		if !cfg.Policy.accumulates || !s.Policy.accumulates {
+			L.heavy = nil // sums only an accumulating cache has
 		}
 		if L.queries == nil {
 			continue

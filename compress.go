@@ -55,28 +55,25 @@ type LayerReport struct {
 // queries scoring needs or holds NaN or infinite data.
 func (c *KVCache) Compress() (Report, error) {
 	before := c.Bytes()
-	p := c.cfg.Policy
-	w := p.window(&c.cfg)
+	p := &c.cfg.Policy
+	w := p.windowOf(&c.cfg)
 	// Check and score every new layer before changing anything.
-	sc := &scorer{c: c}
+	s := &scratch{c: c}
 	fresh := map[int]layerScores{}
 	for l := range c.layers {
 		L := &c.layers[l]
 		if L.state != layerPending || L.tokens <= c.cfg.Budget {
 			continue
 		}
-		if p.needsQueries() && L.qTail < w {
+		if p.queries != queriesNone && L.qTail < w {
 			return Report{}, invalidf("Compress: layer %d has the queries of only its last %d tokens, want the last %d", l, L.qTail, w)
 		}
-		if p.kind == kindH2O && L.heavyMissing {
-			return Report{}, invalidf("Compress: layer %d: H2O needs the queries of every prompt token, and some Append had q = nil", l)
+		if p.accumulates && (L.heavy == nil || len(L.heavy[0]) != L.tokens) {
+			return Report{}, invalidf("Compress: layer %d: %s needs the queries of every prompt token, and some Append had q = nil", l, p.name)
 		}
-		if err := c.checkFinite(l); err != nil {
+		ls, err := c.scoreLayer(s, l)
+		if err != nil {
 			return Report{}, err
-		}
-		ls := sc.score(l)
-		if !finite(ls.s) {
-			return Report{}, invalidf("Compress: layer %d scores are not finite (overflow, or a Scorer's NaN)", l)
 		}
 		fresh[l] = ls
 	}
@@ -87,8 +84,8 @@ func (c *KVCache) Compress() (Report, error) {
 // over them and the layers ranked before, and trims every ranked layer to
 // its share.
 func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
-	p := c.cfg.Policy
-	w := p.window(&c.cfg)
+	p := &c.cfg.Policy
+	w := p.windowOf(&c.cfg)
 	for l, ls := range fresh {
 		L := &c.layers[l]
 		m := L.tokens - w
@@ -137,8 +134,8 @@ func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
 // budgets returns the ranked layers and their per-head prefix budgets under
 // the policy's layer allocation.
 func (c *KVCache) budgets() (ids, b []int) {
-	p := c.cfg.Policy
-	w := p.window(&c.cfg)
+	p := &c.cfg.Policy
+	w := p.windowOf(&c.cfg)
 	bbar := c.cfg.Budget - w
 	var e, pref []float64
 	var m []int
@@ -153,14 +150,14 @@ func (c *KVCache) budgets() (ids, b []int) {
 		}
 		ids, m = append(ids, l), append(m, L.prompt-w)
 		e = append(e, L.stats.entropy)
-		pref = append(pref, math.Pow(L.stats.dispersion, 1/p.tau1)*math.Pow(L.stats.shift, 1/p.tau2))
+		pref = append(pref, math.Log(L.stats.dispersion)/p.tau1+math.Log(L.stats.shift)/p.tau2)
 	}
 	total := c.cfg.Layers * bbar
 	switch p.layers {
 	case EntropyLayers:
 		return ids, layerBudgets(e, m, total, c.cfg.Redistribute)
 	case cakeLayers:
-		return ids, cakeBudgets(pref, m, total, final)
+		return ids, cakeBudgets(preferences(pref), m, total, final)
 	}
 	b = make([]int, len(ids))
 	for i, l := range ids {
@@ -179,8 +176,8 @@ func (c *KVCache) budgets() (ids, b []int) {
 // ranking, so trimming again gives the same result as trimming once.
 func (c *KVCache) trim(L *layer, b int) {
 	L.budget = b
-	p := c.cfg.Policy
-	m := L.prompt - p.window(&c.cfg)
+	p := &c.cfg.Policy
+	m := L.prompt - p.windowOf(&c.cfg)
 	if b >= m {
 		return // kept whole
 	}
@@ -193,8 +190,7 @@ func (c *KVCache) trim(L *layer, b int) {
 		for _, s := range L.winners {
 			caps[int(s.idx)/m]++
 		}
-		mode, alpha := p.floor(&c.cfg)
-		caps = headCaps(caps, b, m, c.cfg.Budget, mode, alpha)
+		caps = headCaps(caps, b, m, c.cfg.Budget, p.floor, p.alpha)
 	} else {
 		for kv := range caps {
 			caps[kv] = b
@@ -231,47 +227,21 @@ func (c *KVCache) trim(L *layer, b int) {
 	}
 }
 
-// rankRows returns the indices of s ordered best first: higher score, then
-// lower index (spec section 4's tie rule, within one head).
-func rankRows(s []float32) []int32 {
-	r := make([]int32, len(s))
-	for i := range r {
-		r[i] = int32(i)
-	}
-	slices.SortFunc(r, func(a, b int32) int { return byRank(scored{s[a], a}, scored{s[b], b}) })
-	return r
-}
-
-// compact keeps the rows idx (strictly increasing) of h. Storage shrinks to a new array when at
-// least half of it would be free, so that evicted memory is returned to the
-// Go heap; otherwise rows move down in place and the capacity serves later
-// decode Appends.
+// compact keeps the rows idx (strictly increasing) of h, with room for
+// DecodeReserve more. Storage moves to a new array when at least half of it
+// would be free, so that evicted memory is returned to the Go heap, or when
+// it lacks the reserve; otherwise rows move down in place and the capacity
+// serves later decode Appends.
 func (c *KVCache) compact(h *head, idx []int32) {
-	d, n := c.cfg.HeadDim, len(idx)
-	fresh := 2*(n+c.cfg.DecodeReserve) <= cap(h.pos)
-	size := n + c.cfg.DecodeReserve
-	if c.cfg.Element == Float16 {
-		h.k16 = gatherInto(h.k16, idx, d, size, fresh, gatherRowsF16)
-		h.v16 = gatherInto(h.v16, idx, d, size, fresh, gatherRowsF16)
-	} else {
-		h.k = gatherInto(h.k, idx, d, size, fresh, gatherRows)
-		h.v = gatherInto(h.v, idx, d, size, fresh, gatherRows)
-	}
+	d, size := c.cfg.HeadDim, len(idx)+c.cfg.DecodeReserve
+	room := min(cap(h.pos), h.k.capRows(d), h.v.capRows(d))
+	fresh := 2*size <= room || size > room
+	h.k.gather(idx, d, size, fresh)
+	h.v.gather(idx, d, size, fresh)
 	h.pos = gatherInto(h.pos, idx, 1, size, fresh, gatherRowsGeneric[int32])
 	if fresh {
 		h.order = slices.Clone(h.order)
 	}
-}
-
-// gatherInto keeps the rows idx of src, in place or in a new array with
-// room for size rows.
-func gatherInto[T any](src []T, idx []int32, d, size int, fresh bool, gather func(dst, src []T, idx []int32, d int)) []T {
-	dst := src
-	if fresh {
-		dst = make([]T, len(idx)*d, size*d)
-	}
-	gather(dst[:len(idx)*d], src, idx, d)
-	return dst[:len(idx)*d]
 }
 
 func (c *KVCache) report(before int64) Report {
@@ -282,7 +252,7 @@ func (c *KVCache) report(before int64) Report {
 		if lr.Compressed {
 			lr.Prompt, lr.Ranked, lr.Entropy, lr.Budget = L.prompt, L.ranked, L.stats.entropy, L.budget
 			if !L.ranked {
-				lr.Budget = L.prompt - c.cfg.Policy.window(&c.cfg)
+				lr.Budget = L.prompt - c.cfg.Policy.windowOf(&c.cfg)
 			}
 		}
 		lr.Kept = make([]int, len(L.heads))

@@ -21,7 +21,7 @@ var specScores = [2][2][]float32{
 // specCache returns an empty cache of the spec case's shape.
 func specCache(t *testing.T, floor FloorMode) *KVCache {
 	t.Helper()
-	c, err := New(Config{Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 1, Window: 2, Budget: 6, Floor: floor})
+	c, err := New(Config{Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 1, Window: 2, Budget: 6, Policy: LAVa().WithFloor(floor, alphaFor(floor))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,9 +32,9 @@ var variants = []struct {
 	set  func(*Config)
 }{
 	{"paper", func(*Config) {}},
-	{"avgpool", func(c *Config) { c.Pooling, c.Kernel = PoolAvg, 5 }},
-	{"adakv", func(c *Config) { c.Floor = FloorAdaKV }},
-	{"reference", func(c *Config) { c.Floor = FloorReference }},
+	{"avgpool", func(c *Config) { c.Policy = c.Policy.WithPooling(PoolAvg, 5) }},
+	{"adakv", func(c *Config) { c.Policy = c.Policy.WithFloor(FloorAdaKV, DefaultAdaAlpha) }},
+	{"reference", func(c *Config) { c.Policy = c.Policy.WithFloor(FloorReference, DefaultAdaAlpha) }},
 	{"redistribute", func(c *Config) { c.Redistribute = true }},
 	{"float16", func(c *Config) { c.Element = Float16 }},
 }
@@ -94,7 +94,7 @@ func checkInvariants(t *testing.T, c *KVCache, r Report, p prompt) {
 			}
 		}
 		// 2: in paper mode the heads of a compressed layer share exactly Hkv·b_l.
-		if lr.Ranked && cfg.Floor == FloorNone && lr.Budget < m && sumKept != cfg.KVHeads*lr.Budget {
+		if lr.Ranked && cfg.Policy.floor == FloorNone && lr.Budget < m && sumKept != cfg.KVHeads*lr.Budget {
 			t.Errorf("layer %d: heads keep %d prefix entries in all, want KVHeads·b_l = %d", l, sumKept, cfg.KVHeads*lr.Budget)
 		}
 	}
@@ -144,7 +144,7 @@ func TestCompressMatchesOracle(t *testing.T) {
 				e := make([]float64, cfg.Layers)
 				oracle := make([][][]float64, cfg.Layers)
 				for l := range cfg.Layers {
-					got := (&scorer{c: raw}).score(l).s
+					got := scoresOf(t, raw, l)
 					oracle[l] = p.oracleScores(l)
 					e[l] = oracleEntropy(oracle[l])
 					top := 0.0

@@ -24,27 +24,23 @@ type ScoreInput struct {
 	// [group][Window][HeadDim].
 	Queries []float32
 	// Attention holds each query head's window-mean attention to the
-	// prefix tokens, [group][len(out)] (spec section 2, before pooling).
+	// prefix tokens, [group][len(out)] (before pooling).
 	Attention []float32
 }
 
-// custom fills sk with the Custom policy's scores of head kv of layer l.
-func (s *scorer) custom(l, kv, m, w int, sk []float32) {
+// scoreCustom fills every head's scores with the Custom policy's Scorer.
+func scoreCustom(s *scratch, L *layer, l int, out *layerScores) {
 	c := s.c
-	L := &c.layers[l]
-	h := &L.heads[kv]
 	d, g := c.cfg.HeadDim, c.group
-	in := ScoreInput{Layer: l, KVHead: kv, HeadDim: d, Positions: h.pos, Keys: h.k, Values: h.v}
-	if c.cfg.Element == Float16 {
-		in.Keys, in.Values = make([]float32, len(h.k16)), make([]float32, len(h.v16))
-		widenF16(in.Keys, h.k16)
-		widenF16(in.Values, h.v16)
+	for kv := range L.heads {
+		h := &L.heads[kv]
+		in := ScoreInput{Layer: l, KVHead: kv, HeadDim: d, Positions: h.pos, Keys: h.k.float32s(), Values: h.v.float32s()}
+		in.Queries = make([]float32, 0, g*s.w*d)
+		in.Attention = make([]float32, 0, g*s.m)
+		for qh := kv * g; qh < (kv+1)*g; qh++ {
+			in.Attention = append(in.Attention, s.windowAttention(L, qh)...)
+			in.Queries = append(in.Queries, s.qblk...)
+		}
+		c.cfg.Policy.scorer.Score(in, s.headScores(out, kv))
 	}
-	in.Queries = make([]float32, 0, g*w*d)
-	in.Attention = make([]float32, 0, g*m)
-	for qh := kv * g; qh < (kv+1)*g; qh++ {
-		in.Attention = append(in.Attention, s.windowAttention(L, qh, w)...)
-		in.Queries = append(in.Queries, s.qblk...)
-	}
-	c.cfg.Policy.scorer.Score(in, sk)
 }

@@ -46,8 +46,8 @@ func TestFloat16AgreesWithFloat32(t *testing.T) {
 		}
 		for l := range cfg.Layers {
 			delta := logitError(p.q[l][m*cfg.Heads*d:], p.k[l], d)
-			s32 := (&scorer{c: c32}).score(l).s
-			s16 := (&scorer{c: c16}).score(l).s
+			s32 := scoresOf(t, c32, l)
+			s16 := scoresOf(t, c16, l)
 			// Every factor of a LAVa score moves multiplicatively: the
 			// window attention by e^(±2δ), the value scale by 1 ± 2⁻¹¹;
 			// float32 arithmetic adds its own (n + d)·ε₃₂ terms.

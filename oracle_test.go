@@ -105,14 +105,15 @@ func (p prompt) oracleScores(l int) [][]float64 {
 					abar[i] += a / float64(w)
 				}
 			}
-			r := cfg.Kernel / 2
+			pol := cfg.Policy.withDefaults()
+			r := pol.kernel / 2
 			for i := range m {
 				var pooled float64
 				for t := max(0, i-r); t <= min(m-1, i+r); t++ {
-					if cfg.Pooling == PoolMax {
+					if pol.pool == PoolMax {
 						pooled = max(pooled, abar[t])
 					} else {
-						pooled += abar[t] / float64(cfg.Kernel)
+						pooled += abar[t] / float64(pol.kernel)
 					}
 				}
 				s[kv][i] = max(s[kv][i], pooled)
@@ -200,7 +201,7 @@ func oracleKeep(cfg Config, s [][]float64, b int, tol float64) ([][]int, bool) {
 	for _, e := range all[:k] {
 		won[e.kv]++
 	}
-	caps := headCaps(won, b, m, cfg.Budget, cfg.Floor, cfg.Alpha)
+	caps := oracleCaps(won, b, m, cfg.Budget, cfg.Policy.withDefaults())
 	for kv, h := range s {
 		var r []ent
 		for i, v := range h {
@@ -275,4 +276,41 @@ func checkClearCases(t *testing.T, compared, skipped int) {
 	if compared < 3*skipped {
 		t.Errorf("too few clear cases: %d compared, %d skipped", compared, skipped)
 	}
+}
+
+// scoresOf scores pending layer l of c as Compress would.
+func scoresOf(t testing.TB, c *KVCache, l int) []float32 {
+	t.Helper()
+	ls, err := c.scoreLayer(&scratch{c: c}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls.s
+}
+
+// alphaFor is the floor fraction the tests use with a floor mode: 0 for
+// the paper's mode, AdaKV's default otherwise.
+func alphaFor(mode FloorMode) float64 {
+	if mode == FloorNone {
+		return 0
+	}
+	return DefaultAdaAlpha
+}
+
+// oracleCaps is the head capacity of the floor modes written out in
+// float64: cap = round_half_even((1−α)·won + F), F = ⌊α·b⌋ (AdaKV) or
+// ⌊α·B⌋ (reference), at most the prefix m.
+func oracleCaps(won []int, b, m, B int, pol Policy) []int {
+	caps := make([]int, len(won))
+	for kv, c := range won {
+		x := float64(c)
+		switch pol.floor {
+		case FloorAdaKV:
+			x = math.RoundToEven((1-pol.alpha)*x + math.Floor(pol.alpha*float64(b)))
+		case FloorReference:
+			x = math.RoundToEven((1-pol.alpha)*x + math.Floor(pol.alpha*float64(B)))
+		}
+		caps[kv] = min(int(x), m)
+	}
+	return caps
 }

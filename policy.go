@@ -1,50 +1,140 @@
 package lava
 
-import "strings"
+import (
+	"fmt"
+	"math"
+	"strings"
+)
 
 // Policy selects how Compress ranks tokens and splits the budget among
 // layers and heads. The zero Policy is LAVa. Build one with a constructor
-// ([LAVa], [SnapKV], [PyramidKV], …); its parameters are checked by [New].
+// ([LAVa], [SnapKV], [PyramidKV], …) and adjust it with [Policy.WithPooling]
+// and [Policy.WithFloor]; its parameters are checked by [New].
 //
 // Every policy keeps Config.Budget entries per KV head per layer on average
 // (window included), and every policy's evicted entries are freed.
+//
+// A Policy is data: what the cache needs to know about a policy is a field
+// here, set by its constructor, so that no other code asks which policy it
+// is. A new built-in policy is a constructor plus its scoring function.
 type Policy struct {
-	kind   policyKind
+	name string
+	// score fills a layer's candidate scores; nil is LAVa's.
+	score  scoreFunc
 	layers LayerAllocation
 	heads  HeadAllocation
+	// window is the number of most recent tokens the policy keeps and
+	// scores with, or 0 for Config.Window.
+	window int
+	// queries is which queries scoring needs Append to be given.
+	queries queryNeed
+	// accumulates: Append scores every prompt query into per-entry sums
+	// (H2O's heavy hitters).
+	accumulates bool
+	// decode is how the policy evicts while decoding.
+	decode decodeEviction
+	// pool and kernel smooth scores along the token axis; kernel 0 means
+	// the policy does not pool. floor and alpha are the head floor of
+	// joint head budgets.
+	pool   Pooling
+	kernel int
+	floor  FloorMode
+	alpha  float64
+	// check validates the policy's own parameters, or is nil.
+	check func(p *Policy, c *Config) error
+	// misuse is an option applied where it has no meaning, reported by New.
+	misuse error
 
-	alpha      float64 // AdaKV floor fraction
-	beta       float64 // PyramidKV
-	tau1, tau2 float64 // CAKE
-	gamma      float64 // CAKE
-	cakePool   Pooling // CAKE's own pooling (kernel 0: not set)
-	cakeKernel int
-	sinks      int    // StreamingLLM
-	seed       uint64 // Random
-	scorer     Scorer // Custom
-	customName string
+	beta, tau1, tau2, gamma float64 // PyramidKV, CAKE
+	sinks                   int     // StreamingLLM
+	seed                    uint64  // Random
+	scorer                  Scorer  // Custom
 }
 
-type policyKind uint8
+// queryNeed is which queries a policy's scoring reads.
+type queryNeed uint8
 
 const (
-	kindLAVa policyKind = iota
-	kindSnapKV
-	kindVATP
-	kindCAKE
-	kindH2O
-	kindTOVA
-	kindStreaming
-	kindRandom
-	kindCustom
+	queriesWindow queryNeed = iota // the last Window tokens'
+	queriesNone                    // none: scores come from positions or chance
+	queriesAll                     // every prompt token's (H2O)
 )
+
+// decodeEviction is how a policy keeps a compressed layer's size while
+// decoding.
+type decodeEviction uint8
+
+const (
+	decodeKeep decodeEviction = iota // never evicts decode tokens
+	// decodeOldest evicts the oldest entry after the sinks at Append.
+	decodeOldest
+	// decodeLeastAttendedHead evicts, per head at Attend, the candidate
+	// the current query group attends to least (window excluded).
+	decodeLeastAttendedHead
+	// decodeLeastAttendedLayer evicts at Attend the entry all query heads
+	// of the layer attend to least, from every head (one shared kept set).
+	decodeLeastAttendedLayer
+)
+
+// Pooling selects how per-token attention is smoothed along the token axis
+// before tokens are ranked (see docs/algorithm.md).
+type Pooling int
+
+const (
+	// PoolMax takes the maximum over the positions of the kernel that exist
+	// (edge windows are shorter). It is the paper's default.
+	PoolMax Pooling = iota
+	// PoolAvg sums over the kernel with zero padding and divides by the
+	// kernel size, also at the edges (PyTorch count_include_pad=True).
+	PoolAvg
+)
+
+func (p Pooling) String() string {
+	switch p {
+	case PoolMax:
+		return "max"
+	case PoolAvg:
+		return "avg"
+	}
+	return fmt.Sprintf("Pooling(%d)", int(p))
+}
+
+// FloorMode selects how a head's share of the layer budget is derived from
+// the joint top-k of joint head budgets.
+type FloorMode int
+
+const (
+	// FloorNone is the paper's mode: a head keeps exactly the prefix tokens
+	// it wins in the joint top-k of its layer.
+	FloorNone FloorMode = iota
+	// FloorAdaKV guarantees every head a floor: cap = round((1−α)·c + ⌊α·b_l⌋),
+	// where b_l is the layer's per-head budget without the window.
+	FloorAdaKV
+	// FloorReference reproduces the official LAVa code, whose floor is
+	// ⌊α·B⌋ from the configured budget including the window, fixed for all
+	// layers. It keeps 0.5–4.5 % more entries than the budget for typical
+	// budgets; use it only to reproduce published numbers.
+	FloorReference
+)
+
+func (f FloorMode) String() string {
+	switch f {
+	case FloorNone:
+		return "none"
+	case FloorAdaKV:
+		return "adakv"
+	case FloorReference:
+		return "reference"
+	}
+	return fmt.Sprintf("FloorMode(%d)", int(f))
+}
 
 // LayerAllocation is how a policy splits the total budget among layers.
 type LayerAllocation uint8
 
 const (
 	// EntropyLayers gives each layer a share proportional to the
-	// normalised entropy of its scores (LAVa, spec section 5).
+	// normalised entropy of its scores (LAVa).
 	EntropyLayers LayerAllocation = iota
 	// UniformLayers gives every layer Budget − Window prefix entries per head.
 	UniformLayers
@@ -63,28 +153,46 @@ const (
 	UniformHeads
 )
 
-// Defaults of the baselines' parameters (spec section 7).
+// Defaults of the policies' parameters.
 const (
-	DefaultAdaAlpha    = 0.2  // AdaKV's floor fraction
-	DefaultPyramidBeta = 20.0 // PyramidKV's β
-	DefaultCAKETau     = 1.0  // CAKE's τ1 and τ2
+	DefaultWindow      = 32  // Config.Window
+	DefaultKernel      = 7   // the pooling kernel of every pooling policy but CAKE
+	DefaultAdaAlpha    = 0.2 // AdaKV's floor fraction
+	DefaultPyramidBeta = 20.0
+	DefaultCAKETau     = 1.0 // CAKE's τ1 and τ2
 	DefaultCAKEGamma   = 200.0
+	DefaultCAKEKernel  = 5 // CAKE's average-pooling kernel
 	DefaultSinks       = 4 // StreamingLLM's attention sinks
 )
 
-// LAVa is the default policy (spec sections 3–5): tokens ranked by pooled
-// window attention, max over the query heads of a KV head, times the head's
-// largest value L1 norm; one joint ranking per layer (dynamic head budgets,
-// with Config.Floor) and per-layer budgets proportional to score entropy.
+// Bounds of policy parameters: beyond them budgets or scores stop being
+// finite numbers.
+const (
+	minCAKETau   = 1e-3
+	maxCAKEGamma = 1e9
+)
+
+// LAVa is the default policy: tokens ranked by pooled window attention, max
+// over the query heads of a KV head, times the head's largest value L1
+// norm; one joint ranking per layer (dynamic head budgets, see
+// [Policy.WithFloor]) and per-layer budgets proportional to score entropy.
 // Shen et al., arXiv 2509.09754.
-func LAVa() Policy { return Policy{kind: kindLAVa} }
+func LAVa() Policy { return Policy{}.withDefaults() }
+
+// withDefaults fills in what the zero Policy (LAVa) leaves unset.
+func (p Policy) withDefaults() Policy {
+	if p.score == nil {
+		p.name, p.score, p.pool, p.kernel = "LAVa", scoreLAVa, PoolMax, DefaultKernel
+	}
+	return p
+}
 
 // LAVaUniformLayers is LAVa without dynamic layer budgets: every layer gets
 // Budget − Window prefix entries per head, shared jointly by its heads. The
 // paper's "−layer" ablation.
 func LAVaUniformLayers() Policy {
-	p := LAVa()
-	p.layers = UniformLayers
+	p := LAVa().withDefaults()
+	p.name, p.layers = "LAVa-layer", UniformLayers
 	return p
 }
 
@@ -92,8 +200,8 @@ func LAVaUniformLayers() Policy {
 // budgets, and every head keeps its own best b_l prefix tokens. The paper's
 // "−head" ablation.
 func LAVaUniformHeads() Policy {
-	p := LAVa()
-	p.heads = UniformHeads
+	p := LAVa().withDefaults()
+	p.name, p.heads = "LAVa-head", UniformHeads
 	return p
 }
 
@@ -103,61 +211,75 @@ func LAVaUniformHeads() Policy {
 // window. Li et al., "SnapKV: LLM Knows What You are Looking for Before
 // Generation", arXiv 2404.14469.
 func SnapKV() Policy {
-	return Policy{kind: kindSnapKV, layers: UniformLayers, heads: UniformHeads}
+	return Policy{name: "SnapKV", score: scoreSnapKV, layers: UniformLayers, heads: UniformHeads,
+		pool: PoolMax, kernel: DefaultKernel}
 }
 
 // PyramidKV scores like SnapKV but gives lower layers more entries than
 // higher ones, on a linear schedule from 2b̄ − ⌊b̄/β⌋ down to ⌊b̄/β⌋ with
-// b̄ = Budget − Window (spec section 7); β > 0, default [DefaultPyramidBeta].
-// Cai et al., "PyramidKV: Dynamic KV Cache Compression based on Pyramidal
-// Information Funneling", arXiv 2406.02069.
+// b̄ = Budget − Window; β ≥ 1, default [DefaultPyramidBeta]. Cai et al.,
+// "PyramidKV: Dynamic KV Cache Compression based on Pyramidal Information
+// Funneling", arXiv 2406.02069.
 func PyramidKV(beta float64) Policy {
 	p := SnapKV()
-	p.layers, p.beta = pyramidLayers, beta
+	p.name, p.layers, p.beta, p.check = "PyramidKV", pyramidLayers, beta, checkPyramid
 	return p
+}
+
+func checkPyramid(p *Policy, _ *Config) error {
+	if !(p.beta >= 1 && p.beta <= math.MaxFloat64) {
+		return invalidf("%s: β = %v, want a finite value ≥ 1", p.name, p.beta)
+	}
+	return nil
 }
 
 // AdaSnapKV is SnapKV with AdaKV's adaptive head budgets: one joint ranking
 // per layer, each head guaranteed a floor of ⌊α·b_l⌋ (cap = round((1−α)·c +
-// ⌊α·b_l⌋)); α in [0, 1), default [DefaultAdaAlpha]. Feng et al., "Ada-KV:
-// Optimizing KV Cache Eviction by Adaptive Budget Allocation", arXiv
-// 2407.11550.
-func AdaSnapKV(alpha float64) Policy {
+// ⌊α·b_l⌋)) with α = [DefaultAdaAlpha]; [Policy.WithFloor] sets another.
+// Feng et al., "Ada-KV: Optimizing KV Cache Eviction by Adaptive Budget
+// Allocation", arXiv 2407.11550.
+func AdaSnapKV() Policy {
 	p := SnapKV()
-	p.heads, p.alpha = JointHeads, alpha
+	p.name, p.heads, p.floor, p.alpha = "Ada-SnapKV", JointHeads, FloorAdaKV, DefaultAdaAlpha
 	return p
 }
 
 // AdaPyramidKV combines PyramidKV's layer schedule with AdaKV's head
 // budgets.
-func AdaPyramidKV(beta, alpha float64) Policy {
+func AdaPyramidKV(beta float64) Policy {
 	p := PyramidKV(beta)
-	p.heads, p.alpha = JointHeads, alpha
+	p.name, p.heads, p.floor, p.alpha = "Ada-PyramidKV", JointHeads, FloorAdaKV, DefaultAdaAlpha
 	return p
 }
 
-// CAKE scores a token by the mean plus γ times the variance of the window's
-// attention to it (averaged over the group, then average-pooled with kernel
-// 5), and splits the total budget among layers in proportion to
-// H_l^(1/τ1)·V_l^(1/τ2), the layer's attention dispersion and temporal
-// shift, capped at each layer's prefix with the excess redistributed so the
-// total is exact. Heads keep uniform shares. During decoding each layer is
-// held at its budget plus the window by evicting, per head, the older entry
-// the current query attends to least. τ1, τ2 > 0 (default
-// [DefaultCAKETau]), γ ≥ 0 (default [DefaultCAKEGamma]). Qin et al., "CAKE:
-// Cascading and Adaptive KV Cache Eviction with Layer Preferences", arXiv
-// 2503.12491.
+// CAKE scores a token by the mean plus γ times the unbiased variance of the
+// window's attention to it (per query head, pooled, then averaged over the
+// group; average pooling with kernel [DefaultCAKEKernel] by default), and
+// splits the total budget among layers in proportion to H_l^(1/τ1)·V_l^(1/τ2),
+// the layer's attention dispersion and temporal shift, capped at each
+// layer's prefix with the excess shared evenly so the total is exact. Heads
+// keep uniform shares. During decoding each layer is held at its budget
+// plus the window by evicting, per head, the older entry the current query
+// attends to least. τ1, τ2 ≥ 10⁻³ (default [DefaultCAKETau]), 0 ≤ γ ≤ 10⁹
+// (default [DefaultCAKEGamma]); the variance needs Config.Window ≥ 2. Qin
+// et al., "CAKE: Cascading and Adaptive KV Cache Eviction with Layer
+// Preferences", arXiv 2503.12491.
 func CAKE(tau1, tau2, gamma float64) Policy {
-	return Policy{kind: kindCAKE, layers: cakeLayers, heads: UniformHeads,
-		tau1: tau1, tau2: tau2, gamma: gamma, cakePool: PoolAvg, cakeKernel: 5}
+	return Policy{name: "CAKE", score: scoreCAKE, layers: cakeLayers, heads: UniformHeads,
+		decode: decodeLeastAttendedHead, pool: PoolAvg, kernel: DefaultCAKEKernel,
+		tau1: tau1, tau2: tau2, gamma: gamma, check: checkCAKE}
 }
 
-// WithPooling returns p with its own pooling, for CAKE (whose default is
-// average pooling with kernel 5; the LAVa paper ran it with max pooling,
-// kernel 7). For other policies pooling is Config.Pooling and Config.Kernel.
-func (p Policy) WithPooling(kind Pooling, kernel int) Policy {
-	p.cakePool, p.cakeKernel = kind, kernel
-	return p
+func checkCAKE(p *Policy, c *Config) error {
+	switch {
+	case !(p.tau1 >= minCAKETau && p.tau1 <= math.MaxFloat64 && p.tau2 >= minCAKETau && p.tau2 <= math.MaxFloat64):
+		return invalidf("CAKE: τ1 = %v, τ2 = %v, want finite values ≥ %v", p.tau1, p.tau2, minCAKETau)
+	case !(p.gamma >= 0 && p.gamma <= maxCAKEGamma):
+		return invalidf("CAKE: γ = %v, want 0 ≤ γ ≤ %v", p.gamma, maxCAKEGamma)
+	case c.Window < 2:
+		return invalidf("CAKE: Config.Window = %d, want ≥ 2 (the variance over the window rows divides by Window − 1)", c.Window)
+	}
+	return nil
 }
 
 // StreamingLLM keeps the first sinks tokens (attention sinks) and the most
@@ -167,7 +289,15 @@ func (p Policy) WithPooling(kind Pooling, kernel int) Policy {
 // al., "Efficient Streaming Language Models with Attention Sinks", arXiv
 // 2309.17453.
 func StreamingLLM(sinks int) Policy {
-	return Policy{kind: kindStreaming, layers: UniformLayers, heads: UniformHeads, sinks: sinks}
+	return Policy{name: "StreamingLLM", score: scoreStreaming, layers: UniformLayers, heads: UniformHeads,
+		queries: queriesNone, decode: decodeOldest, sinks: sinks, check: checkStreaming}
+}
+
+func checkStreaming(p *Policy, c *Config) error {
+	if p.sinks < 0 || p.sinks > c.Budget-c.Window {
+		return invalidf("StreamingLLM: sinks = %d, want 0 ≤ sinks ≤ Budget − Window = %d", p.sinks, c.Budget-c.Window)
+	}
+	return nil
 }
 
 // H2O keeps the Budget − Window "heavy hitters", the prefix tokens with the
@@ -178,7 +308,8 @@ func StreamingLLM(sinks int) Policy {
 // Oracle for Efficient Generative Inference of Large Language Models",
 // arXiv 2306.14048.
 func H2O() Policy {
-	return Policy{kind: kindH2O, layers: UniformLayers, heads: UniformHeads}
+	return Policy{name: "H2O", score: scoreH2O, layers: UniformLayers, heads: UniformHeads,
+		queries: queriesAll, accumulates: true}
 }
 
 // TOVA keeps the Budget tokens that the last prompt token attends to most,
@@ -188,7 +319,8 @@ func H2O() Policy {
 // layer stays at Budget entries. Config.Window is not used. Oren et al.,
 // "Transformers are Multi-State RNNs", arXiv 2401.06104.
 func TOVA() Policy {
-	return Policy{kind: kindTOVA, layers: UniformLayers, heads: UniformHeads}
+	return Policy{name: "TOVA", score: scoreTOVA, layers: UniformLayers, heads: UniformHeads,
+		window: 1, decode: decodeLeastAttendedLayer}
 }
 
 // VATP scores a token by its window attention (as SnapKV) times the L1
@@ -197,126 +329,104 @@ func TOVA() Policy {
 // not All You Need for Token Importance Indicator in KV Cache Reduction:
 // Value Also Matters", arXiv 2406.12335.
 func VATP() Policy {
-	return Policy{kind: kindVATP, layers: UniformLayers, heads: UniformHeads}
+	p := SnapKV()
+	p.name, p.score = "VATP", scoreVATP
+	return p
 }
 
 // Random keeps Budget − Window prefix tokens per head chosen uniformly at
 // random (reproducibly from seed), plus the window: the floor any policy
 // must beat. It needs no queries.
 func Random(seed uint64) Policy {
-	return Policy{kind: kindRandom, layers: UniformLayers, heads: UniformHeads, seed: seed}
+	return Policy{name: "Random", score: scoreRandom, layers: UniformLayers, heads: UniformHeads,
+		queries: queriesNone, seed: seed}
 }
 
 // Custom ranks tokens with s and reuses lava's budget allocation, ranking
-// and compaction: layers split the total by layers, heads by heads. With
-// EntropyLayers the entropy of s's scores sets the split, so scores must be
-// non-negative. The window is always kept.
+// and compaction: layers split the total by layers, heads by heads (with
+// JointHeads, [Policy.WithFloor] sets a head floor). With EntropyLayers the
+// entropy of s's scores sets the split, so scores must be non-negative. The
+// window is always kept. Custom scores are not pooled.
 func Custom(name string, s Scorer, layers LayerAllocation, heads HeadAllocation) Policy {
-	return Policy{kind: kindCustom, layers: layers, heads: heads, scorer: s, customName: name}
+	return Policy{name: name, score: scoreCustom, layers: layers, heads: heads, scorer: s, check: checkCustom}
 }
 
-// Name returns the policy's name, as used in reports.
-func (p Policy) Name() string {
-	switch p.kind {
-	case kindLAVa:
-		switch {
-		case p.layers == UniformLayers:
-			return "LAVa-layer"
-		case p.heads == UniformHeads:
-			return "LAVa-head"
-		}
-		return "LAVa"
-	case kindSnapKV:
-		switch {
-		case p.layers == pyramidLayers && p.heads == JointHeads:
-			return "Ada-PyramidKV"
-		case p.layers == pyramidLayers:
-			return "PyramidKV"
-		case p.heads == JointHeads:
-			return "Ada-SnapKV"
-		}
-		return "SnapKV"
-	case kindVATP:
-		return "VATP"
-	case kindCAKE:
-		return "CAKE"
-	case kindH2O:
-		return "H2O"
-	case kindTOVA:
-		return "TOVA"
-	case kindStreaming:
-		return "StreamingLLM"
-	case kindRandom:
-		return "Random"
-	}
-	return p.customName
-}
-
-func (p Policy) String() string { return p.Name() }
-
-// check validates the policy's parameters against the configuration.
-func (p Policy) check(c *Config) error {
+func checkCustom(p *Policy, _ *Config) error {
 	switch {
-	case p.kind == kindSnapKV && p.heads == JointHeads && !(p.alpha >= 0 && p.alpha < 1):
-		return invalidf("%s: α = %v, want a value in [0, 1)", p.Name(), p.alpha)
-	case p.layers == pyramidLayers && !(p.beta > 0):
-		return invalidf("%s: β = %v, want > 0", p.Name(), p.beta)
-	case p.kind == kindCAKE && !(p.tau1 > 0 && p.tau2 > 0):
-		return invalidf("CAKE: τ1 = %v, τ2 = %v, want both > 0", p.tau1, p.tau2)
-	case p.kind == kindCAKE && !(p.gamma >= 0):
-		return invalidf("CAKE: γ = %v, want ≥ 0", p.gamma)
-	case p.kind == kindCAKE && p.cakePool != PoolMax && p.cakePool != PoolAvg:
-		return invalidf("CAKE: pooling = %d, want PoolMax or PoolAvg", int(p.cakePool))
-	case p.kind == kindCAKE && (p.cakeKernel < 1 || p.cakeKernel%2 == 0):
-		return invalidf("CAKE: pooling kernel = %d, want an odd number ≥ 1", p.cakeKernel)
-	case p.kind == kindStreaming && p.sinks < 0:
-		return invalidf("StreamingLLM: sinks = %d, want ≥ 0", p.sinks)
-	case p.kind == kindStreaming && p.sinks > c.Budget-c.Window:
-		return invalidf("StreamingLLM: sinks = %d, want ≤ Budget − Window = %d", p.sinks, c.Budget-c.Window)
-	case p.kind == kindCustom && p.scorer == nil:
-		return invalidf("Custom policy %q: Scorer is nil", p.customName)
-	case p.kind == kindCustom && (p.layers > UniformLayers || p.heads > UniformHeads):
-		return invalidf("Custom policy %q: unknown layer or head allocation", p.customName)
-	case p.kind != kindLAVa && c.Floor != FloorNone:
-		return invalidf("Config.Floor = %v applies to LAVa policies only, not %s", c.Floor, p.Name())
-	case p.cakeKernel != 0 && p.kind != kindCAKE: // only WithPooling sets it outside CAKE
-		return invalidf("%s: WithPooling applies to CAKE only; set Config.Pooling and Config.Kernel", p.Name())
+	case p.scorer == nil:
+		return invalidf("Custom policy %q: Scorer is nil", p.name)
+	case p.layers > UniformLayers || p.heads > UniformHeads:
+		return invalidf("Custom policy %q: unknown layer or head allocation", p.name)
 	}
 	return nil
 }
 
-// window is the number of most recent prompt tokens the policy always keeps
-// and whose queries score the rest: Config.Window, or 1 for TOVA (its last
-// token).
-func (p Policy) window(c *Config) int {
-	if p.kind == kindTOVA {
-		return 1
+// WithPooling returns p smoothing its scores with the given pooling and
+// odd kernel size (1 disables pooling). Every policy that pools window
+// attention (LAVa and its ablations, SnapKV, PyramidKV, the Ada variants,
+// VATP, CAKE) accepts it; the defaults are max pooling with kernel
+// [DefaultKernel], and average pooling with kernel [DefaultCAKEKernel] for
+// CAKE (the LAVa paper ran CAKE with max pooling, kernel 7).
+func (p Policy) WithPooling(kind Pooling, kernel int) Policy {
+	p = p.withDefaults()
+	if p.kernel == 0 {
+		p.misuse = invalidf("%s: WithPooling: the policy does not pool its scores", p.name)
+		return p
+	}
+	p.pool, p.kernel = kind, kernel
+	return p
+}
+
+// WithFloor returns p with a head floor for its joint head budgets: mode
+// and its fraction α in [0, 1) (0 with FloorNone). It applies to the
+// policies with JointHeads: LAVa, LAVa-layer, the Ada variants (default
+// FloorAdaKV with [DefaultAdaAlpha]) and Custom. α = 0 with FloorAdaKV is
+// the paper's mode.
+func (p Policy) WithFloor(mode FloorMode, alpha float64) Policy {
+	p = p.withDefaults()
+	if p.heads != JointHeads {
+		p.misuse = invalidf("%s: WithFloor: the policy splits head budgets uniformly, it has no head floor", p.name)
+		return p
+	}
+	p.floor, p.alpha = mode, alpha
+	return p
+}
+
+// Name returns the policy's name, as used in reports.
+func (p Policy) Name() string { return p.withDefaults().name }
+
+func (p Policy) String() string { return p.Name() }
+
+// validate checks the policy's options and parameters against the
+// configuration, naming the first bad one.
+func (p *Policy) validate(c *Config) error {
+	switch {
+	case p.misuse != nil:
+		return p.misuse
+	case p.kernel != 0 && p.pool != PoolMax && p.pool != PoolAvg:
+		return invalidf("%s: pooling = %d, want PoolMax or PoolAvg", p.name, int(p.pool))
+	case p.kernel != 0 && (p.kernel%2 == 0 || p.kernel < 1 || p.kernel > maxKernel):
+		return invalidf("%s: pooling kernel = %d, want an odd number in [1, %d]", p.name, p.kernel, maxKernel)
+	case p.floor != FloorNone && p.floor != FloorAdaKV && p.floor != FloorReference:
+		return invalidf("%s: floor mode = %d, want FloorNone, FloorAdaKV or FloorReference", p.name, int(p.floor))
+	case !(p.alpha >= 0 && p.alpha < 1):
+		return invalidf("%s: floor α = %v, want a value in [0, 1)", p.name, p.alpha)
+	case p.floor == FloorNone && p.alpha != 0:
+		return invalidf("%s: floor α = %v is set with FloorNone; choose FloorAdaKV or FloorReference", p.name, p.alpha)
+	case p.check != nil:
+		return p.check(p, c)
+	}
+	return nil
+}
+
+// windowOf is the number of most recent tokens the policy always keeps and
+// whose queries score the rest: Config.Window, or the policy's own (TOVA's
+// last token).
+func (p *Policy) windowOf(c *Config) int {
+	if p.window > 0 {
+		return p.window
 	}
 	return c.Window
-}
-
-// needsQueries tells whether scoring needs the window's queries.
-func (p Policy) needsQueries() bool {
-	return p.kind != kindStreaming && p.kind != kindRandom
-}
-
-// floor returns the head-floor mode and fraction of joint head budgets.
-func (p Policy) floor(c *Config) (FloorMode, float64) {
-	if p.kind == kindLAVa {
-		return c.Floor, c.Alpha
-	}
-	if p.heads == JointHeads && p.kind == kindSnapKV {
-		return FloorAdaKV, p.alpha
-	}
-	return FloorNone, 0
-}
-
-// pooling returns the pooling the policy smooths scores with.
-func (p Policy) pooling(c *Config) (Pooling, int) {
-	if p.kind == kindCAKE {
-		return p.cakePool, p.cakeKernel
-	}
-	return c.Pooling, c.Kernel
 }
 
 // policyNames maps the lower-case names PolicyByName accepts to the
@@ -330,8 +440,8 @@ var policyNames = []struct {
 	{"lava-head", LAVaUniformHeads},
 	{"snapkv", SnapKV},
 	{"pyramidkv", func() Policy { return PyramidKV(DefaultPyramidBeta) }},
-	{"ada-snapkv", func() Policy { return AdaSnapKV(DefaultAdaAlpha) }},
-	{"ada-pyramidkv", func() Policy { return AdaPyramidKV(DefaultPyramidBeta, DefaultAdaAlpha) }},
+	{"ada-snapkv", AdaSnapKV},
+	{"ada-pyramidkv", func() Policy { return AdaPyramidKV(DefaultPyramidBeta) }},
 	{"cake", func() Policy { return CAKE(DefaultCAKETau, DefaultCAKETau, DefaultCAKEGamma) }},
 	{"streamingllm", func() Policy { return StreamingLLM(DefaultSinks) }},
 	{"h2o", H2O},

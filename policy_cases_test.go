@@ -44,7 +44,7 @@ func steeredCache(t *testing.T, cfg Config, attn [][]float64) *KVCache {
 
 func prefixKept(c *KVCache, kv int) []int32 {
 	v, _ := c.View(0, kv)
-	return v.Positions[:v.Len()-c.cfg.Policy.window(&c.cfg)]
+	return v.Positions[:v.Len()-c.cfg.Policy.windowOf(&c.cfg)]
 }
 
 // Max over the group keeps the token one head needs most; the mean keeps
@@ -54,8 +54,8 @@ func TestGQAReductionMaxVersusMean(t *testing.T) {
 	for _, tc := range []struct {
 		pol  Policy
 		want int32
-	}{{LAVa(), 0}, {SnapKV(), 2}, {AdaSnapKV(0), 2}} {
-		c := steeredCache(t, Config{Budget: 2, Kernel: 1, Policy: tc.pol}, attn)
+	}{{LAVa(), 0}, {SnapKV(), 2}, {AdaSnapKV().WithFloor(FloorAdaKV, 0), 2}} {
+		c := steeredCache(t, Config{Budget: 2, Policy: tc.pol.WithPooling(PoolMax, 1)}, attn)
 		if got := prefixKept(c, 0); !slices.Equal(got, []int32{tc.want}) {
 			t.Errorf("%s keeps %v, want [%d]", tc.pol.Name(), got, tc.want)
 		}
@@ -67,14 +67,14 @@ func TestGQAReductionMaxVersusMean(t *testing.T) {
 func TestAvgPoolBeforeGroupMax(t *testing.T) {
 	const e = 1e-5
 	attn := [][]float64{{e, .8, e, e, e}, {e, e, e, .45, .45}}
-	c := steeredCache(t, Config{Budget: 2, Pooling: PoolAvg, Kernel: 3}, attn)
+	c := steeredCache(t, Config{Budget: 2, Policy: LAVa().WithPooling(PoolAvg, 3)}, attn)
 	// pool then max: [.267, .267, .267, .300, .300] → token 3;
 	// max then pool: [.267, .267, .417, .300, .300] → token 2.
 	if got := prefixKept(c, 0); !slices.Equal(got, []int32{3}) {
 		t.Errorf("LAVa with avg pooling keeps %v, want [3]", got)
 	}
 	// SnapKV means first ([ε, .4, ε, .225, .225]), then pools: token 2.
-	c = steeredCache(t, Config{Budget: 2, Pooling: PoolAvg, Kernel: 3, Policy: SnapKV()}, attn)
+	c = steeredCache(t, Config{Budget: 2, Policy: SnapKV().WithPooling(PoolAvg, 3)}, attn)
 	if got := prefixKept(c, 0); !slices.Equal(got, []int32{2}) {
 		t.Errorf("SnapKV with avg pooling keeps %v, want [2]", got)
 	}
@@ -110,13 +110,20 @@ func TestCAKEBudgetsAreExact(t *testing.T) {
 		total int
 		want  []int
 	}{
-		// Layer 0 wants 70 % of 100 but holds 40: its 30 go to the others.
-		{[]float64{7, 2, 1}, []int{40, 100, 100}, 100, []int{40, 40, 20}},
-		// 100/3 each: the remainder goes to the largest fractions, lower first.
+		// Layer 0 wants 70 of 100 but holds 40: its 30 go to the others
+		// evenly, 15 each (not in proportion, which would give 40, 40, 20).
+		{[]float64{7, 2, 1}, []int{40, 100, 100}, 100, []int{40, 35, 25}},
+		// 33 each and one left over: it goes to the lowest-numbered layer.
 		{[]float64{1, 1, 1}, []int{90, 90, 90}, 100, []int{34, 33, 33}},
 		{[]float64{5, 3, 2}, []int{10, 10, 10}, 100, []int{10, 10, 10}},
-		// Shares 30.75, 0, 10.25: the one left over goes to the .75.
-		{[]float64{3, 0, 1}, []int{50, 50, 50}, 41, []int{31, 0, 10}},
+		// Shares 32.25, 0, 10.75: truncated to 32, 0, 10; the one left over
+		// goes to layer 0, not to the largest fraction.
+		{[]float64{3, 0, 1}, []int{50, 50, 50}, 43, []int{33, 0, 10}},
+		// Shares 90, 5, 5; layer 0 capped at 20 gives 35 to each other
+		// layer, which caps them at 30 with nowhere left for the rest.
+		{[]float64{18, 1, 1}, []int{20, 30, 30}, 100, []int{20, 30, 30}},
+		// 7 of excess over two open layers: 4 to the lower, 3 to the upper.
+		{[]float64{1, 0, 0}, []int{3, 50, 50}, 10, []int{3, 4, 3}},
 	} {
 		got := cakeBudgets(tc.pref, tc.m, tc.total, true)
 		if !slices.Equal(got, tc.want) {
@@ -195,7 +202,7 @@ func TestLAVaIsJointSnapKVWithoutGroupsOrValueScale(t *testing.T) {
 		}
 	}
 	var kept [2][][][]int32
-	for i, pol := range []Policy{LAVaUniformLayers(), AdaSnapKV(0)} {
+	for i, pol := range []Policy{LAVaUniformLayers(), AdaSnapKV().WithFloor(FloorNone, 0)} {
 		cfg.Policy = pol
 		c := newCache(t, cfg)
 		p.fill(t, c, 400, false, true)
@@ -214,17 +221,24 @@ func TestPolicyParameterErrors(t *testing.T) {
 	}{
 		{PyramidKV(0), "β = 0"},
 		{PyramidKV(-1), "β = -1"},
-		{AdaSnapKV(1), "α = 1"},
-		{AdaSnapKV(-0.1), "α = -0.1"},
-		{AdaPyramidKV(20, 2), "α = 2"},
-		{AdaPyramidKV(math.NaN(), 0.2), "β = NaN"},
+		{PyramidKV(0.7), "β = 0.7"},
+		{PyramidKV(math.Inf(1)), "β = +Inf"},
+		{AdaSnapKV().WithFloor(FloorAdaKV, 1), "α = 1"},
+		{AdaSnapKV().WithFloor(FloorAdaKV, -0.1), "α = -0.1"},
+		{AdaPyramidKV(20).WithFloor(FloorAdaKV, 2), "α = 2"},
+		{AdaPyramidKV(math.NaN()), "β = NaN"},
+		{LAVa().WithFloor(FloorNone, 0.2), "α = 0.2 is set with FloorNone"},
+		{SnapKV().WithFloor(FloorAdaKV, 0.2), "no head floor"},
+		{H2O().WithPooling(PoolMax, 7), "does not pool"},
 		{StreamingLLM(-1), "sinks = -1"},
 		{StreamingLLM(25), "sinks = 25"},
 		{CAKE(0, 1, 200), "τ1 = 0"},
 		{CAKE(1, -1, 200), "τ2 = -1"},
 		{CAKE(1, 1, -5), "γ = -5"},
+		{CAKE(5e-324, 1, 200), "τ1 = 5e-324"},
+		{CAKE(1, math.Inf(1), 200), "τ2 = +Inf"},
+		{CAKE(1, 1, math.Inf(1)), "γ = +Inf"},
 		{CAKE(1, 1, 200).WithPooling(PoolMax, 4), "kernel = 4"},
-		{SnapKV().WithPooling(PoolMax, 7), "WithPooling applies to CAKE only"},
 		{Custom("mine", nil, EntropyLayers, JointHeads), "Scorer is nil"},
 	} {
 		cfg := base
@@ -235,9 +249,9 @@ func TestPolicyParameterErrors(t *testing.T) {
 		}
 	}
 	cfg := base
-	cfg.Policy, cfg.Floor = SnapKV(), FloorAdaKV
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "Config.Floor") {
-		t.Errorf("a floor with SnapKV: New = %v, want an error naming Config.Floor", err)
+	cfg.Policy, cfg.Window = CAKE(1, 1, 200), 1
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "Config.Window = 1") {
+		t.Errorf("CAKE with a window of 1: New = %v, want an error naming Config.Window", err)
 	}
 	// TOVA needs no window; its budget only has to exceed 1.
 	cfg = base
@@ -281,7 +295,7 @@ func TestDecodeEviction(t *testing.T) {
 		cfg.Policy = pol
 		p := randomPrompt(rand.New(rand.NewPCG(2, 4)), cfg, n)
 		c := newCache(t, cfg)
-		r := p.fill(t, c, n, false, pol.kind != kindH2O)
+		r := p.fill(t, c, n, false, family(pol) != "h2o")
 		after := make([][]int, cfg.Layers)
 		for l := range after {
 			after[l] = r.Layers[l].Kept
@@ -291,20 +305,20 @@ func TestDecodeEviction(t *testing.T) {
 			for kv := range cfg.KVHeads {
 				v, _ := c.View(l, kv)
 				pos := v.Positions
-				if !slices.IsSorted(pos) || pos[len(pos)-1] != int32(n+steps-1) && pol.kind != kindTOVA {
+				if !slices.IsSorted(pos) || pos[len(pos)-1] != int32(n+steps-1) && family(pol) != "tova" {
 					t.Fatalf("%s layer %d head %d: positions %v", pol.Name(), l, kv, pos)
 				}
 				want := after[l][kv] + steps // no decode eviction
-				switch pol.kind {
-				case kindStreaming, kindTOVA:
+				switch family(pol) {
+				case "streamingllm", "tova":
 					want = cfg.Budget
-				case kindCAKE:
+				case "cake":
 					want = after[l][kv]
 				}
 				if v.Len() != want {
 					t.Errorf("%s layer %d head %d: %d entries after %d decode steps, want %d", pol.Name(), l, kv, v.Len(), steps, want)
 				}
-				if pol.kind == kindStreaming {
+				if family(pol) == "streamingllm" {
 					wantPos := []int32{0, 1, 2}
 					for i := n + steps - (cfg.Budget - 3); i < n+steps; i++ {
 						wantPos = append(wantPos, int32(i))
@@ -313,7 +327,7 @@ func TestDecodeEviction(t *testing.T) {
 						t.Errorf("StreamingLLM layer %d head %d keeps %v, want %v", l, kv, pos, wantPos)
 					}
 				}
-				if pol.kind == kindCAKE {
+				if family(pol) == "cake" {
 					// CAKE's window: the most recent Window tokens stay.
 					for j := range cfg.Window {
 						if pos[len(pos)-cfg.Window+j] != int32(n+steps-cfg.Window+j) {
@@ -321,7 +335,7 @@ func TestDecodeEviction(t *testing.T) {
 						}
 					}
 				}
-				if pol.kind == kindTOVA {
+				if family(pol) == "tova" {
 					v0, _ := c.View(l, 0)
 					if !slices.Equal(pos, v0.Positions) {
 						t.Errorf("TOVA layer %d: heads keep different sets", l)

@@ -58,26 +58,27 @@ type oracleStats struct {
 // straight from spec section 7's table. Random is not covered.
 func (p prompt) oraclePolicy(pol Policy, l int) oracleStats {
 	cfg := p.cfg
-	if pol.kind == kindLAVa {
+	if family(pol) == "lava" {
 		s := p.oracleScores(l)
 		return oracleStats{s: s, entropy: oracleEntropy(s)}
 	}
-	w := pol.window(&cfg)
+	w := pol.windowOf(&cfg)
 	m, g := p.n-w, cfg.Heads/cfg.KVHeads
-	kind, kernel := pol.pooling(&cfg)
+	kind, kernel := pol.pool, pol.kernel
 	var st oracleStats
 	st.s = make([][]float64, cfg.KVHeads)
 	for kv := range st.s {
 		group := make([]float64, m)
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
-			switch pol.kind {
-			case kindSnapKV, kindVATP:
+			switch family(pol) {
+			case "snapkv", "vatp":
 				for j := m; j < p.n; j++ {
 					for i, a := range p.attention(l, qh, j)[:m] {
 						group[i] += a / float64(w) / float64(g)
 					}
 				}
-			case kindCAKE:
+			case "cake":
+				col := make([]float64, m)
 				rows := make([][]float64, w)
 				for j := range w {
 					rows[j] = p.attention(l, qh, m+j)
@@ -91,12 +92,16 @@ func (p prompt) oraclePolicy(pol Policy, l int) oracleStats {
 						}
 					}
 					for j := range w {
-						v += (rows[j][i] - mean) * (rows[j][i] - mean) / float64(w)
+						v += (rows[j][i] - mean) * (rows[j][i] - mean) / float64(w-1)
 					}
 					st.shift += v
-					group[i] += (mean + pol.gamma*v) / float64(g)
+					col[i] = mean + pol.gamma*v
 				}
-			case kindH2O:
+				// Each query head's column is pooled, then the group averaged.
+				for i, x := range poolOracle(kind, kernel, col) {
+					group[i] += x / float64(g)
+				}
+			case "h2o":
 				for j := range p.n {
 					for i, a := range p.attention(l, qh, j) {
 						if i < m {
@@ -106,19 +111,21 @@ func (p prompt) oraclePolicy(pol Policy, l int) oracleStats {
 				}
 			}
 		}
-		switch pol.kind {
-		case kindSnapKV, kindVATP, kindCAKE:
+		switch family(pol) {
+		case "snapkv", "vatp":
 			st.s[kv] = poolOracle(kind, kernel, group)
-		case kindH2O:
+		case "cake":
 			st.s[kv] = group
-		case kindTOVA:
+		case "h2o":
+			st.s[kv] = group
+		case "tova":
 			st.s[kv] = make([]float64, m)
 			for qh := range cfg.Heads {
 				for i, a := range p.attention(l, qh, p.n-1)[:m] {
 					st.s[kv][i] += a / float64(cfg.Heads)
 				}
 			}
-		case kindStreaming:
+		case "streamingllm":
 			st.s[kv] = make([]float64, m)
 			for i := range m {
 				st.s[kv][i] = float64(i)
@@ -127,7 +134,7 @@ func (p prompt) oraclePolicy(pol Policy, l int) oracleStats {
 				}
 			}
 		}
-		if pol.kind == kindVATP {
+		if family(pol) == "vatp" {
 			for i := range m {
 				var n float64
 				for _, x := range p.v[l][(i*cfg.KVHeads+kv)*cfg.HeadDim:][:cfg.HeadDim] {
@@ -147,7 +154,7 @@ func (p prompt) oraclePolicy(pol Policy, l int) oracleStats {
 func oracleKeepPolicy(cfg Config, pol Policy, s [][]float64, b int, tol float64) ([][]int, bool) {
 	if pol.heads == JointHeads {
 		c := cfg
-		c.Floor, c.Alpha = pol.floor(&cfg)
+		c.Policy = pol
 		return oracleKeep(c, s, b, tol)
 	}
 	m := len(s[0])

@@ -1,0 +1,92 @@
+package lava
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrInvalid is wrapped by every error lava returns for bad caller input
+// (configuration, slice lengths, indices, non-finite data), so callers can
+// tell input errors apart with errors.Is.
+var ErrInvalid = errors.New("lava: invalid input")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// Config describes the model whose cache lava holds and how it compresses.
+// Zero values of the optional fields select the defaults given in their
+// comments.
+type Config struct {
+	Layers  int // transformer layers, 1 ≤ L ≤ 65536
+	Heads   int // query heads per layer, H ≥ 1, a multiple of KVHeads
+	KVHeads int // key/value heads per layer, Hkv ≥ 1, L·Hkv ≤ 2²⁰
+	HeadDim int // dimension of one head, d ≥ 1, H·d ≤ 2²⁰
+
+	// Budget is B, the average number of entries kept per KV head per layer,
+	// including the Window tokens (the paper's unit). It must exceed Window.
+	Budget int
+	// Window is w, the number of most recent tokens whose queries score the
+	// rest and which are always kept. Default [DefaultWindow]; the queries
+	// it keeps, Window·H·d values per layer, may not exceed 2²⁶.
+	Window int
+	// Redistribute gives the budget a layer cannot use (its budget reaches
+	// its prefix length) to the other layers in proportion to their
+	// entropies, for policies with EntropyLayers. The paper's code loses
+	// it; off by default.
+	Redistribute bool
+	// Element is the storage type of keys and values. Default Float32.
+	Element Element
+	// Policy selects how tokens are ranked and budgets split, with its
+	// pooling and head floor. The zero Policy is LAVa.
+	Policy Policy
+	// DecodeReserve is the number of decode tokens per head for which
+	// storage is set aside when Compress shrinks the cache, so that decode
+	// Appends do not reallocate; at most 2²⁰. Default 0: decode storage
+	// grows on demand.
+	DecodeReserve int
+}
+
+// Size limits: beyond them the products of the sizes overflow or could not
+// be allocated.
+const (
+	maxLayers        = 1 << 16
+	maxHeadsTotal    = 1 << 20 // Layers·KVHeads
+	maxQueryRow      = 1 << 20 // Heads·HeadDim
+	maxQueryRing     = 1 << 26 // Window·Heads·HeadDim
+	maxKernel        = 1<<16 - 1
+	maxDecodeReserve = 1 << 20
+)
+
+// withDefaults returns c with its zero optional fields set to defaults and
+// checks every field, naming the first bad one.
+func (c Config) withDefaults() (Config, error) {
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	c.Policy = c.Policy.withDefaults()
+	switch {
+	case c.Layers < 1 || c.Layers > maxLayers:
+		return c, invalidf("Config.Layers = %d, want 1 ≤ Layers ≤ %d", c.Layers, maxLayers)
+	case c.KVHeads < 1 || c.KVHeads > maxHeadsTotal/c.Layers:
+		return c, invalidf("Config.KVHeads = %d, want 1 ≤ KVHeads and Layers·KVHeads ≤ %d", c.KVHeads, maxHeadsTotal)
+	case c.Heads < 1 || c.Heads > maxQueryRow:
+		return c, invalidf("Config.Heads = %d, want 1 ≤ Heads ≤ %d", c.Heads, maxQueryRow)
+	case c.Heads%c.KVHeads != 0:
+		return c, invalidf("Config.Heads = %d is not a multiple of Config.KVHeads = %d", c.Heads, c.KVHeads)
+	case c.HeadDim < 1 || c.HeadDim > maxQueryRow/c.Heads:
+		return c, invalidf("Config.HeadDim = %d, want 1 ≤ HeadDim and Heads·HeadDim ≤ %d", c.HeadDim, maxQueryRow)
+	case c.Window < 1 || c.Window > maxQueryRing/(c.Heads*c.HeadDim):
+		return c, invalidf("Config.Window = %d, want 1 ≤ Window and Window·Heads·HeadDim ≤ %d", c.Window, maxQueryRing)
+	case c.Budget <= c.Policy.windowOf(&c):
+		return c, invalidf("Config.Budget = %d, want > the window %d (the budget includes the window)", c.Budget, c.Policy.windowOf(&c))
+	case c.Budget > math.MaxInt32/c.KVHeads:
+		return c, invalidf("Config.Budget = %d, want ≤ %d", c.Budget, math.MaxInt32/c.KVHeads)
+	case !c.Element.valid():
+		return c, invalidf("Config.Element = %d, want Float32 or Float16", int(c.Element))
+	case c.DecodeReserve < 0 || c.DecodeReserve > maxDecodeReserve:
+		return c, invalidf("Config.DecodeReserve = %d, want 0 ≤ DecodeReserve ≤ %d", c.DecodeReserve, maxDecodeReserve)
+	}
+	return c, c.Policy.validate(&c)
+}

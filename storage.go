@@ -1,0 +1,191 @@
+package lava
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// This file owns how the rows of a head's keys or values are stored: every
+// operation that depends on the element type (append, score, weighted sums,
+// L1 norms, finiteness, gather, remove, widen) is a method of rows, so the
+// rest of the package never asks which type it is.
+
+// Element is the storage type of cached keys and values.
+type Element int
+
+const (
+	// Float32 stores keys and values as float32 (the default).
+	Float32 Element = iota
+	// Float16 stores keys and values as IEEE 754 binary16, halving the
+	// cache's memory. Inputs are rounded to nearest even; kernels read the
+	// half-precision data directly.
+	Float16
+)
+
+func (e Element) String() string {
+	switch e {
+	case Float32:
+		return "float32"
+	case Float16:
+		return "float16"
+	}
+	return fmt.Sprintf("Element(%d)", int(e))
+}
+
+func (e Element) valid() bool { return e == Float32 || e == Float16 }
+
+// rowBytes is the bytes one row of d elements takes.
+func (e Element) rowBytes(d int) int {
+	if e == Float16 {
+		return 2 * d
+	}
+	return 4 * d
+}
+
+// rows is a sequence of rows of d elements of one element type: the keys or
+// the values of one KV head. Exactly one of f32 and f16 is in use, chosen by
+// elem.
+type rows struct {
+	elem Element
+	f32  []float32
+	f16  []uint16
+}
+
+func newRows(e Element) rows { return rows{elem: e} }
+
+// finite tells whether no element of x is NaN or infinite.
+func finite(x []float32) bool {
+	for _, v := range x {
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // exponent all ones: Inf or NaN
+			return false
+		}
+	}
+	return true
+}
+
+// raw returns the storage as it is, for View.
+func (r *rows) raw() ([]float32, []uint16) { return r.f32, r.f16 }
+
+func (r *rows) clone() rows {
+	return rows{elem: r.elem, f32: slices.Clone(r.f32), f16: slices.Clone(r.f16)}
+}
+
+// capRows is how many rows of d elements the storage has room for.
+func (r *rows) capRows(d int) int {
+	if r.elem == Float16 {
+		return cap(r.f16) / d
+	}
+	return cap(r.f32) / d
+}
+
+// append adds t rows of d elements taken every stride elements of src,
+// starting at off, converting them to the storage type.
+func (r *rows) append(src []float32, off, stride, d, t int) {
+	if r.elem == Float16 {
+		n := len(r.f16)
+		r.f16 = growBy(r.f16, t*d)[:n+t*d]
+		for i := range t {
+			narrowF16(r.f16[n+i*d:n+(i+1)*d], src[off+i*stride:off+i*stride+d])
+		}
+		return
+	}
+	r.f32 = growBy(r.f32, t*d)
+	for i := range t {
+		r.f32 = append(r.f32, src[off+i*stride:off+i*stride+d]...)
+	}
+}
+
+// score sets out[i·n+j] = scale·dot(q_i, row_j) for the len(q)/d queries
+// and the first n rows.
+func (r *rows) score(q []float32, n, d int, scale float32, out []float32) {
+	if r.elem == Float16 {
+		scoreBlockF16(q, r.f16[:n*d], d, scale, out)
+		return
+	}
+	scoreBlock(q, r.f32[:n*d], d, scale, out)
+}
+
+// weightedSums sets row i of out to Σ_j p[i·n+j]·row_j over the n =
+// len(p)/g rows, for the g = len(out)/d rows of out.
+func (r *rows) weightedSums(p, out []float32, d int) {
+	if r.elem == Float16 {
+		weightedSumsF16(p, r.f16, out, d)
+		return
+	}
+	weightedSums(p, r.f32, out, d)
+}
+
+// l1 returns the L1 norm of row i.
+func (r *rows) l1(i, d int) float32 {
+	if r.elem == Float16 {
+		return l1NormF16(r.f16[i*d : (i+1)*d])
+	}
+	return l1Norm(r.f32[i*d : (i+1)*d])
+}
+
+// finite tells whether no element is NaN or infinite (for float16 storage
+// this includes inputs that overflowed its range when stored).
+func (r *rows) finite() bool {
+	if r.elem == Float16 {
+		for _, v := range r.f16 {
+			if v&0x7c00 == 0x7c00 { // exponent all ones: Inf or NaN
+				return false
+			}
+		}
+		return true
+	}
+	return finite(r.f32)
+}
+
+// float32s returns the rows as float32: the storage itself for Float32, or
+// a widened copy.
+func (r *rows) float32s() []float32 {
+	if r.elem == Float16 {
+		x := make([]float32, len(r.f16))
+		widenF16(x, r.f16)
+		return x
+	}
+	return r.f32
+}
+
+// gather keeps the rows idx (strictly increasing), bit for bit: in place,
+// or, with fresh, in a new array with room for size rows.
+func (r *rows) gather(idx []int32, d, size int, fresh bool) {
+	if r.elem == Float16 {
+		r.f16 = gatherInto(r.f16, idx, d, size, fresh, gatherRowsF16)
+		return
+	}
+	r.f32 = gatherInto(r.f32, idx, d, size, fresh, gatherRows)
+}
+
+// gatherInto keeps the rows idx of src, in place or in a new array with
+// room for size rows.
+func gatherInto[T any](src []T, idx []int32, d, size int, fresh bool, gather func(dst, src []T, idx []int32, d int)) []T {
+	dst := src
+	if fresh {
+		dst = make([]T, len(idx)*d, size*d)
+	}
+	gather(dst[:len(idx)*d], src, idx, d)
+	return dst[:len(idx)*d]
+}
+
+// remove deletes rows i..i+k−1 of the first n, moving later rows down; the
+// storage keeps its capacity.
+func (r *rows) remove(i, k, n, d int) {
+	if r.elem == Float16 {
+		r.f16 = append(r.f16[:i*d], r.f16[(i+k)*d:n*d]...)
+		return
+	}
+	r.f32 = append(r.f32[:i*d], r.f32[(i+k)*d:n*d]...)
+}
+
+// growBy makes room for n more elements in one allocation, growing by at
+// least half the capacity so that a prompt appended in many chunks is
+// copied O(1) times, not once per chunk.
+func growBy[T any](s []T, n int) []T {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	return slices.Grow(s, max(n, cap(s)/2))
+}
