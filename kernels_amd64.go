@@ -184,7 +184,7 @@ func axpy(a float32, x, y []float32) {
 		x, y = x[n:], y[n:]
 	}
 	for i, v := range x {
-		y[i] += a * v
+		y[i] = float32(math.FMA(float64(a), float64(v), float64(y[i]))) // fused, as the vector body
 	}
 }
 

@@ -314,3 +314,12 @@ func oracleCaps(won []int, b, m, B int, pol Policy) []int {
 	}
 	return caps
 }
+
+// appendLayerRange appends tokens lo..hi−1 of layer l in one chunk, without
+// queries.
+func (p prompt) appendLayerRange(t testing.TB, c *KVCache, l, lo, hi int) {
+	kvrow := p.cfg.KVHeads * p.cfg.HeadDim
+	if err := c.Append(l, nil, p.k[l][lo*kvrow:hi*kvrow], p.v[l][lo*kvrow:hi*kvrow]); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,147 @@
+package lava
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// H2O with prompt chunks with and without queries, in every order: Compress
+// either fails with ErrInvalid or gives the result of a cache that saw every
+// query (it used to panic when a chunk with queries followed one without).
+func TestH2OChunksWithAndWithoutQueries(t *testing.T) {
+	cfg := Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 12, Policy: H2O()}
+	const n, chunk = 40, 10
+	p := randomPrompt(rand.New(rand.NewPCG(4, 4)), cfg, n)
+	full := newCache(t, cfg)
+	p.fill(t, full, chunk, false, false)
+	want := keptPositions(full)
+	qrow, kvrow := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	for mask := range 1 << (n / chunk) { // bit c set: chunk c comes without queries
+		c := newCache(t, cfg)
+		for ci := range n / chunk {
+			lo, hi := ci*chunk, (ci+1)*chunk
+			q := p.q[0][lo*qrow : hi*qrow]
+			if mask>>ci&1 == 1 {
+				q = nil
+			}
+			if err := c.Append(0, q, p.k[0][lo*kvrow:hi*kvrow], p.v[0][lo*kvrow:hi*kvrow]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := c.Compress()
+		switch {
+		case mask == 0 && err != nil:
+			t.Fatalf("every query given: %v", err)
+		case mask == 0:
+			if got := keptPositions(c); !slices.EqualFunc(got, want, func(a, b [][]int32) bool { return slices.EqualFunc(a, b, slices.Equal) }) {
+				t.Errorf("kept %v, want %v", got, want)
+			}
+		case err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "queries"):
+			t.Errorf("chunks without queries %04b: Compress = %v, want an ErrInvalid about missing queries", mask, err)
+		}
+	}
+}
+
+// Keys and queries whose products overflow float32 give the same error
+// under every policy that reads attention.
+func TestOverflowingScoresRejected(t *testing.T) {
+	for _, pol := range allPolicies {
+		if pol.queries == queriesNone {
+			continue // positions or chance: no attention to overflow
+		}
+		cfg := Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Window: 2, Budget: 4, Policy: pol}
+		c := newCache(t, cfg)
+		const n = 12
+		q := slices.Repeat([]float32{3e19}, n*cfg.Heads*cfg.HeadDim)
+		k := slices.Repeat([]float32{3e19}, n*cfg.KVHeads*cfg.HeadDim)
+		if err := c.Append(0, q, k, make([]float32, len(k))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Compress(); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not finite") {
+			t.Errorf("%s: Compress = %v, want an ErrInvalid saying scores are not finite", pol.Name(), err)
+		}
+	}
+}
+
+// Two prefix tokens with identical keys, values and neighbourhoods get
+// bit-identical scores under every policy, wherever they fall relative to
+// the kernels' vector bodies and tails, so the lower index wins the tie.
+func TestIdenticalTokensTie(t *testing.T) {
+	for n := 30; n < 70; n += 3 {
+		testIdenticalTokensTie(t, n)
+	}
+}
+
+func testIdenticalTokensTie(t *testing.T, n int) {
+	cfg := Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 8, Budget: 12}
+	p := randomPrompt(rand.New(rand.NewPCG(8, uint64(n))), cfg, n)
+	kvrow := cfg.KVHeads * cfg.HeadDim
+	// Tokens 0..n−w−1 all share one key and value: every prefix score of a
+	// head must be the same number.
+	for i := range n - cfg.Window {
+		copy(p.k[0][i*kvrow:(i+1)*kvrow], p.k[0][:kvrow])
+		copy(p.v[0][i*kvrow:(i+1)*kvrow], p.v[0][:kvrow])
+	}
+	for _, pol := range allPolicies {
+		if pol.queries == queriesNone || family(pol) == "h2o" || family(pol) == "tova" {
+			continue // scores by position or chance; H2O and TOVA see causal prefixes of different lengths
+		}
+		cfg.Policy = pol
+		if pol.kernel != 0 {
+			cfg.Policy = pol.WithPooling(PoolMax, 1) // no pooling edges
+		}
+		c := newCache(t, cfg)
+		p.appendLayer(t, c, 0, n, false)
+		s := scoresOf(t, c, 0)
+		m := n - c.cfg.Policy.windowOf(&c.cfg)
+		for kv := range cfg.KVHeads {
+			h := s[kv*m : (kv+1)*m]
+			for i := range h {
+				if math.Float32bits(h[i]) != math.Float32bits(h[0]) {
+					t.Errorf("n = %d, %s head %d: token %d scores %v, token 0 %v (identical inputs)", n, pol.Name(), kv, i, h[i], h[0])
+					break
+				}
+			}
+		}
+	}
+}
+
+// DecodeReserve holds on every compaction path: after Compress, decode
+// Appends up to the reserve do not allocate, whether Compress moved the
+// heads to new arrays or compacted them in place.
+func TestDecodeReserveBothPaths(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		budget  int
+		reserve int
+	}{
+		{"freed to new arrays", 16, 50},             // 66 rows fill at most half of 300
+		{"compacted in place", 200, 50},             // 250 rows fit in 300
+		{"moved for lack of the reserve", 200, 200}, // 400 rows do not
+	} {
+		cfg := Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 8, Window: 4, Budget: tc.budget, DecodeReserve: tc.reserve, Policy: Random(1)}
+		const n = 300
+		p := randomPrompt(rand.New(rand.NewPCG(6, 6)), cfg, n+tc.reserve)
+		c := newCache(t, cfg)
+		p.appendLayerRange(t, c, 0, 0, n) // storage for exactly n rows
+		if _, err := c.Compress(); err != nil {
+			t.Fatal(err)
+		}
+		// Count every allocation of all the reserve's Appends: AllocsPerRun
+		// would hide a few among many runs (it divides in integers).
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := n; i < n+tc.reserve; i++ {
+			p.appendLayerRange(t, c, 0, i, i+1)
+		}
+		runtime.ReadMemStats(&after)
+		if allocs := after.Mallocs - before.Mallocs; allocs != 0 {
+			t.Errorf("%s: %d allocations in %d decode Appends within the reserve", tc.name, allocs, tc.reserve)
+		}
+	}
+}
