@@ -49,15 +49,6 @@
 // their smaller shares. Because budgets only shrink and rankings are nested,
 // the cascade ends with exactly the kept sets of one Compress at the end.
 //
-// # Head floors
-//
-// The paper lets a head lose all its prefix tokens (FloorNone). AdaKV
-// guarantees each head a fraction α of the layer's per-head budget
-// (FloorAdaKV). FloorReference reproduces the official LAVa code, whose
-// floor is computed once from B including the window; it keeps a few
-// percent more entries than the budget and exists to reproduce published
-// numbers.
-//
 // # Policies
 //
 // [Config].Policy selects the ranking and budget split; LAVa is the
@@ -68,6 +59,21 @@
 // [LAVaUniformHeads]. [Custom] plugs in a [Scorer] of your own and reuses
 // the rest. StreamingLLM, TOVA and CAKE keep evicting while decoding, as
 // their papers do; the others never evict decode tokens.
+//
+// A policy carries its own options: [Policy.WithPooling] sets the pooling
+// of every policy that pools window attention (default max pooling, kernel
+// 7; CAKE average pooling, kernel 5), and [Policy.WithFloor] the head floor
+// of every policy with joint head budgets.
+//
+// # Head floors
+//
+// The paper lets a head lose all its prefix tokens (FloorNone, LAVa's
+// default). AdaKV guarantees each head a fraction α of the layer's per-head
+// budget (FloorAdaKV, the Ada policies' default with α = 0.2).
+// FloorReference reproduces the official LAVa code, whose floor is computed
+// once from B including the window; it keeps a few percent more entries
+// than the budget and exists to reproduce published numbers. For example,
+// LAVa with AdaKV's floor is lava.LAVa().WithFloor(lava.FloorAdaKV, 0.2).
 //
 // # Memory
 //
