@@ -43,15 +43,10 @@ import (
 	"time"
 
 	"github.com/lavakv/lava"
-	"github.com/lavakv/lava/examples/internal/cli"
-	"github.com/lavakv/lava/examples/internal/modelpath"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/tokenizer"
 )
-
-// trainedContext is the context stories260K was trained on; its GGUF says
-// 2048, the converter's default.
-const trainedContext = 512
 
 // contextMargin is how far below the context the default generated
 // prompt stops, besides the T continuation tokens.
@@ -77,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := options{args: args}
-	fs.StringVar(&o.model, "model", "", "model `file` (GGUF, Llama architecture); default $"+modelpath.Env+", else "+modelpath.Rel+" in the nearest parent of the working directory")
+	fs.StringVar(&o.model, "model", "", modelfile.FlagUsage)
 	fs.StringVar(&o.prompts, "prompts", "", "`file` of prompts separated by blank lines (or by \"---\" lines, if any); a line \"=>\" inside a prompt starts its expected continuation. Default: stories sampled from the model")
 	fs.IntVar(&o.n, "n", 32, "number of prompts: sampled stories, or the first n of -prompts (all of the file unless -n is given)")
 	fs.IntVar(&o.length, "length", 0, "tokens per sampled prompt, BOS included; 0 is -context − T − 8")
@@ -86,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.window, "window", 8, "observation window w: the most recent prompt tokens whose queries score the rest; always kept")
 	fs.IntVar(&o.steps, "T", 64, "continuation tokens measured per prompt")
 	fs.StringVar(&o.policies, "policies", strings.Join(lava.PolicyNames(), ","), "comma-separated policies (the full cache is always added)")
-	fs.IntVar(&o.context, "context", trainedContext, "most positions a prompt and its continuation may use; stories260K was trained on 512")
+	fs.IntVar(&o.context, "context", modelfile.TrainedContext, "most positions a prompt and its continuation may use; stories260K was trained on 512")
 	fs.IntVar(&o.workers, "j", runtime.GOMAXPROCS(0), "policy × budget runs evaluated in parallel")
 	fs.StringVar(&o.out, "out", "eval-results", "`directory` for eval.md and the plots")
 	fs.Usage = func() {
@@ -201,7 +196,7 @@ func loadPrompts(o options, m *llama.Model, tok *tokenizer.Tokenizer) ([]prompt,
 
 func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 	start := time.Now()
-	m, tok, path, err := cli.LoadModel(o.model)
+	m, tok, path, err := modelfile.Load(o.model, llama.Load)
 	if err != nil {
 		return err
 	}

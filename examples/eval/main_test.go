@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/lavakv/lava"
-	"github.com/lavakv/lava/examples/internal/modelpath"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/sample"
 	"github.com/lavakv/lava/examples/tokenizer"
@@ -21,16 +21,7 @@ import (
 // test is skipped, or fails on CI (CI=true), where it must be present.
 func testModel(t *testing.T) (*llama.Model, *tokenizer.Tokenizer, string) {
 	t.Helper()
-	p, err := modelpath.Find()
-	if err == nil {
-		_, err = os.Stat(p)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("model not found on CI: %v", err)
-		}
-		t.Skipf("model not found: %v", err)
-	}
+	p := modelfile.PathForTest(t)
 	m, tok, err := llama.Load(p)
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,7 @@ import (
 
 	"github.com/lavakv/lava/examples/gguf"
 	"github.com/lavakv/lava/examples/internal/ggufwrite"
-	"github.com/lavakv/lava/examples/internal/modelpath"
-	"github.com/lavakv/lava/examples/internal/testmodel"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 )
 
 func kv(tb testing.TB, key string, x any) gguf.KV {
@@ -323,7 +322,7 @@ func TestTensorErrors(t *testing.T) {
 }
 
 func TestRealModel(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +364,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte("GGUF\x03\x00\x00\x00"))
 	// The real header is a seed when the model is at hand; fuzzing works
 	// without it.
-	if p, err := modelpath.Find(); err == nil {
+	if p, err := modelfile.Find(); err == nil {
 		if b, err := os.ReadFile(p); err == nil && len(b) > 16384 {
 			f.Add(b[:16384]) // the header and the start of the data
 		}

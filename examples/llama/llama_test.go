@@ -11,7 +11,7 @@ import (
 	"github.com/lavakv/lava"
 	"github.com/lavakv/lava/examples/gguf"
 	"github.com/lavakv/lava/examples/internal/ggufwrite"
-	"github.com/lavakv/lava/examples/internal/testmodel"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/sample"
 	"github.com/lavakv/lava/examples/tokenizer"
 )
@@ -30,7 +30,7 @@ const longPrompt = "Once upon a time, there was a little dog named Max. Max like
 
 func load(tb testing.TB) (*Model, *tokenizer.Tokenizer) {
 	tb.Helper()
-	m, tok, err := Load(testmodel.Path(tb))
+	m, tok, err := Load(modelfile.PathForTest(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func elemBound(typ gguf.TensorType, w []float32, i int) float64 {
 // aggregate). A dequantisation bug (a wrong scale, a shifted block) gives
 // errors of order 1.
 func TestQuantisedFormats(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
