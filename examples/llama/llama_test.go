@@ -1,6 +1,8 @@
 package llama
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -211,6 +213,37 @@ func allZero(x []float32) bool {
 		}
 	}
 	return true
+}
+
+// The real model's hyperparameters, as shared/models/README.md gives them.
+func TestParams(t *testing.T) {
+	m, _ := load(t)
+	want := Params{Arch: "llama", Layers: 5, Heads: 8, KVHeads: 4, Dim: 64, FFN: 172, RopeDim: 8, RopeBase: 10000, RMSEps: float64(float32(1e-5)), ContextLength: 2048}
+	if m.Params != want {
+		t.Errorf("Params = %+v, want %+v", m.Params, want)
+	}
+}
+
+// FuzzFromGGUF: whatever the metadata and tensor infos of a well-formed
+// GGUF file say, FromGGUF returns an error or a model, never panics.
+func FuzzFromGGUF(f *testing.F) {
+	f.Add([]byte("GGUF\x03\x00\x00\x00"))
+	// The real metadata is the seed when the model is at hand, with the
+	// tensor count set to 0 so that the header reads without the data.
+	if p, err := modelfile.Find(); err == nil {
+		if b, err := os.ReadFile(p); err == nil && len(b) > 16384 {
+			b = bytes.Clone(b[:16384])
+			binary.LittleEndian.PutUint64(b[8:], 0)
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := gguf.Read(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		FromGGUF(g) // errors are fine
+	})
 }
 
 func TestErrors(t *testing.T) {
