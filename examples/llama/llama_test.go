@@ -330,7 +330,10 @@ func TestQuantisedFormats(t *testing.T) {
 	}
 	for _, typ := range []gguf.TensorType{gguf.F16, gguf.BF16, gguf.Q8_0} {
 		t.Run(strings.Fields(typ.String())[0], func(t *testing.T) {
-			w := &ggufwrite.File{Metadata: f.Metadata}
+			w := &ggufwrite.File{}
+			for _, kv := range f.Metadata {
+				w.Metadata = append(w.Metadata, ggufwrite.KV{Key: kv.Key, Value: kv.Value.Raw()})
+			}
 			types := map[string]gguf.TensorType{}
 			for _, ti := range f.Tensors {
 				// Norm vectors stay F32, as llama.cpp keeps them; Q8_0
