@@ -223,11 +223,11 @@ func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 		command: commandLine(o.args), model: fmt.Sprintf("%s (sha256 %s…)", filepath.Base(path), sum[:16]),
 		m: m, tok: tok, prompts: prompts, promptDesc: desc, s: s, res: res,
 	}
-	md, err := writeReport(o.out, rep)
+	md, plots, err := writeReport(o.out, rep)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "eval: wrote %s and kl/recall plots (PNG, SVG) in %v\n", md, time.Since(start).Round(time.Second))
+	fmt.Fprintf(stdout, "eval: wrote %s and %s plots (PNG, SVG) in %v\n", md, strings.Join(plots, "/"), time.Since(start).Round(time.Second))
 	return nil
 }
 
