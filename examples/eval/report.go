@@ -230,10 +230,13 @@ func writeReport(dir string, in reportInput) (string, []string, error) {
 
 	var names []string
 	for _, p := range plots {
-		if err := drawPlot(dir, p.mt, p.sums, in); err != nil {
+		drawn, err := drawPlot(dir, p.mt, p.sums, in)
+		if err != nil {
 			return "", nil, err
 		}
-		names = append(names, p.mt.plot)
+		if drawn {
+			names = append(names, p.mt.plot)
+		}
 	}
 	path := filepath.Join(dir, "eval.md")
 	if err := os.WriteFile(path, w.Bytes(), 0o644); err != nil {
@@ -331,8 +334,10 @@ func pairedTable(w *bytes.Buffer, in reportInput, mt metric) {
 
 // drawPlot draws the means sums of metric mt against the budget, one line
 // per policy (the full cache, the reference, left out), as PNG and SVG,
-// with the legend beside the axes so that it hides no line.
-func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) error {
+// with the legend beside the axes so that it hides no line. It draws
+// nothing and returns false when no policy has a mean to plot (recall
+// when no prompt has a copy step).
+func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) (bool, error) {
 	p := plot.New()
 	p.Title.Text = mt.title
 	p.X.Label.Text = "budget B (entries per KV head per layer, window included)"
@@ -363,7 +368,7 @@ func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) error {
 		}
 		l, s, err := plotter.NewLinePoints(xys)
 		if err != nil {
-			return err
+			return false, err
 		}
 		l.Color, l.Dashes = plotutil.Color(i), plotutil.Dashes(i)
 		s.Color, s.Shape = plotutil.Color(i), plotutil.Shape(i)
@@ -373,6 +378,9 @@ func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) error {
 		p.Add(l, s)
 		leg.Add(en.name, l, s)
 		i++
+	}
+	if i == 0 {
+		return false, nil // no line: gonum's log axes panic without values
 	}
 	if mt.logY && positive {
 		// The values span decades between small and large budgets.
@@ -384,22 +392,22 @@ func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) error {
 	for _, format := range []string{"png", "svg"} {
 		c, err := draw.NewFormattedCanvas(w, h, format)
 		if err != nil {
-			return err
+			return false, err
 		}
 		dc := draw.New(c)
 		p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
 		leg.Draw(draw.Crop(dc, w-legendW+vg.Points(8), 0, 0, -vg.Points(24)))
 		f, err := os.Create(filepath.Join(dir, mt.plot+"."+format))
 		if err != nil {
-			return err
+			return false, err
 		}
 		if _, err := c.WriteTo(f); err != nil {
 			f.Close()
-			return err
+			return false, err
 		}
 		if err := f.Close(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
