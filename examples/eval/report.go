@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/lavakv/lava"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/tokenizer"
 )
@@ -152,7 +153,8 @@ func writeReport(dir string, in reportInput) (string, []string, error) {
 		"teacher-forces the full cache's greedy continuation: c₀ from the prefill's logits (which no compression changes), then T = %d measured steps.\n", s.steps)
 	fmt.Fprintf(&w, "- Window w = %d for every policy (TOVA scores with the last token only, by definition); pooling max, kernel 7 (library default) "+
 		"except CAKE, whose own default is average pooling, kernel 5; policy parameters are the library defaults "+
-		"(PyramidKV β = 20, Ada α = 0.2, CAKE τ₁ = τ₂ = 1, γ = 200, StreamingLLM 4 sinks, Random seed 1).\n", s.window)
+		"(PyramidKV β = %g, Ada α = %g, CAKE τ₁ = τ₂ = %g, γ = %g, StreamingLLM %d sinks, Random seed 1).\n",
+		s.window, lava.DefaultPyramidBeta, lava.DefaultAdaAlpha, lava.DefaultCAKETau, lava.DefaultCAKEGamma, lava.DefaultSinks)
 	fmt.Fprintf(&w, "- Budget B: average entries kept per KV head per layer, window included. The full cache row is one run without eviction, repeated in every column.\n")
 	fmt.Fprintf(&w, "- Cells: mean ± half-width of the two-sided 95 %% confidence interval over prompts, t·sd/√n with Student's t at n − 1 degrees of freedom. "+
 		"**Bold**: the best policy in the column (full cache excluded). Rows share prompts, so differences between rows are paired.\n\n")
