@@ -20,7 +20,8 @@
 //     continuation's log-probability.
 //
 // It writes eval.md (one table per metric, mean ± 95 % CI over prompts),
-// and kl.png/svg and recall.png/svg, to -out.
+// and kl.png/svg and recall.png/svg (when some prompt has a copy step), to
+// -out.
 //
 //	cd examples && go run ./eval
 //	go run ./eval -budgets 16,32 -policies lava,snapkv -n 4 -T 32
