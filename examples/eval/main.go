@@ -20,7 +20,8 @@
 //     continuation's log-probability.
 //
 // It writes eval.md (one table per metric, mean ± 95 % CI over prompts),
-// and kl.png/svg and recall.png/svg, to -out.
+// and kl.png/svg and recall.png/svg (when some prompt has a copy step), to
+// -out.
 //
 //	cd examples && go run ./eval
 //	go run ./eval -budgets 16,32 -policies lava,snapkv -n 4 -T 32
@@ -43,15 +44,9 @@ import (
 	"time"
 
 	"github.com/lavakv/lava"
-	"github.com/lavakv/lava/examples/internal/cli"
-	"github.com/lavakv/lava/examples/internal/modelpath"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/llama"
-	"github.com/lavakv/lava/examples/tokenizer"
 )
-
-// trainedContext is the context stories260K was trained on; its GGUF says
-// 2048, the converter's default.
-const trainedContext = 512
 
 // contextMargin is how far below the context the default generated
 // prompt stops, besides the T continuation tokens.
@@ -77,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := options{args: args}
-	fs.StringVar(&o.model, "model", "", "model `file` (GGUF, Llama architecture); default $"+modelpath.Env+", else "+modelpath.Rel+" in the nearest parent of the working directory")
+	fs.StringVar(&o.model, "model", "", modelfile.FlagUsage)
 	fs.StringVar(&o.prompts, "prompts", "", "`file` of prompts separated by blank lines (or by \"---\" lines, if any); a line \"=>\" inside a prompt starts its expected continuation. Default: stories sampled from the model")
 	fs.IntVar(&o.n, "n", 32, "number of prompts: sampled stories, or the first n of -prompts (all of the file unless -n is given)")
 	fs.IntVar(&o.length, "length", 0, "tokens per sampled prompt, BOS included; 0 is -context − T − 8")
@@ -86,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.window, "window", 8, "observation window w: the most recent prompt tokens whose queries score the rest; always kept")
 	fs.IntVar(&o.steps, "T", 64, "continuation tokens measured per prompt")
 	fs.StringVar(&o.policies, "policies", strings.Join(lava.PolicyNames(), ","), "comma-separated policies (the full cache is always added)")
-	fs.IntVar(&o.context, "context", trainedContext, "most positions a prompt and its continuation may use; stories260K was trained on 512")
+	fs.IntVar(&o.context, "context", modelfile.TrainedContext, "most positions a prompt and its continuation may use; stories260K was trained on 512")
 	fs.IntVar(&o.workers, "j", runtime.GOMAXPROCS(0), "policy × budget runs evaluated in parallel")
 	fs.StringVar(&o.out, "out", "eval-results", "`directory` for eval.md and the plots")
 	fs.Usage = func() {
@@ -167,41 +162,9 @@ func (o *options) settings() (settings, error) {
 	return s, nil
 }
 
-// loadPrompts returns the prompts to evaluate and how the report
-// describes them.
-func loadPrompts(o options, m *llama.Model, tok *tokenizer.Tokenizer) ([]prompt, string, error) {
-	if o.prompts == "" {
-		ps, err := generatePrompts(m, tok, o.n, o.length, o.seed)
-		desc := fmt.Sprintf("%d stories sampled from the model itself, prompt i (from 0) with seed %d+i, temperature %.1f, top-p %.1f, "+
-			"BOS and EOS never sampled; %d tokens each, BOS included", o.n, o.seed, promptTemperature, promptTopP, o.length)
-		return ps, desc, err
-	}
-	text, err := os.ReadFile(o.prompts)
-	if err != nil {
-		return nil, "", fmt.Errorf("-prompts: %v", err)
-	}
-	texts, expected, err := parsePrompts(string(text))
-	if err != nil {
-		return nil, "", fmt.Errorf("-prompts %s: %v", o.prompts, err)
-	}
-	if o.nSet && o.n < len(texts) {
-		texts, expected = texts[:o.n], expected[:o.n]
-	}
-	ps := encodePrompts(tok, texts, expected)
-	for i, p := range ps {
-		if len(p.tokens)+o.steps > o.context {
-			return nil, "", fmt.Errorf("-prompts %s: prompt %d is %d tokens (BOS included), want at most -context − T = %d", o.prompts, i+1, len(p.tokens), o.context-o.steps)
-		}
-		if len(p.tokens)+len(p.expected)-1 > o.context {
-			return nil, "", fmt.Errorf("-prompts %s: prompt %d and its expected continuation are %d tokens, want at most -context + 1 = %d", o.prompts, i+1, len(p.tokens)+len(p.expected), o.context+1)
-		}
-	}
-	return ps, fmt.Sprintf("%d prompts from %s", len(ps), filepath.Base(o.prompts)), nil
-}
-
 func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 	start := time.Now()
-	m, tok, path, err := cli.LoadModel(o.model)
+	m, tok, path, err := modelfile.Load(o.model, llama.Load)
 	if err != nil {
 		return err
 	}
@@ -228,11 +191,11 @@ func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 		command: commandLine(o.args), model: fmt.Sprintf("%s (sha256 %s…)", filepath.Base(path), sum[:16]),
 		m: m, tok: tok, prompts: prompts, promptDesc: desc, s: s, res: res,
 	}
-	md, err := writeReport(o.out, rep)
+	md, plots, err := writeReport(o.out, rep)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "eval: wrote %s and kl/recall plots (PNG, SVG) in %v\n", md, time.Since(start).Round(time.Second))
+	fmt.Fprintf(stdout, "eval: wrote %s and %s plots (PNG, SVG) in %v\n", md, strings.Join(plots, "/"), time.Since(start).Round(time.Second))
 	return nil
 }
 

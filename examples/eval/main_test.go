@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/lavakv/lava"
-	"github.com/lavakv/lava/examples/internal/modelpath"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/sample"
 	"github.com/lavakv/lava/examples/tokenizer"
@@ -21,16 +21,7 @@ import (
 // test is skipped, or fails on CI (CI=true), where it must be present.
 func testModel(t *testing.T) (*llama.Model, *tokenizer.Tokenizer, string) {
 	t.Helper()
-	p, err := modelpath.Find()
-	if err == nil {
-		_, err = os.Stat(p)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("model not found on CI: %v", err)
-		}
-		t.Skipf("model not found: %v", err)
-	}
+	p := modelfile.PathForTest(t)
 	m, tok, err := llama.Load(p)
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +235,35 @@ func TestPromptsFile(t *testing.T) {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("eval.md lacks %q", want)
 		}
+	}
+}
+
+// Prompts too short to have copy steps leave recall without values: the
+// report says so and draws no recall plot.
+func TestNoCopySteps(t *testing.T) {
+	_, _, path := testModel(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "prompts.txt")
+	if err := os.WriteFile(file, []byte("Once upon a time, there was a little girl named Lily.\n---\nTom had a small dog named Max.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-model", path, "-prompts", file, "-budgets", "16,24", "-policies", "lava,snapkv", "-T", "8", "-out", dir}
+	var stdout, stderr bytes.Buffer
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "eval.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "0 copy steps in 0 of 2 prompts") {
+		t.Errorf("eval.md does not say there are no copy steps")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "recall.png")); err == nil {
+		t.Error("recall.png drawn without values")
+	}
+	if !strings.Contains(stdout.String(), " kl plots") {
+		t.Errorf("stdout %q, want it to name the kl plots only", stdout.String())
 	}
 }
 

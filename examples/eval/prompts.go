@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/lavakv/lava"
@@ -25,6 +27,38 @@ const (
 	promptTemperature = 0.9
 	promptTopP        = 0.9
 )
+
+// loadPrompts returns the prompts to evaluate and how the report
+// describes them.
+func loadPrompts(o options, m *llama.Model, tok *tokenizer.Tokenizer) ([]prompt, string, error) {
+	if o.prompts == "" {
+		ps, err := generatePrompts(m, tok, o.n, o.length, o.seed)
+		desc := fmt.Sprintf("%d stories sampled from the model itself, prompt i (from 0) with seed %d+i, temperature %.1f, top-p %.1f, "+
+			"BOS and EOS never sampled; %d tokens each, BOS included", o.n, o.seed, promptTemperature, promptTopP, o.length)
+		return ps, desc, err
+	}
+	text, err := os.ReadFile(o.prompts)
+	if err != nil {
+		return nil, "", fmt.Errorf("-prompts: %v", err)
+	}
+	texts, expected, err := parsePrompts(string(text))
+	if err != nil {
+		return nil, "", fmt.Errorf("-prompts %s: %v", o.prompts, err)
+	}
+	if o.nSet && o.n < len(texts) {
+		texts, expected = texts[:o.n], expected[:o.n]
+	}
+	ps := encodePrompts(tok, texts, expected)
+	for i, p := range ps {
+		if len(p.tokens)+o.steps > o.context {
+			return nil, "", fmt.Errorf("-prompts %s: prompt %d is %d tokens (BOS included), want at most -context − T = %d", o.prompts, i+1, len(p.tokens), o.context-o.steps)
+		}
+		if len(p.tokens)+len(p.expected)-1 > o.context {
+			return nil, "", fmt.Errorf("-prompts %s: prompt %d and its expected continuation are %d tokens, want at most -context + 1 = %d", o.prompts, i+1, len(p.tokens)+len(p.expected), o.context+1)
+		}
+	}
+	return ps, fmt.Sprintf("%d prompts from %s", len(ps), filepath.Base(o.prompts)), nil
+}
 
 // generatePrompts samples count stories from the model, prompt i with
 // sampler seed seed+i, each length tokens long with BOS first. BOS and EOS

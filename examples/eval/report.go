@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/lavakv/lava"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/tokenizer"
 )
@@ -31,17 +32,29 @@ type reportInput struct {
 }
 
 // metric is one table of the report: a per-prompt value of each cell,
-// NaN where the prompt has nothing to measure.
+// NaN where the prompt has nothing to measure, and how the report shows it.
 type metric struct {
-	file, title, about string
-	value              func(r reference, c cell) float64
-	format             string // of the mean and the half-width
-	better             int    // +1 higher is better, −1 lower, 0 neither
+	title, about string
+	value        func(r reference, c cell) float64
+	format       string // of the mean and the half-width
+	better       int    // +1 higher is better, −1 lower, 0 neither
+	// note, if set, writes a paragraph between the description and the
+	// table: the counts behind the means.
+	note   func(in reportInput) string
+	paired bool // also a table of per-prompt differences against LAVa
+	// plot is the file name, without extension, of the plot of the means
+	// against the budget; "" for none. logY plots them on a log scale when
+	// all are positive.
+	plot string
+	logY bool
+	// expected is set for metrics of the prompts' expected continuations,
+	// left out when no prompt has one.
+	expected bool
 }
 
 func metrics(s settings) []metric {
 	return []metric{
-		{title: "KL(full ‖ compressed), nats per token", file: "kl", better: -1, format: "%.4f",
+		{title: "KL(full ‖ compressed), nats per token", better: -1, format: "%.4f", paired: true, plot: "kl", logY: true,
 			about: fmt.Sprintf("Mean over the T = %d teacher-forced steps of the KL divergence of the compressed cache's next-token distribution from the full cache's.", s.steps),
 			value: func(_ reference, c cell) float64 { return c.kl }},
 		{title: "Top-1 agreement", better: +1, format: "%.3f",
@@ -51,12 +64,12 @@ func metrics(s settings) []metric {
 			about: fmt.Sprintf("How many tokens free-running greedy decoding over the compressed cache reproduces of the full cache's greedy continuation, out of T = %d (T if it never diverges). "+
 				"Until they diverge both runs feed the same tokens, so this is the first teacher-forced step whose top-1 differs.", s.steps),
 			value: func(_ reference, c cell) float64 { return float64(c.diverge) }},
-		{title: "Long-range recall: log-probability drop at copy steps, nats", file: "recall", better: -1, format: "%.3f",
+		{title: "Long-range recall: log-probability drop at copy steps, nats", better: -1, format: "%.3f", note: copyStepsNote, paired: true, plot: "recall", logY: true,
 			about: fmt.Sprintf("Over the continuation tokens that copy a bigram from the prompt's evictable prefix (positions < n − w) "+
 				"and occur neither in the last w = %d prompt tokens nor earlier in the continuation (see below), the mean of "+
 				"log p_full(token) − log p_compressed(token), on every such token, confident or not. Prompts without copy steps are left out; n below.", s.window),
 			value: func(_ reference, c cell) float64 { return c.recallDrop }},
-		{title: "Long-range recall: top-1 kept at copy steps", better: +1, format: "%.3f",
+		{title: "Long-range recall: top-1 kept at copy steps", better: +1, format: "%.3f", note: copyStepsNote,
 			about: "Fraction of the same copy steps where the compressed cache's top-1 token is the full cache's.",
 			value: func(_ reference, c cell) float64 { return c.recallTop1 }},
 		{title: "Attention output error at the first decode step, mean over layers", better: -1, format: "%.4f",
@@ -67,10 +80,35 @@ func metrics(s settings) []metric {
 		{title: "Key/value bytes kept, % of the full cache", better: 0, format: "%.1f",
 			about: "Bytes the cache holds right after Compress, against the full prompt's (lava.Report BytesAfter / BytesBefore). Decoding adds one entry per step to every policy except those that evict while decoding (StreamingLLM, TOVA, CAKE hold their size).",
 			value: func(_ reference, c cell) float64 { return 100 * float64(c.kept) / float64(c.full) }},
-		{title: "Expected continuation: log-probability drop, nats", better: -1, format: "%.3f",
+		{title: "Expected continuation: log-probability drop, nats", better: -1, format: "%.3f", note: expectedNote, expected: true,
 			about: "log p_full − log p_compressed of each prompt's expected continuation (all its tokens, teacher-forced).",
 			value: func(r reference, c cell) float64 { return r.expectedLog - c.expectedLog }},
 	}
+}
+
+// copyStepsNote counts the copy steps the recall metrics average over.
+func copyStepsNote(in reportInput) string {
+	steps, with := 0, 0
+	for _, r := range in.res.refs {
+		steps += len(r.copies)
+		if len(r.copies) > 0 {
+			with++
+		}
+	}
+	return fmt.Sprintf("%d copy steps in %d of %d prompts (n = %d).", steps, with, len(in.prompts), with)
+}
+
+// expectedNote gives the full cache's log-probability of the expected
+// continuations, from which the compressed caches' drops are measured.
+func expectedNote(in reportInput) string {
+	var full []float64
+	for p, r := range in.res.refs {
+		if in.prompts[p].expected != nil {
+			full = append(full, r.expectedLog)
+		}
+	}
+	fs := summarize(full)
+	return fmt.Sprintf("Full cache: log p(expected continuation) = %s nats, over %d prompts with one.", cellText(fs, "%.3f"), fs.n)
 }
 
 func mean(xs []float64) float64 {
@@ -81,7 +119,8 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// summaries returns the summary of metric mt for every entry and budget.
+// summaries returns the summary of a metric's value for every entry and
+// budget.
 func summaries(in reportInput, value func(r reference, c cell) float64) [][]summary {
 	out := make([][]summary, len(in.s.entries))
 	for e := range in.s.entries {
@@ -100,8 +139,8 @@ func summaries(in reportInput, value func(r reference, c cell) float64) [][]summ
 }
 
 // writeReport writes eval.md and the plots to dir and returns the
-// report's path.
-func writeReport(dir string, in reportInput) (string, error) {
+// report's path and the plots' names.
+func writeReport(dir string, in reportInput) (string, []string, error) {
 	var w bytes.Buffer
 	s := in.s
 	m := in.m
@@ -114,7 +153,8 @@ func writeReport(dir string, in reportInput) (string, error) {
 		"teacher-forces the full cache's greedy continuation: c₀ from the prefill's logits (which no compression changes), then T = %d measured steps.\n", s.steps)
 	fmt.Fprintf(&w, "- Window w = %d for every policy (TOVA scores with the last token only, by definition); pooling max, kernel 7 (library default) "+
 		"except CAKE, whose own default is average pooling, kernel 5; policy parameters are the library defaults "+
-		"(PyramidKV β = 20, Ada α = 0.2, CAKE τ₁ = τ₂ = 1, γ = 200, StreamingLLM 4 sinks, Random seed 1).\n", s.window)
+		"(PyramidKV β = %g, Ada α = %g, CAKE τ₁ = τ₂ = %g, γ = %g, StreamingLLM %d sinks, Random seed 1).\n",
+		s.window, lava.DefaultPyramidBeta, lava.DefaultAdaAlpha, lava.DefaultCAKETau, lava.DefaultCAKEGamma, lava.DefaultSinks)
 	fmt.Fprintf(&w, "- Budget B: average entries kept per KV head per layer, window included. The full cache row is one run without eviction, repeated in every column.\n")
 	fmt.Fprintf(&w, "- Cells: mean ± half-width of the two-sided 95 %% confidence interval over prompts, t·sd/√n with Student's t at n − 1 degrees of freedom. "+
 		"**Bold**: the best policy in the column (full cache excluded). Rows share prompts, so differences between rows are paired.\n\n")
@@ -123,40 +163,26 @@ func writeReport(dir string, in reportInput) (string, error) {
 	for _, p := range in.prompts {
 		hasExpected = hasExpected || p.expected != nil
 	}
-	ms := metrics(s)
-	var plots []plotSpec
-	for i, mt := range ms {
-		if i == len(ms)-1 && !hasExpected {
-			break
+	type plotted struct {
+		mt   metric
+		sums [][]summary
+	}
+	var plots []plotted
+	for _, mt := range metrics(s) {
+		if mt.expected && !hasExpected {
+			continue
 		}
 		sums := summaries(in, mt.value)
 		fmt.Fprintf(&w, "## %s\n\n%s\n\n", mt.title, mt.about)
-		if i == 3 || i == 4 {
-			steps, with := 0, 0
-			for _, r := range in.res.refs {
-				steps += len(r.copies)
-				if len(r.copies) > 0 {
-					with++
-				}
-			}
-			fmt.Fprintf(&w, "%d copy steps in %d of %d prompts (n = %d).\n\n", steps, with, len(in.prompts), with)
-		}
-		if i == len(ms)-1 {
-			var full []float64
-			for p, r := range in.res.refs {
-				if in.prompts[p].expected != nil {
-					full = append(full, r.expectedLog)
-				}
-			}
-			fs := summarize(full)
-			fmt.Fprintf(&w, "Full cache: log p(expected continuation) = %s nats, over %d prompts with one.\n\n", cellText(fs, "%.3f"), fs.n)
+		if mt.note != nil {
+			fmt.Fprintf(&w, "%s\n\n", mt.note(in))
 		}
 		table(&w, in, sums, mt)
-		if i == 0 || i == 3 {
+		if mt.paired {
 			pairedTable(&w, in, mt)
 		}
-		if mt.file != "" {
-			plots = append(plots, plotSpec{file: mt.file, title: mt.title, sums: sums})
+		if mt.plot != "" {
+			plots = append(plots, plotted{mt, sums})
 		}
 	}
 
@@ -204,16 +230,21 @@ func writeReport(dir string, in reportInput) (string, error) {
 			strings.ReplaceAll(string(start), "|", `\|`))
 	}
 
-	for _, ps := range plots {
-		if err := drawPlot(dir, ps, in); err != nil {
-			return "", err
+	var names []string
+	for _, p := range plots {
+		drawn, err := drawPlot(dir, p.mt, p.sums, in)
+		if err != nil {
+			return "", nil, err
+		}
+		if drawn {
+			names = append(names, p.mt.plot)
 		}
 	}
 	path := filepath.Join(dir, "eval.md")
 	if err := os.WriteFile(path, w.Bytes(), 0o644); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return path, nil
+	return path, names, nil
 }
 
 func cellText(s summary, format string) string {
@@ -303,17 +334,14 @@ func pairedTable(w *bytes.Buffer, in reportInput, mt metric) {
 	fmt.Fprintln(w)
 }
 
-type plotSpec struct {
-	file, title string
-	sums        [][]summary
-}
-
-// drawPlot draws one metric's means against the budget, one line per
-// policy (the full cache, the reference, left out), as PNG and SVG, with
-// the legend beside the axes so that it hides no line.
-func drawPlot(dir string, ps plotSpec, in reportInput) error {
+// drawPlot draws the means sums of metric mt against the budget, one line
+// per policy (the full cache, the reference, left out), as PNG and SVG,
+// with the legend beside the axes so that it hides no line. It draws
+// nothing and returns false when no policy has a mean to plot (recall
+// when no prompt has a copy step).
+func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) (bool, error) {
 	p := plot.New()
-	p.Title.Text = ps.title
+	p.Title.Text = mt.title
 	p.X.Label.Text = "budget B (entries per KV head per layer, window included)"
 	p.Y.Label.Text = "mean over prompts"
 	p.X.Scale = plot.LogScale{}
@@ -332,7 +360,7 @@ func drawPlot(dir string, ps plotSpec, in reportInput) error {
 		}
 		var xys plotter.XYs
 		for b, budget := range in.s.budgets {
-			if v := ps.sums[e][b].mean; !math.IsNaN(v) {
+			if v := sums[e][b].mean; !math.IsNaN(v) {
 				xys = append(xys, plotter.XY{X: float64(budget), Y: v})
 				positive = positive && v > 0
 			}
@@ -342,7 +370,7 @@ func drawPlot(dir string, ps plotSpec, in reportInput) error {
 		}
 		l, s, err := plotter.NewLinePoints(xys)
 		if err != nil {
-			return err
+			return false, err
 		}
 		l.Color, l.Dashes = plotutil.Color(i), plotutil.Dashes(i)
 		s.Color, s.Shape = plotutil.Color(i), plotutil.Shape(i)
@@ -353,7 +381,10 @@ func drawPlot(dir string, ps plotSpec, in reportInput) error {
 		leg.Add(en.name, l, s)
 		i++
 	}
-	if positive {
+	if i == 0 {
+		return false, nil // no line: gonum's log axes panic without values
+	}
+	if mt.logY && positive {
 		// The values span decades between small and large budgets.
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -363,22 +394,22 @@ func drawPlot(dir string, ps plotSpec, in reportInput) error {
 	for _, format := range []string{"png", "svg"} {
 		c, err := draw.NewFormattedCanvas(w, h, format)
 		if err != nil {
-			return err
+			return false, err
 		}
 		dc := draw.New(c)
 		p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
 		leg.Draw(draw.Crop(dc, w-legendW+vg.Points(8), 0, 0, -vg.Points(24)))
-		f, err := os.Create(filepath.Join(dir, ps.file+"."+format))
+		f, err := os.Create(filepath.Join(dir, mt.plot+"."+format))
 		if err != nil {
-			return err
+			return false, err
 		}
 		if _, err := c.WriteTo(f); err != nil {
 			f.Close()
-			return err
+			return false, err
 		}
 		if err := f.Close(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }

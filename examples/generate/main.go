@@ -22,8 +22,7 @@ import (
 	"time"
 
 	"github.com/lavakv/lava"
-	"github.com/lavakv/lava/examples/internal/cli"
-	"github.com/lavakv/lava/examples/internal/modelpath"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/llama"
 	"github.com/lavakv/lava/examples/sample"
 	"github.com/lavakv/lava/examples/tokenizer"
@@ -37,10 +36,6 @@ const defaultPrompt = "Once upon a time, there was a little dog named Max. Max l
 	"When the sun went down, they were very tired and happy. Max said, \"Tom, I love to play with you.\" Tom smiled and said,"
 
 const defaultPromptTokens = 128
-
-// trainedContext is the context stories260K was trained on; its GGUF says
-// 2048, the converter's default.
-const trainedContext = 512
 
 type options struct {
 	model, prompt, policy string
@@ -61,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.model, "model", "", "model `file` (GGUF, Llama architecture); default $"+modelpath.Env+", else "+modelpath.Rel+" in the nearest parent of the working directory")
+	fs.StringVar(&o.model, "model", "", modelfile.FlagUsage)
 	fs.StringVar(&o.prompt, "prompt", defaultPrompt, fmt.Sprintf("text to continue; the default is %d tokens, more than the default -budget, so compression evicts", defaultPromptTokens))
 	fs.IntVar(&o.steps, "steps", 200, "tokens to generate (fewer if the model emits BOS or EOS, or the context is full)")
 	fs.Float64Var(&o.temperature, "temperature", 0, "sampling temperature; 0 is greedy (argmax)")
@@ -72,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.policy, "policy", "lava", "compression policy: "+strings.Join(lava.PolicyNames(), ", "))
 	fs.BoolVar(&o.float16, "float16", false, "store keys and values as IEEE float16 (half the cache memory)")
 	fs.BoolVar(&o.compare, "compare", false, "also decode over the full cache and show where the continuations first differ")
-	fs.IntVar(&o.context, "context", trainedContext, "most positions (prompt + generated) to run; stories260K was trained on 512")
+	fs.IntVar(&o.context, "context", modelfile.TrainedContext, "most positions (prompt + generated) to run; stories260K was trained on 512")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: go run ./generate [flags]\n\n"+
 			"Continues -prompt with a Llama GGUF model, compressing the prompt's KV cache with\n"+
@@ -117,7 +112,8 @@ func (o *options) check() error {
 	return nil
 }
 
-// run is one decoding of the prompt's continuation.
+// result is one decoding of the prompt's continuation: the tokens
+// generated and how long it took.
 type result struct {
 	tokens []int
 	dur    time.Duration
@@ -127,7 +123,7 @@ func generate(o options, stdout, stderr io.Writer) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	m, tok, _, err := cli.LoadModel(o.model)
+	m, tok, _, err := modelfile.Load(o.model, llama.Load)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lavakv/lava/examples/internal/testmodel"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/llama"
 )
 
@@ -21,7 +21,7 @@ func runArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestDefaultPromptEvicts(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	_, tok, err := llama.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestDefaultPromptEvicts(t *testing.T) {
 // The golden text of the models README through the command line: greedy,
 // no prompt, 200 tokens.
 func TestGoldenCLI(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	code, out, errs := runArgs(t, "-model", path, "-prompt", "", "-steps", "200")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errs)
@@ -68,7 +68,7 @@ func TestGoldenCLI(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	// A prompt within the budget: nothing is evicted, the continuations
 	// agree.
 	code, out, errs := runArgs(t, "-model", path, "-prompt", "Once upon a time", "-steps", "60", "-compare")
@@ -93,7 +93,7 @@ func TestCompare(t *testing.T) {
 }
 
 func TestSampledRunsRepeat(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	args := []string{"-model", path, "-prompt", "The cat", "-steps", "40", "-temperature", "0.9", "-topp", "0.9", "-seed", "7"}
 	_, a, _ := runArgs(t, args...)
 	_, b, _ := runArgs(t, args...)
@@ -136,7 +136,7 @@ func TestErrors(t *testing.T) {
 
 // -float16 halves the bytes the cache holds, full and kept.
 func TestFloat16Flag(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	code, out, errs := runArgs(t, "-model", path, "-steps", "10", "-float16")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errs)

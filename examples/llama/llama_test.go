@@ -1,6 +1,8 @@
 package llama
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,7 +13,7 @@ import (
 	"github.com/lavakv/lava"
 	"github.com/lavakv/lava/examples/gguf"
 	"github.com/lavakv/lava/examples/internal/ggufwrite"
-	"github.com/lavakv/lava/examples/internal/testmodel"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 	"github.com/lavakv/lava/examples/sample"
 	"github.com/lavakv/lava/examples/tokenizer"
 )
@@ -30,7 +32,7 @@ const longPrompt = "Once upon a time, there was a little dog named Max. Max like
 
 func load(tb testing.TB) (*Model, *tokenizer.Tokenizer) {
 	tb.Helper()
-	m, tok, err := Load(testmodel.Path(tb))
+	m, tok, err := Load(modelfile.PathForTest(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -213,6 +215,37 @@ func allZero(x []float32) bool {
 	return true
 }
 
+// The real model's hyperparameters, as shared/models/README.md gives them.
+func TestParams(t *testing.T) {
+	m, _ := load(t)
+	want := Params{Arch: "llama", Layers: 5, Heads: 8, KVHeads: 4, Dim: 64, FFN: 172, RopeDim: 8, RopeBase: 10000, RMSEps: float64(float32(1e-5)), ContextLength: 2048}
+	if m.Params != want {
+		t.Errorf("Params = %+v, want %+v", m.Params, want)
+	}
+}
+
+// FuzzFromGGUF: whatever the metadata and tensor infos of a well-formed
+// GGUF file say, FromGGUF returns an error or a model, never panics.
+func FuzzFromGGUF(f *testing.F) {
+	f.Add([]byte("GGUF\x03\x00\x00\x00"))
+	// The real metadata is the seed when the model is at hand, with the
+	// tensor count set to 0 so that the header reads without the data.
+	if p, err := modelfile.Find(); err == nil {
+		if b, err := os.ReadFile(p); err == nil && len(b) > 16384 {
+			b = bytes.Clone(b[:16384])
+			binary.LittleEndian.PutUint64(b[8:], 0)
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := gguf.Read(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		FromGGUF(g) // errors are fine
+	})
+}
+
 func TestErrors(t *testing.T) {
 	m, _ := load(t)
 	bad, _ := lava.New(lava.Config{Layers: 2, Heads: 8, KVHeads: 4, HeadDim: 8, Budget: 64, Window: 8})
@@ -277,7 +310,7 @@ func elemBound(typ gguf.TensorType, w []float32, i int) float64 {
 // aggregate). A dequantisation bug (a wrong scale, a shifted block) gives
 // errors of order 1.
 func TestQuantisedFormats(t *testing.T) {
-	path := testmodel.Path(t)
+	path := modelfile.PathForTest(t)
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +330,10 @@ func TestQuantisedFormats(t *testing.T) {
 	}
 	for _, typ := range []gguf.TensorType{gguf.F16, gguf.BF16, gguf.Q8_0} {
 		t.Run(strings.Fields(typ.String())[0], func(t *testing.T) {
-			w := &ggufwrite.File{Metadata: f.Metadata}
+			w := &ggufwrite.File{}
+			for _, kv := range f.Metadata {
+				w.Metadata = append(w.Metadata, ggufwrite.KV{Key: kv.Key, Value: kv.Value.Raw()})
+			}
 			types := map[string]gguf.TensorType{}
 			for _, ti := range f.Tensors {
 				// Norm vectors stay F32, as llama.cpp keeps them; Q8_0

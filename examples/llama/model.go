@@ -1,6 +1,8 @@
 // Package llama runs Llama-architecture language models from GGUF files
 // (RMSNorm, RoPE, grouped-query attention, SwiGLU) on the CPU in plain Go,
-// with a lava.KVCache as the key/value cache.
+// with a lava.KVCache as the key/value cache. The package reads the
+// hyperparameters from the file's "<arch>.…" metadata keys (Params) and the
+// weights from its tensors; package gguf reads the file format.
 //
 // A Sequence is one stream of tokens. Prefill runs the prompt with causal
 // attention computed here and appends every layer's queries, keys and values
@@ -21,7 +23,7 @@ import (
 // Model is a loaded model's hyperparameters and weights (float32,
 // dequantised). It is read-only and safe to share between Sequences.
 type Model struct {
-	gguf.LlamaParams
+	Params
 	HeadDim int
 	Vocab   int
 
@@ -65,19 +67,19 @@ func Load(path string) (*Model, *tokenizer.Tokenizer, error) {
 // FromGGUF reads the model's hyperparameters and weights from f, checking
 // every tensor's shape.
 func FromGGUF(f *gguf.File) (*Model, error) {
-	p, err := f.Llama()
+	p, err := readParams(f)
 	if err != nil {
 		return nil, err
 	}
 	if p.Arch != "llama" {
 		return nil, fmt.Errorf("llama: general.architecture = %q, want \"llama\"", p.Arch)
 	}
-	m := &Model{LlamaParams: p, HeadDim: p.Dim / p.Heads}
+	m := &Model{Params: p, HeadDim: p.Dim / p.Heads}
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
 		return nil, fmt.Errorf("llama: tensor \"token_embd.weight\" is missing")
 	}
-	if len(emb.Dims) != 2 || emb.Dims[0] != uint64(p.Dim) || emb.Dims[1] < 1 || emb.Dims[1] > 1<<24 {
+	if len(emb.Dims) != 2 || emb.Dims[0] != uint64(p.Dim) || emb.Dims[1] < 1 || emb.Dims[1] > maxHyper {
 		return nil, fmt.Errorf("llama: tensor \"token_embd.weight\" has dimensions %v, want [%d vocab]", emb.Dims, p.Dim)
 	}
 	m.Vocab = int(emb.Dims[1])

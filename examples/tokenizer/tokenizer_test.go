@@ -6,12 +6,12 @@ import (
 	"testing"
 
 	"github.com/lavakv/lava/examples/gguf"
-	"github.com/lavakv/lava/examples/internal/testmodel"
+	"github.com/lavakv/lava/examples/internal/modelfile"
 )
 
 func load(tb testing.TB) *Tokenizer {
 	tb.Helper()
-	f, err := gguf.Open(testmodel.Path(tb))
+	f, err := gguf.Open(modelfile.PathForTest(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 
 	"github.com/lavakv/lava/examples/gguf"
@@ -24,23 +23,24 @@ type Tensor struct {
 	Raw  []byte
 }
 
-// File is everything Write needs.
+// KV is one metadata entry. Value is a Go value of a type gguf.Value.Raw
+// returns (uint8 … float64, bool, string, or a gguf.Array), which gives
+// the value type written.
+type KV struct {
+	Key   string
+	Value any
+}
+
+// File is everything Bytes needs.
 type File struct {
 	Version   uint32 // 0 means 3
-	Metadata  []gguf.KV
+	Metadata  []KV
 	Tensors   []Tensor
 	Alignment uint64 // 0 means the general.alignment value, else 32
 }
 
 // Bytes returns the encoded file.
 func (f *File) Bytes() ([]byte, error) {
-	var b bytes.Buffer
-	err := f.Write(&b)
-	return b.Bytes(), err
-}
-
-// Write encodes the file to w.
-func (f *File) Write(w io.Writer) error {
 	e := &enc{}
 	e.raw([]byte(gguf.Magic))
 	v := f.Version
@@ -52,15 +52,16 @@ func (f *File) Write(w io.Writer) error {
 	e.u64(uint64(len(f.Metadata)))
 	align := f.Alignment
 	for _, kv := range f.Metadata {
-		e.str(kv.Key)
-		e.u32(uint32(kv.Value.Type))
-		if err := e.value(kv.Value.Raw()); err != nil {
-			return fmt.Errorf("metadata %q: %w", kv.Key, err)
+		var val enc
+		t, err := val.value(kv.Value)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %q: %w", kv.Key, err)
 		}
-		if kv.Key == "general.alignment" && align == 0 {
-			if a, ok := kv.Value.Raw().(uint32); ok {
-				align = uint64(a)
-			}
+		e.str(kv.Key)
+		e.u32(uint32(t))
+		e.raw(val.b.Bytes())
+		if a, ok := kv.Value.(uint32); ok && kv.Key == "general.alignment" && align == 0 {
+			align = uint64(a)
 		}
 	}
 	if align == 0 {
@@ -72,8 +73,8 @@ func (f *File) Write(w io.Writer) error {
 		d := t.Raw
 		if d == nil {
 			var err error
-			if d, err = Quantize(t.Type, t.Data); err != nil {
-				return fmt.Errorf("tensor %q: %w", t.Name, err)
+			if d, err = quantize(t.Type, t.Data); err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 			}
 		}
 		data[i] = d
@@ -91,8 +92,7 @@ func (f *File) Write(w io.Writer) error {
 		e.raw(d)
 		e.raw(make([]byte, pad(uint64(len(d)), align)-uint64(len(d))))
 	}
-	_, err := w.Write(e.b.Bytes())
-	return err
+	return e.b.Bytes(), nil
 }
 
 func pad(n, align uint64) uint64 { return (n + align - 1) / align * align }
@@ -105,44 +105,55 @@ func (e *enc) u32(x uint32) { e.b.Write(binary.LittleEndian.AppendUint32(nil, x)
 func (e *enc) u64(x uint64) { e.b.Write(binary.LittleEndian.AppendUint64(nil, x)) }
 func (e *enc) str(s string) { e.u64(uint64(len(s))); e.b.WriteString(s) }
 
-func (e *enc) value(x any) error {
+// value encodes x and returns its value type.
+func (e *enc) value(x any) (gguf.Type, error) {
 	switch x := x.(type) {
 	case uint8:
 		e.b.WriteByte(x)
+		return gguf.TypeUint8, nil
 	case int8:
 		e.b.WriteByte(byte(x))
+		return gguf.TypeInt8, nil
 	case uint16:
 		e.u16(x)
+		return gguf.TypeUint16, nil
 	case int16:
 		e.u16(uint16(x))
+		return gguf.TypeInt16, nil
 	case uint32:
 		e.u32(x)
+		return gguf.TypeUint32, nil
 	case int32:
 		e.u32(uint32(x))
+		return gguf.TypeInt32, nil
 	case float32:
 		e.u32(math.Float32bits(x))
+		return gguf.TypeFloat32, nil
 	case bool:
 		if x {
 			e.b.WriteByte(1)
 		} else {
 			e.b.WriteByte(0)
 		}
+		return gguf.TypeBool, nil
 	case string:
 		e.str(x)
+		return gguf.TypeString, nil
 	case uint64:
 		e.u64(x)
+		return gguf.TypeUint64, nil
 	case int64:
 		e.u64(uint64(x))
+		return gguf.TypeInt64, nil
 	case float64:
 		e.u64(math.Float64bits(x))
+		return gguf.TypeFloat64, nil
 	case gguf.Array:
 		e.u32(uint32(x.Elem))
 		e.u64(uint64(x.Len()))
-		return e.array(x.Values)
-	default:
-		return fmt.Errorf("cannot encode %T", x)
+		return gguf.TypeArray, e.array(x.Values)
 	}
-	return nil
+	return 0, fmt.Errorf("cannot encode %T", x)
 }
 
 func (e *enc) array(vals any) error {
@@ -179,17 +190,17 @@ func (e *enc) array(vals any) error {
 
 func each[T any](e *enc, s []T) error {
 	for _, x := range s {
-		if err := e.value(x); err != nil {
+		if _, err := e.value(x); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Quantize encodes data as tensor type t: F32 exactly, F16 and BF16 rounded
+// quantize encodes data as tensor type t: F32 exactly, F16 and BF16 rounded
 // to nearest even, Q8_0 as ggml's reference quantiser does (per block of
 // 32: scale d = max|x|/127 stored as F16, quants round(x/d)).
-func Quantize(t gguf.TensorType, data []float32) ([]byte, error) {
+func quantize(t gguf.TensorType, data []float32) ([]byte, error) {
 	var out []byte
 	switch t {
 	case gguf.F32:
@@ -198,11 +209,11 @@ func Quantize(t gguf.TensorType, data []float32) ([]byte, error) {
 		}
 	case gguf.F16:
 		for _, x := range data {
-			out = binary.LittleEndian.AppendUint16(out, FloatToHalf(x))
+			out = binary.LittleEndian.AppendUint16(out, floatToHalf(x))
 		}
 	case gguf.BF16:
 		for _, x := range data {
-			out = binary.LittleEndian.AppendUint16(out, FloatToBF16(x))
+			out = binary.LittleEndian.AppendUint16(out, floatToBF16(x))
 		}
 	case gguf.Q8_0:
 		if len(data)%32 != 0 {
@@ -219,7 +230,7 @@ func Quantize(t gguf.TensorType, data []float32) ([]byte, error) {
 			if d != 0 {
 				id = 1 / d
 			}
-			out = binary.LittleEndian.AppendUint16(out, FloatToHalf(d))
+			out = binary.LittleEndian.AppendUint16(out, floatToHalf(d))
 			for _, x := range blk {
 				out = append(out, byte(int8(math.Round(float64(x*id)))))
 			}
@@ -230,9 +241,9 @@ func Quantize(t gguf.TensorType, data []float32) ([]byte, error) {
 	return out, nil
 }
 
-// FloatToHalf rounds a float32 to the nearest IEEE binary16, ties to even,
+// floatToHalf rounds a float32 to the nearest IEEE binary16, ties to even,
 // overflowing to ±Inf.
-func FloatToHalf(f float32) uint16 {
+func floatToHalf(f float32) uint16 {
 	b := math.Float32bits(f)
 	sign := uint16(b>>16) & 0x8000
 	exp := int(b>>23) & 0xff
@@ -282,8 +293,8 @@ func FloatToHalf(f float32) uint16 {
 	return sign | uint16(h)
 }
 
-// FloatToBF16 rounds a float32 to bfloat16, ties to even.
-func FloatToBF16(f float32) uint16 {
+// floatToBF16 rounds a float32 to bfloat16, ties to even.
+func floatToBF16(f float32) uint16 {
 	b := math.Float32bits(f)
 	if b&0x7fffffff > 0x7f800000 {
 		return uint16(b>>16) | 0x40 // quiet NaN

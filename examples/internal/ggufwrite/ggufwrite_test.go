@@ -14,14 +14,14 @@ func TestFloatToHalfExhaustive(t *testing.T) {
 	for h := range uint32(0x10000) {
 		h := uint16(h)
 		if h&0x7c00 == 0x7c00 {
-			if h&0x3ff == 0 && FloatToHalf(gguf.HalfToFloat(h)) != h {
+			if h&0x3ff == 0 && floatToHalf(gguf.HalfToFloat(h)) != h {
 				t.Errorf("Inf %#04x does not round-trip", h)
 			}
 			continue
 		}
 		f := gguf.HalfToFloat(h)
-		if got := FloatToHalf(f); got != h && !(f == 0 && got&0x7fff == 0) {
-			t.Errorf("FloatToHalf(%v) = %#04x, want %#04x", f, got, h)
+		if got := floatToHalf(f); got != h && !(f == 0 && got&0x7fff == 0) {
+			t.Errorf("floatToHalf(%v) = %#04x, want %#04x", f, got, h)
 		}
 		if h&0x7fff == 0x7bff {
 			continue // the largest finite value: its upper midpoint overflows
@@ -33,8 +33,8 @@ func TestFloatToHalfExhaustive(t *testing.T) {
 		if h&1 == 1 {
 			want = h + 1
 		}
-		if got := FloatToHalf(mid); got != want {
-			t.Errorf("FloatToHalf(midpoint %v of %#04x, %#04x) = %#04x, want %#04x (ties to even)", mid, h, h+1, got, want)
+		if got := floatToHalf(mid); got != want {
+			t.Errorf("floatToHalf(midpoint %v of %#04x, %#04x) = %#04x, want %#04x (ties to even)", mid, h, h+1, got, want)
 		}
 	}
 }
@@ -48,11 +48,11 @@ func TestFloatToHalfNearest(t *testing.T) {
 		if math.IsNaN(float64(f)) {
 			continue
 		}
-		got := FloatToHalf(f)
+		got := floatToHalf(f)
 		gf := float64(gguf.HalfToFloat(got))
 		if math.Abs(float64(f)) >= 65520 { // rounds to Inf in binary16
 			if !math.IsInf(gf, 0) || math.Signbit(gf) != math.Signbit(float64(f)) {
-				t.Fatalf("FloatToHalf(%v) = %v, want ±Inf", f, gf)
+				t.Fatalf("floatToHalf(%v) = %v, want ±Inf", f, gf)
 			}
 			continue
 		}
@@ -62,7 +62,7 @@ func TestFloatToHalfNearest(t *testing.T) {
 				continue
 			}
 			if e := math.Abs(float64(gguf.HalfToFloat(n)) - float64(f)); e < err {
-				t.Fatalf("FloatToHalf(%v) = %#04x (%v), but %#04x is nearer", f, got, gf, n)
+				t.Fatalf("floatToHalf(%v) = %#04x (%v), but %#04x is nearer", f, got, gf, n)
 			}
 		}
 	}
@@ -81,11 +81,11 @@ func TestFloatToBF16(t *testing.T) {
 		{0xff800000, 0xff80}, // −Inf
 	}
 	for _, c := range cases {
-		if got := FloatToBF16(math.Float32frombits(c.in)); got != c.want {
-			t.Errorf("FloatToBF16(%#08x) = %#04x, want %#04x", c.in, got, c.want)
+		if got := floatToBF16(math.Float32frombits(c.in)); got != c.want {
+			t.Errorf("floatToBF16(%#08x) = %#04x, want %#04x", c.in, got, c.want)
 		}
 	}
-	if got := FloatToBF16(float32(math.NaN())); got&0x7f80 != 0x7f80 || got&0x7f == 0 {
-		t.Errorf("FloatToBF16(NaN) = %#04x, want a NaN", got)
+	if got := floatToBF16(float32(math.NaN())); got&0x7f80 != 0x7f80 || got&0x7f == 0 {
+		t.Errorf("floatToBF16(NaN) = %#04x, want a NaN", got)
 	}
 }

@@ -1,13 +1,15 @@
-package gguf
+package llama
 
 import (
 	"fmt"
 	"math"
+
+	"github.com/lavakv/lava/examples/gguf"
 )
 
-// LlamaParams are the hyperparameters of a Llama-family model, from the
+// Params are the hyperparameters of a Llama-family model, from the
 // metadata keys "<arch>.…" of its GGUF file.
-type LlamaParams struct {
+type Params struct {
 	Arch          string  // general.architecture, e.g. "llama"
 	Layers        int     // block_count
 	Heads         int     // attention.head_count
@@ -24,9 +26,10 @@ type LlamaParams struct {
 // file, and the bound keeps products of them far from overflowing.
 const maxHyper = 1 << 24
 
-// Llama reads the Llama hyperparameters and checks that they are consistent.
-func (f *File) Llama() (LlamaParams, error) {
-	var p LlamaParams
+// readParams reads the hyperparameters from f's metadata and checks that
+// they are consistent.
+func readParams(f *gguf.File) (Params, error) {
+	var p Params
 	var err error
 	if p.Arch, err = f.String("general.architecture"); err != nil {
 		return p, err
@@ -54,7 +57,7 @@ func (f *File) Llama() (LlamaParams, error) {
 			return p, err
 		}
 		if n < 1 || n > maxHyper {
-			return p, fmt.Errorf("gguf: metadata %q = %d, want 1 to %d", e.key, n, maxHyper)
+			return p, fmt.Errorf("llama: metadata %q = %d, want 1 to %d", e.key, n, maxHyper)
 		}
 		*e.dst = int(n)
 	}
@@ -62,17 +65,17 @@ func (f *File) Llama() (LlamaParams, error) {
 		p.KVHeads = p.Heads
 	}
 	if p.Dim%p.Heads != 0 {
-		return p, fmt.Errorf("gguf: %s = %d is not a multiple of %s = %d", key("embedding_length"), p.Dim, key("attention.head_count"), p.Heads)
+		return p, fmt.Errorf("llama: %s = %d is not a multiple of %s = %d", key("embedding_length"), p.Dim, key("attention.head_count"), p.Heads)
 	}
 	if p.Heads%p.KVHeads != 0 {
-		return p, fmt.Errorf("gguf: %s = %d is not a multiple of %s = %d", key("attention.head_count"), p.Heads, key("attention.head_count_kv"), p.KVHeads)
+		return p, fmt.Errorf("llama: %s = %d is not a multiple of %s = %d", key("attention.head_count"), p.Heads, key("attention.head_count_kv"), p.KVHeads)
 	}
 	headDim := p.Dim / p.Heads
 	if p.RopeDim == 0 {
 		p.RopeDim = headDim
 	}
 	if p.RopeDim > headDim || p.RopeDim%2 != 0 {
-		return p, fmt.Errorf("gguf: %s = %d, want an even number ≤ the head dimension %d", key("rope.dimension_count"), p.RopeDim, headDim)
+		return p, fmt.Errorf("llama: %s = %d, want an even number ≤ the head dimension %d", key("rope.dimension_count"), p.RopeDim, headDim)
 	}
 	p.RopeBase = 10000
 	if _, ok := f.Value(key("rope.freq_base")); ok {
@@ -84,10 +87,10 @@ func (f *File) Llama() (LlamaParams, error) {
 		return p, err
 	}
 	if !(p.RopeBase > 1) || math.IsInf(p.RopeBase, 0) {
-		return p, fmt.Errorf("gguf: %s = %v, want a finite number > 1", key("rope.freq_base"), p.RopeBase)
+		return p, fmt.Errorf("llama: %s = %v, want a finite number > 1", key("rope.freq_base"), p.RopeBase)
 	}
 	if !(p.RMSEps > 0 && p.RMSEps < 1) {
-		return p, fmt.Errorf("gguf: %s = %v, want a number in (0, 1)", key("attention.layer_norm_rms_epsilon"), p.RMSEps)
+		return p, fmt.Errorf("llama: %s = %v, want a number in (0, 1)", key("attention.layer_norm_rms_epsilon"), p.RMSEps)
 	}
 	return p, nil
 }
