@@ -151,10 +151,10 @@ func writeReport(dir string, in reportInput) (string, []string, error) {
 	fmt.Fprintf(&w, "- Prompts: %s.\n", in.promptDesc)
 	fmt.Fprintf(&w, "- Each prompt is prefilled once; every policy × budget compresses its own copy of that cache (`KVCache.CloneWith`) and "+
 		"teacher-forces the full cache's greedy continuation: c₀ from the prefill's logits (which no compression changes), then T = %d measured steps.\n", s.steps)
-	fmt.Fprintf(&w, "- Window w = %d for every policy (TOVA scores with the last token only, by definition); pooling max, kernel 7 (library default) "+
-		"except CAKE, whose own default is average pooling, kernel 5; policy parameters are the library defaults "+
+	fmt.Fprintf(&w, "- Window w = %d for every policy (TOVA scores with the last token only, by definition); pooling max, kernel %d (library default) "+
+		"except CAKE, whose own default is average pooling, kernel %d; policy parameters are the library defaults "+
 		"(PyramidKV β = %g, Ada α = %g, CAKE τ₁ = τ₂ = %g, γ = %g, StreamingLLM %d sinks, Random seed 1).\n",
-		s.window, lava.DefaultPyramidBeta, lava.DefaultAdaAlpha, lava.DefaultCAKETau, lava.DefaultCAKEGamma, lava.DefaultSinks)
+		s.window, lava.DefaultKernel, lava.DefaultCAKEKernel, lava.DefaultPyramidBeta, lava.DefaultAdaAlpha, lava.DefaultCAKETau, lava.DefaultCAKEGamma, lava.DefaultSinks)
 	fmt.Fprintf(&w, "- Budget B: average entries kept per KV head per layer, window included. The full cache row is one run without eviction, repeated in every column.\n")
 	fmt.Fprintf(&w, "- Cells: mean ± half-width of the two-sided 95 %% confidence interval over prompts, t·sd/√n with Student's t at n − 1 degrees of freedom. "+
 		"**Bold**: the best policy in the column (full cache excluded). Rows share prompts, so differences between rows are paired.\n\n")
