@@ -145,3 +145,29 @@ func TestDecodeReserveBothPaths(t *testing.T) {
 		}
 	}
 }
+
+// The floor modes' head capacities, computed by hand: cap =
+// round_half_even((1−α)·c + F), F = ⌊α·b_l⌋ (AdaKV) or ⌊α·B⌋ (reference),
+// at most the prefix m.
+func TestHeadCapsByHand(t *testing.T) {
+	for _, tc := range []struct {
+		won        []int
+		b, m, B    int
+		mode       FloorMode
+		alpha      float64
+		want       []int
+		arithmetic string
+	}{
+		{[]int{17, 3, 0}, 10, 40, 12, FloorAdaKV, 0.2, []int{16, 4, 2}, "F = 2: 15.6, 4.4, 2"},
+		{[]int{3, 1}, 4, 40, 6, FloorAdaKV, 0.5, []int{4, 2}, "F = 2: 3.5 → 4, 2.5 → 2 (half to even)"},
+		{[]int{6, 0}, 3, 10, 6, FloorReference, 0.2, []int{6, 1}, "F = ⌊1.2⌋ = 1: 5.8, 1 (spec §9)"},
+		{[]int{6, 0}, 3, 10, 6, FloorAdaKV, 0.2, []int{5, 0}, "F = ⌊0.6⌋ = 0: 4.8, 0"},
+		{[]int{10, 0}, 10, 10, 12, FloorAdaKV, 0.2, []int{10, 2}, "F = 2: 10, 2, capped at m = 10"},
+		{[]int{7, 1}, 4, 10, 6, FloorAdaKV, 0, []int{7, 1}, "α = 0: the paper's caps"},
+		{[]int{7, 1}, 4, 10, 6, FloorNone, 0, []int{7, 1}, "no floor"},
+	} {
+		if got := headCaps(tc.won, tc.b, tc.m, tc.B, tc.mode, tc.alpha); !slices.Equal(got, tc.want) {
+			t.Errorf("headCaps(%v, b=%d, m=%d, B=%d, %v, α=%v) = %v, want %v (%s)", tc.won, tc.b, tc.m, tc.B, tc.mode, tc.alpha, got, tc.want, tc.arithmetic)
+		}
+	}
+}
