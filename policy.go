@@ -89,14 +89,15 @@ const (
 	PoolAvg
 )
 
-func (p Pooling) String() string {
-	switch p {
-	case PoolMax:
-		return "max"
-	case PoolAvg:
-		return "avg"
+func (p Pooling) String() string { return enumName(int(p), "Pooling", "max", "avg") }
+
+// enumName returns the name of value v of an enumeration whose values
+// 0, 1, … are named names, or type(v) for a value out of range.
+func enumName(v int, typ string, names ...string) string {
+	if v >= 0 && v < len(names) {
+		return names[v]
 	}
-	return fmt.Sprintf("Pooling(%d)", int(p))
+	return fmt.Sprintf("%s(%d)", typ, v)
 }
 
 // FloorMode selects how a head's share of the layer budget is derived from
@@ -117,17 +118,7 @@ const (
 	FloorReference
 )
 
-func (f FloorMode) String() string {
-	switch f {
-	case FloorNone:
-		return "none"
-	case FloorAdaKV:
-		return "adakv"
-	case FloorReference:
-		return "reference"
-	}
-	return fmt.Sprintf("FloorMode(%d)", int(f))
-}
+func (f FloorMode) String() string { return enumName(int(f), "FloorMode", "none", "adakv", "reference") }
 
 // LayerAllocation is how a policy splits the total budget among layers.
 type LayerAllocation uint8

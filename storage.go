@@ -1,7 +1,6 @@
 package lava
 
 import (
-	"fmt"
 	"math"
 	"slices"
 )
@@ -23,15 +22,7 @@ const (
 	Float16
 )
 
-func (e Element) String() string {
-	switch e {
-	case Float32:
-		return "float32"
-	case Float16:
-		return "float16"
-	}
-	return fmt.Sprintf("Element(%d)", int(e))
-}
+func (e Element) String() string { return enumName(int(e), "Element", "float32", "float16") }
 
 func (e Element) valid() bool { return e == Float32 || e == Float16 }
 
