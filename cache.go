@@ -13,9 +13,10 @@ type KVCache struct {
 	group  int // query heads per KV head
 	layers []layer
 	// attn is the scratch of Attend: the scores of one group of query heads
-	// over one KV head, attnInv their softmax denominators' inverses, and
-	// evictScore the attention decode eviction ranks by.
-	attn, attnInv, evictScore []float32
+	// over one KV head, attnInv their softmax denominators' inverses,
+	// evictScore the attention decode eviction ranks by, and groupQ the
+	// queries and outputs of one group for several tokens.
+	attn, attnInv, evictScore, groupQ []float32
 }
 
 // layerState is where a layer is in its life: nothing appended, prompt

@@ -2,74 +2,95 @@ package lava
 
 import "math"
 
-// This file is the decode path: attention of one token over the cache, and
+// This file is the decode path: attention of new tokens over the cache, and
 // the eviction of the policies that hold a fixed cache size while
 // generating (Policy.decode): the oldest non-sink entry at Append
 // (StreamingLLM), or the entry the current query attends to least at Attend
 // (per head for CAKE, shared by the layer's heads for TOVA).
 
-// Attend computes single-token decode attention for every query head of a
-// layer over the entries its KV head holds: out_h = softmax(q_h·Kᵀ/√d)·V,
-// query head h reading KV head h/(Heads/KVHeads). q and out hold
-// [Heads][HeadDim] values. A head with no entries gives zeros. Attend does
-// not append q's token: call Append with its key and value first, as a
-// decoder does, so the token attends to itself.
+// Attend computes the attention of the last t appended tokens of a layer
+// over the entries its KV heads hold: for token i, at position P−t+i where P
+// is the number of tokens ever appended, out_h = softmax(q_h·Kᵀ/√d)·V over
+// the entries of KV head h/(Heads/KVHeads) whose positions are at most its
+// own (the causal mask, by position). q and out hold [t][Heads][HeadDim]
+// values; t = 1 is decode attention, t > 1 a prefill chunk or the tokens of
+// a speculative draft. A head with no visible entries gives zeros. Attend
+// does not append: call Append with the tokens' keys and values first, as a
+// decoder does, so each token attends to itself.
 func (c *KVCache) Attend(layer int, q, out []float32) error {
 	if layer < 0 || layer >= len(c.layers) {
 		return invalidf("Attend: layer = %d, want 0 ≤ layer < %d", layer, len(c.layers))
 	}
-	d := c.cfg.HeadDim
-	if len(q) != c.cfg.Heads*d {
-		return invalidf("Attend: len(q) = %d, want Heads·HeadDim = %d", len(q), c.cfg.Heads*d)
+	d, H := c.cfg.HeadDim, c.cfg.Heads
+	L := &c.layers[layer]
+	if len(q) == 0 || len(q)%(H*d) != 0 || len(q)/(H*d) > max(L.tokens, 1) {
+		return invalidf("Attend: len(q) = %d, want t·Heads·HeadDim for 1 ≤ t ≤ the %d tokens appended (Heads·HeadDim = %d)", len(q), L.tokens, H*d)
 	}
 	if len(out) != len(q) {
-		return invalidf("Attend: len(out) = %d, want Heads·HeadDim = %d", len(out), len(q))
+		return invalidf("Attend: len(out) = %d, want len(q) = %d", len(out), len(q))
 	}
+	t := len(q) / (H * d)
 	scale := float32(1 / math.Sqrt(float64(d)))
 	g := c.group
-	L := &c.layers[layer]
 	mode := c.cfg.Policy.decode
 	// The policies that evict at Attend keep uniform heads (TOVA one shared
 	// set), so every head has head 0's length and one test decides for all.
+	// They rank by the last token's attention.
 	evict := L.limit > 0 && (mode == decodeLeastAttendedHead || mode == decodeLeastAttendedLayer) && L.heads[0].len() > L.limit
 	heads := float32(g) // the attention eviction ranks by: the group's mean
 	if mode == decodeLeastAttendedLayer {
-		heads = float32(c.cfg.Heads) // or the layer's
+		heads = float32(H) // or the layer's
+	}
+	rows := t * g // query rows per KV head, token-major
+	if cap(c.attnInv) < rows {
+		c.attnInv = make([]float32, rows)
 	}
 	for kv := range L.heads {
 		h := &L.heads[kv]
 		n := h.len()
-		qs := q[kv*g*d : (kv+1)*g*d]
-		outs := out[kv*g*d : (kv+1)*g*d]
+		qs, outs := c.groupRows(q, out, kv, t)
 		if n == 0 {
 			clear(outs)
+			c.scatterRows(out, outs, kv, t)
 			continue
 		}
-		if cap(c.attn) < g*n {
-			c.attn = make([]float32, g*max(n, cap(h.pos)))
+		if cap(c.attn) < rows*n {
+			c.attn = make([]float32, rows*max(n, cap(h.pos)))
 			c.evictScore = make([]float32, max(n, cap(h.pos)))
 		}
-		p := c.attn[:g*n]
+		p := c.attn[:rows*n]
 		h.k.score(qs, n, d, scale, p)
 		es := c.evictScore[:n]
 		if evict && (mode == decodeLeastAttendedHead || kv == 0) {
 			clear(es)
 		}
-		// Unnormalised softmax rows; each output row is scaled once after.
-		for i := range g {
-			row := p[i*n : (i+1)*n]
-			c.attnInv[i] = 1 / expSub(row, maxOf(row))
-			if evict {
-				axpy(c.attnInv[i]/heads, row, es)
+		// Unnormalised softmax rows over each token's visible entries, the
+		// rest zeroed; each output row is scaled once after.
+		visible := n
+		for i := t - 1; i >= 0; i-- {
+			for visible > 0 && int(h.pos[visible-1]) > L.tokens-t+i {
+				visible--
+			}
+			for r := i * g; r < (i+1)*g; r++ {
+				row := p[r*n : (r+1)*n]
+				clear(row[visible:])
+				c.attnInv[r] = 0
+				if visible > 0 {
+					c.attnInv[r] = 1 / expSub(row[:visible], maxOf(row[:visible]))
+				}
+				if evict && i == t-1 {
+					axpy(c.attnInv[r]/heads, row, es)
+				}
 			}
 		}
 		h.v.weightedSums(p, outs, d)
-		for i := range g {
-			o, inv := outs[i*d:(i+1)*d], c.attnInv[i]
-			for t := range o {
-				o[t] *= inv
+		for r := range rows {
+			o, inv := outs[r*d:(r+1)*d], c.attnInv[r]
+			for j := range o {
+				o[j] *= inv
 			}
 		}
+		c.scatterRows(out, outs, kv, t)
 		if evict && mode == decodeLeastAttendedHead {
 			// The most recent Window entries are the window, kept.
 			removeRows(h, argmin(es[:max(n-c.cfg.Window, 1)]), 1, d)
@@ -83,6 +104,36 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		}
 	}
 	return nil
+}
+
+// groupRows returns the queries of KV head kv's query group for the t
+// tokens of q, [t][g][HeadDim] contiguous, and where their outputs go: the
+// slices of q and out themselves for one token, the cache's scratch for
+// several (q and out interleave the groups of all heads per token).
+func (c *KVCache) groupRows(q, out []float32, kv, t int) (qs, outs []float32) {
+	gd, Hd := c.group*c.cfg.HeadDim, c.cfg.Heads*c.cfg.HeadDim
+	if t == 1 {
+		return q[kv*gd : (kv+1)*gd], out[kv*gd : (kv+1)*gd]
+	}
+	if cap(c.groupQ) < 2*t*gd {
+		c.groupQ = make([]float32, 2*t*gd)
+	}
+	qs, outs = c.groupQ[:t*gd], c.groupQ[t*gd:2*t*gd]
+	for i := range t {
+		copy(qs[i*gd:(i+1)*gd], q[i*Hd+kv*gd:i*Hd+(kv+1)*gd])
+	}
+	return qs, outs
+}
+
+// scatterRows copies KV head kv's outputs from groupRows' scratch into out.
+func (c *KVCache) scatterRows(out, outs []float32, kv, t int) {
+	if t == 1 {
+		return // written in place
+	}
+	gd, Hd := c.group*c.cfg.HeadDim, c.cfg.Heads*c.cfg.HeadDim
+	for i := range t {
+		copy(out[i*Hd+kv*gd:i*Hd+(kv+1)*gd], outs[i*gd:(i+1)*gd])
+	}
 }
 
 // decodeLimit is the number of entries per KV head that decode eviction

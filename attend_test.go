@@ -1,0 +1,79 @@
+package lava
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// prefixView is v restricted to its entries at positions ≤ last: what a
+// token at position last may attend to.
+func prefixView(v HeadView, last int, d int) HeadView {
+	n := 0
+	for n < v.Len() && int(v.Positions[n]) <= last {
+		n++
+	}
+	w := HeadView{Positions: v.Positions[:n]}
+	if v.Keys != nil {
+		w.Keys, w.Values = v.Keys[:n*d], v.Values[:n*d]
+	} else {
+		w.Keys16, w.Values16 = v.Keys16[:n*d], v.Values16[:n*d]
+	}
+	return w
+}
+
+// Attend over t new tokens equals a float64 oracle of causal attention by
+// position, each token over the held entries up to its own position, on
+// compressed (gapped) heads, for t = 1..40 and every element type.
+func TestAttendMultiToken(t *testing.T) {
+	for _, el := range []Element{Float32, Float16} {
+		cfg := Config{Layers: 1, Heads: 6, KVHeads: 2, HeadDim: 12, Window: 4, Budget: 24, Element: el, DecodeReserve: 8}
+		rng := rand.New(rand.NewPCG(7, uint64(el)))
+		const n = 120
+		p := randomPrompt(rng, cfg, n)
+		d := cfg.HeadDim
+		for tt := 1; tt <= 40; tt += 3 {
+			c := newCache(t, cfg)
+			p.fill(t, c, n, false, false) // compressed: heads keep different, gapped positions
+			q := make([]float32, tt*cfg.Heads*d)
+			k := make([]float32, tt*cfg.KVHeads*d)
+			v := make([]float32, len(k))
+			for i := range q {
+				q[i] = float32(rng.NormFloat64() * 2)
+			}
+			for i := range k {
+				k[i], v[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			if err := c.Append(0, nil, k, v); err != nil {
+				t.Fatal(err)
+			}
+			out := make([]float32, len(q))
+			for i := range out {
+				out[i] = float32(math.NaN()) // every element must be written
+			}
+			if err := c.Attend(0, q, out); err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt {
+				pos := n + i
+				for h := range cfg.Heads {
+					view, _ := c.View(0, h/(cfg.Heads/cfg.KVHeads))
+					vis := prefixView(view, pos, d)
+					qh := q[(i*cfg.Heads+h)*d : (i*cfg.Heads+h+1)*d]
+					want := oracleAttend(vis, qh)
+					var vmax float64
+					for e := range vis.Len() * d {
+						_, val := viewAt(vis, e)
+						vmax = max(vmax, math.Abs(float64(val)))
+					}
+					tol := 8 * float64(vis.Len()+4*d) * 0x1p-24 * vmax
+					for j, w := range want {
+						if g := float64(out[(i*cfg.Heads+h)*d+j]); !(math.Abs(g-w) <= tol) {
+							t.Fatalf("%v t=%d token %d head %d dim %d: %v, oracle %v (tolerance %g)", el, tt, i, h, j, g, w, tol)
+						}
+					}
+				}
+			}
+		}
+	}
+}
