@@ -17,6 +17,9 @@ type KVCache struct {
 	// evictScore the attention decode eviction ranks by, and groupQ the
 	// queries and outputs of one group for several tokens.
 	attn, attnInv, evictScore, groupQ []float32
+	// evictDrop and evictKeep are the scratch of decode eviction.
+	evictDrop []bool
+	evictKeep []int32
 }
 
 // layerState is where a layer is in its life: nothing appended, prompt

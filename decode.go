@@ -93,17 +93,55 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		c.scatterRows(out, outs, kv, t)
 		if evict && mode == decodeLeastAttendedHead {
 			// The most recent Window entries are the window, kept.
-			removeRows(h, argmin(es[:max(n-c.cfg.Window, 1)]), 1, d)
+			c.evictLeast(h, es, max(n-c.cfg.Window, 1), n-L.limit)
 		}
 	}
 	if evict && mode == decodeLeastAttendedLayer {
-		// Heads share one kept set, so one row goes from every head.
-		r := argmin(c.evictScore[:L.heads[0].len()])
+		// Heads share one kept set, so the same rows go from every head.
+		n := L.heads[0].len()
 		for kv := range L.heads {
-			removeRows(&L.heads[kv], r, 1, d)
+			c.evictLeast(&L.heads[kv], c.evictScore[:n], n, n-L.limit)
 		}
 	}
 	return nil
+}
+
+// evictLeast removes from h the k rows among its first cand whose scores es
+// are lowest (the lower row first on ties), so that a step that appended
+// several tokens still ends at the layer's limit. Rows move down in place;
+// the scratch is reused, so steady decoding allocates nothing.
+func (c *KVCache) evictLeast(h *head, es []float32, cand, k int) {
+	k = min(k, cand)
+	if k <= 0 {
+		return
+	}
+	n := h.len()
+	// Mark the k lowest by repeated selection: k is the handful of tokens
+	// one step appended, usually 1.
+	drop := growTo(c.evictDrop, n)
+	c.evictDrop = drop
+	clear(drop)
+	for range k {
+		best := -1
+		for i := range cand {
+			if !drop[i] && (best < 0 || es[i] < es[best]) {
+				best = i
+			}
+		}
+		drop[best] = true
+	}
+	keep := c.evictKeep[:0]
+	for i := range n {
+		if !drop[i] {
+			keep = append(keep, int32(i))
+		}
+	}
+	c.evictKeep = keep
+	d := c.cfg.HeadDim
+	h.k.gather(keep, d, 0, false)
+	h.v.gather(keep, d, 0, false)
+	h.pos = gatherInto(h.pos, keep, 1, 0, false, gatherRowsGeneric[int32])
+	h.order = nil // decoding comes after the last Compress: no re-trim needs it
 }
 
 // groupRows returns the queries of KV head kv's query group for the t
@@ -174,15 +212,4 @@ func removeRows(h *head, r, k, d int) {
 	h.v.remove(r, k, n, d)
 	h.pos = append(h.pos[:r], h.pos[r+k:]...)
 	h.order = nil // decoding comes after the last Compress: no re-trim needs it
-}
-
-// argmin returns the index of the smallest element, the first on ties.
-func argmin(x []float32) int {
-	best := 0
-	for i, v := range x {
-		if v < x[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -265,9 +265,16 @@ func TestPolicyParameterErrors(t *testing.T) {
 // attends, returning the head lengths after each step.
 func decodeSteps(t *testing.T, c *KVCache, rng *rand.Rand, steps int) {
 	t.Helper()
+	decodeStepsOf(t, c, rng, steps, 1)
+}
+
+// decodeStepsOf runs decode steps that append and attend tokens tokens at
+// a time in every layer (a speculative draft's shape).
+func decodeStepsOf(t *testing.T, c *KVCache, rng *rand.Rand, steps, tokens int) {
+	t.Helper()
 	cfg := c.cfg
-	q := make([]float32, cfg.Heads*cfg.HeadDim)
-	k := make([]float32, cfg.KVHeads*cfg.HeadDim)
+	q := make([]float32, tokens*cfg.Heads*cfg.HeadDim)
+	k := make([]float32, tokens*cfg.KVHeads*cfg.HeadDim)
 	out := make([]float32, len(q))
 	for range steps {
 		for l := range cfg.Layers {
@@ -348,6 +355,33 @@ func TestDecodeEviction(t *testing.T) {
 
 // TOVA evicts, after attending, the entry with the least attention averaged
 // over all query heads.
+// The policies that evict while decoding stay at their limit when a step
+// appends and attends several tokens at once.
+func TestDecodeEvictionMultiToken(t *testing.T) {
+	base := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16}
+	const n, steps, tokens = 100, 10, 3
+	for _, pol := range []Policy{StreamingLLM(3), TOVA(), CAKE(1, 1, 200)} {
+		cfg := base
+		cfg.Policy = pol
+		p := randomPrompt(rand.New(rand.NewPCG(2, 4)), cfg, n)
+		c := newCache(t, cfg)
+		r := p.fill(t, c, n, false, true)
+		decodeStepsOf(t, c, rand.New(rand.NewPCG(5, 5)), steps, tokens)
+		for l := range cfg.Layers {
+			for kv := range cfg.KVHeads {
+				want := cfg.Budget
+				if family(pol) == "cake" {
+					want = r.Layers[l].Kept[kv]
+				}
+				v, _ := c.View(l, kv)
+				if v.Len() != want || !slices.IsSorted(v.Positions) {
+					t.Errorf("%s layer %d head %d: %d entries after %d steps of %d tokens, want %d", pol.Name(), l, kv, v.Len(), steps, tokens, want)
+				}
+			}
+		}
+	}
+}
+
 func TestTOVAEvictsLeastAttended(t *testing.T) {
 	cfg := Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 6, Policy: TOVA()}
 	p := randomPrompt(rand.New(rand.NewPCG(7, 1)), cfg, 20)

@@ -39,13 +39,6 @@ type layerScores struct {
 	dispersion, shift float64
 }
 
-func grow(buf []float32, n int) []float32 {
-	if cap(buf) < n {
-		return make([]float32, n)
-	}
-	return buf[:n]
-}
-
 // scoreLayer checks pending layer l's data and scores its prefix tokens
 // under the cache's policy.
 func (c *KVCache) scoreLayer(s *scratch, l int) (layerScores, error) {
@@ -80,16 +73,16 @@ func (s *scratch) windowAttention(L *layer, qh int) []float32 {
 	d, W, w, m := c.cfg.HeadDim, c.cfg.Window, s.w, s.m
 	n := m + w
 	row := c.cfg.Heads * d
-	s.qblk = grow(s.qblk, w*d)
+	s.qblk = growTo(s.qblk, w*d)
 	for j := range w {
 		slot := (m + j) % W // the ring of the last Window queries
 		copy(s.qblk[j*d:(j+1)*d], L.queries[slot*row+qh*d:slot*row+(qh+1)*d])
 	}
-	s.z = grow(s.z, w*n)
-	s.rowInv = grow(s.rowInv, w)
+	s.z = growTo(s.z, w*n)
+	s.rowInv = growTo(s.rowInv, w)
 	scale := float32(1 / math.Sqrt(float64(d)))
 	L.heads[qh/c.group].k.score(s.qblk, n, d, scale, s.z)
-	s.abar = grow(s.abar, m)
+	s.abar = growTo(s.abar, m)
 	clear(s.abar)
 	for j := range w {
 		z := s.z[j*n : j*n+m+j+1] // causal: keys up to position m+j
@@ -130,7 +123,7 @@ func (s *scratch) headScores(out *layerScores, kv int) []float32 {
 // maximum, and scales by the head's largest value L1 norm.
 func scoreLAVa(s *scratch, L *layer, _ int, out *layerScores) {
 	g, d := s.c.group, s.c.cfg.HeadDim
-	s.tmp = grow(s.tmp, s.m)
+	s.tmp = growTo(s.tmp, s.m)
 	for kv := range L.heads {
 		sk := s.headScores(out, kv)
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
@@ -152,7 +145,7 @@ func scoreLAVa(s *scratch, L *layer, _ int, out *layerScores) {
 // scoreSnapKV averages the window attention over the group, then pools.
 func scoreSnapKV(s *scratch, L *layer, _ int, out *layerScores) {
 	g := s.c.group
-	s.group = grow(s.group, s.m)
+	s.group = growTo(s.group, s.m)
 	for kv := range L.heads {
 		clear(s.group)
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
@@ -179,7 +172,7 @@ func scoreVATP(s *scratch, L *layer, l int, out *layerScores) {
 // layer's dispersion and shift to out.
 func scoreCAKE(s *scratch, L *layer, _ int, out *layerScores) {
 	g := s.c.group
-	s.tmp = grow(s.tmp, s.m)
+	s.tmp = growTo(s.tmp, s.m)
 	for kv := range L.heads {
 		sk := s.headScores(out, kv)
 		for qh := kv * g; qh < (kv+1)*g; qh++ {

@@ -180,3 +180,11 @@ func growBy[T any](s []T, n int) []T {
 	}
 	return slices.Grow(s, max(n, cap(s)/2))
 }
+
+// growTo returns s with length n, reallocating only when it is too short.
+func growTo[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
