@@ -118,7 +118,9 @@ const (
 	FloorReference
 )
 
-func (f FloorMode) String() string { return enumName(int(f), "FloorMode", "none", "adakv", "reference") }
+func (f FloorMode) String() string {
+	return enumName(int(f), "FloorMode", "none", "adakv", "reference")
+}
 
 // LayerAllocation is how a policy splits the total budget among layers.
 type LayerAllocation uint8
