@@ -100,10 +100,10 @@ func shares(w []float64, m []int, total int, capped bool) (share []float64, whol
 	}
 }
 
-// headCaps returns how many prefix tokens each KV head keeps, given the
-// number c[kv] it won in the layer's joint top-k, the layer's per-head budget
-// b, its prefix length m, and the floor (spec section 4).
-func headCaps(c []int, b, m, budget int, mode FloorMode, alpha float64) []int {
+// headCaps returns how many candidates each KV head keeps, given the number
+// c[kv] it won in the layer's joint top-k, the layer's per-head budget b,
+// each head's candidates m[kv], and the floor.
+func headCaps(c []int, b int, m []int, budget int, mode FloorMode, alpha float64) []int {
 	caps := make([]int, len(c))
 	var floor float64
 	switch mode {
@@ -117,7 +117,7 @@ func headCaps(c []int, b, m, budget int, mode FloorMode, alpha float64) []int {
 		if mode != FloorNone {
 			cp = int(math.RoundToEven((1-alpha)*float64(n) + floor))
 		}
-		caps[kv] = min(cp, m)
+		caps[kv] = min(cp, m[kv])
 	}
 	return caps
 }

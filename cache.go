@@ -22,50 +22,59 @@ type KVCache struct {
 	evictKeep []int32
 }
 
-// layerState is where a layer is in its life: nothing appended, prompt
-// appended and waiting for Compress, or compressed (later Appends decode).
-type layerState uint8
-
-const (
-	layerEmpty layerState = iota
-	layerPending
-	layerCompressed
-)
-
 type layer struct {
 	heads  []head
-	tokens int // tokens ever appended: the position of the next one
-	state  layerState
+	tokens int // P: tokens ever appended, the position of the next one
 
-	// Queries of the most recent tokens, as long as the layer is not yet
-	// compressed: token p's [Heads][HeadDim] row is at slot p mod Window.
-	queries []float32
-	qTail   int // how many of the most recent tokens have their query stored
-
-	// H2O's attention accumulated over every prompt query, per KV head
-	// (summed over the group), while the layer is not yet compressed. It
-	// covers the first len(heavy[kv]) entries: fewer than the head holds
-	// when some Append came without queries.
-	heavy [][]float32
+	// Queries of the most recent tokens, from Append or Attend: token p's
+	// [Heads][HeadDim] row is at slot p mod Window. Queries are known for
+	// the contiguous positions qFrom … qNext−1 (the ring holds the last
+	// Window of them).
+	queries      []float32
+	qFrom, qNext int
 
 	// Set by Compress for layers that take part in the budget split.
-	ranked  bool
-	prompt  int         // n: the tokens the layer had when it was scored
-	stats   layerScores // its entropy and CAKE statistics (scores dropped)
-	budget  int         // b_l: per-head budget for prefix tokens
-	winners []scored    // the layer's joint top-k, best first, for re-trimming
-	limit   int         // entries per head decode eviction holds, 0 for none
+	ranked   bool
+	scoredAt int         // P when the layer was last scored; new tokens since make it new
+	stats    layerScores // its entropy and CAKE statistics (scores dropped)
+	cand     []int       // candidates per head when last scored (m_kv)
+	off      []int       // the flat index of each head's first candidate then
+	budget   int         // b_l: per-head budget for candidates
+	winners  []scored    // the layer's joint top-k, best first, for re-trimming
+	limit    int         // entries per head decode eviction holds, 0 for none
+	attended int         // P when Attend last ran: the step's attention is done
 }
 
+// fresh tells whether tokens were appended to the layer since it was last
+// scored.
+func (L *layer) fresh() bool { return L.tokens > L.scoredAt }
+
+// windowQueries returns how many of the most recent tokens' queries the
+// layer holds, up to w.
+func (L *layer) windowQueries(w int) int {
+	if L.qNext != L.tokens {
+		return 0
+	}
+	return min(w, L.qNext-L.qFrom)
+}
+
+// allQueries tells whether every token's queries have been seen, in order
+// and once: what H2O's sums need.
+func (L *layer) allQueries() bool { return L.qFrom == 0 && L.qNext == L.tokens }
+
 // head is the storage of one KV head of one layer. Entries are in position
-// order; the first len(order) are ranked prompt tokens that a later Compress
-// of the cascade may still evict, the rest (window and decode tokens) stay.
+// order; the first len(order) are the candidates ranked when the layer was
+// last scored, which a later Compress may still evict, the rest (the window
+// and tokens appended since) stay until the layer is scored again.
 type head struct {
 	k, v rows // rows of HeadDim
 	pos  []int32
-	// order lists the rows of the ranked prompt tokens best first, so that
+	// order lists the rows of the ranked candidates best first, so that
 	// re-trimming to a smaller budget keeps a prefix of it without sorting.
 	order []int32
+	// heavy is H2O's attention accumulated from every query seen, one sum
+	// per row (summed over the group).
+	heavy []float32
 }
 
 func (h *head) len() int { return len(h.pos) }
@@ -106,14 +115,14 @@ func New(cfg Config) (*KVCache, error) {
 // Config returns the cache's configuration with defaults filled in.
 func (c *KVCache) Config() Config { return c.cfg }
 
-// Append adds tokens to one layer: a prompt chunk during prefill or one token
-// per decode step. k and v hold [tokens][KVHeads][HeadDim] values (post-RoPE
-// keys, raw values); q holds the same tokens' post-RoPE queries,
-// [tokens][Heads][HeadDim], or is nil where nothing needs them (decode steps,
-// or prompt tokens that are not among the last Window). Before a layer's
-// first Compress its Appends form the prompt; after it they are decode
-// tokens, which are never evicted. The new entries take positions counting
-// on from the number of tokens ever appended to the layer.
+// Append adds tokens to one layer: a prompt chunk or one or more decode
+// tokens. k and v hold [tokens][KVHeads][HeadDim] values (post-RoPE keys,
+// raw values); q holds the same tokens' post-RoPE queries,
+// [tokens][Heads][HeadDim], or is nil when they are given to Attend instead
+// or nothing needs them (only the last Window tokens' queries are needed
+// for scoring, all of them for H2O). The new entries take positions counting
+// on from the number of tokens ever appended to the layer, and are kept
+// until a Compress scores the layer again.
 //
 // On error the cache is unchanged.
 func (c *KVCache) Append(layer int, q, k, v []float32) error {
@@ -136,6 +145,7 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	if L.tokens+t > math.MaxInt32 {
 		return invalidf("Append: layer %d would exceed %d tokens", layer, math.MaxInt32)
 	}
+	acc := c.cfg.Policy.accumulates
 	for kv := range L.heads {
 		h := &L.heads[kv]
 		h.k.append(k, kv*d, row, d, t)
@@ -144,37 +154,44 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 		for i := range t {
 			h.pos = append(h.pos, int32(L.tokens+i))
 		}
-	}
-	if L.state != layerCompressed {
-		L.state = layerPending
-		c.keepQueries(L, q, t)
-		if c.cfg.Policy.accumulates {
-			c.accumulateHeavy(L, q, t)
+		if acc {
+			h.heavy = append(growBy(h.heavy, t), make([]float32, t)...)
 		}
 	}
 	L.tokens += t
+	if q != nil {
+		c.recordQueries(L, q, t)
+	}
 	if L.limit > 0 && c.cfg.Policy.decode == decodeOldest {
 		c.evictOldest(L)
 	}
 	return nil
 }
 
-// keepQueries stores the queries of the last Window of the t tokens being
-// appended to L, or records that they are missing.
-func (c *KVCache) keepQueries(L *layer, q []float32, t int) {
-	w, row := c.cfg.Window, c.cfg.Heads*c.cfg.HeadDim
-	if q == nil {
-		L.qTail = 0
+// recordQueries keeps the queries q of the last t tokens of L (positions
+// P−t … P−1) that are not known yet: the last Window of them in the ring,
+// and, for a policy that accumulates, their attention in the heads' sums.
+func (c *KVCache) recordQueries(L *layer, q []float32, t int) {
+	W, row := c.cfg.Window, c.cfg.Heads*c.cfg.HeadDim
+	first := L.tokens - t
+	skip := max(0, L.qNext-first) // tokens whose queries came before
+	if skip >= t {
 		return
 	}
-	if L.queries == nil {
-		L.queries = make([]float32, w*row)
+	if first+skip != L.qNext {
+		L.qFrom = first + skip // a gap: the run of known queries starts again
 	}
-	for i := max(0, t-w); i < t; i++ {
-		slot := (L.tokens + i) % w
+	if L.queries == nil {
+		L.queries = make([]float32, W*row)
+	}
+	for i := max(skip, t-W); i < t; i++ {
+		slot := (first + i) % W
 		copy(L.queries[slot*row:(slot+1)*row], q[i*row:(i+1)*row])
 	}
-	L.qTail = min(w, L.qTail+t)
+	if c.cfg.Policy.accumulates {
+		c.accumulateHeavy(L, q[skip*row:], t-skip)
+	}
+	L.qNext = L.tokens
 }
 
 // View returns the entries one KV head of one layer holds.

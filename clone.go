@@ -10,27 +10,25 @@ func (c *KVCache) Clone() *KVCache {
 	for l, L := range c.layers {
 		L.queries = slices.Clone(L.queries)
 		L.winners = slices.Clone(L.winners)
-		L.heavy = slices.Clone(L.heavy)
-		for kv := range L.heavy {
-			L.heavy[kv] = slices.Clone(L.heavy[kv])
-		}
+		L.cand, L.off = slices.Clone(L.cand), slices.Clone(L.off)
 		L.heads = slices.Clone(L.heads)
 		for i, h := range L.heads {
-			L.heads[i] = head{k: h.k.clone(), v: h.v.clone(), pos: slices.Clone(h.pos), order: slices.Clone(h.order)}
+			L.heads[i] = head{k: h.k.clone(), v: h.v.clone(), pos: slices.Clone(h.pos),
+				order: slices.Clone(h.order), heavy: slices.Clone(h.heavy)}
 		}
 		n.layers[l] = L
 	}
 	return n
 }
 
-// CloneWith returns an independent copy of a cache whose prompt has been
-// appended but not yet compressed, set up to compress under cfg instead:
-// another Policy, Budget, Window, pooling or floor. One prefill then serves
-// every policy and budget to be compared. cfg must have the same Layers,
-// Heads, KVHeads, HeadDim and Element, and a Window no larger than the
-// source's (the source keeps only the queries of its last Window tokens).
-// H2O needs sums that only an H2O cache accumulates while appending: a copy
-// of any other cache under H2O fails at Compress.
+// CloneWith returns an independent copy of a cache that no Compress has
+// evicted from yet, set up to compress under cfg instead: another Policy,
+// Budget, Window or slack. One prefill then serves every policy and budget
+// to be compared. cfg must have the same Layers, Heads, KVHeads, HeadDim and
+// Element, and a Window no larger than the source's (the source keeps only
+// the queries of its last Window tokens). H2O needs sums that only an H2O
+// cache accumulates while appending: a copy of any other cache under H2O
+// fails at Compress.
 func (c *KVCache) CloneWith(cfg Config) (*KVCache, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -47,7 +45,7 @@ func (c *KVCache) CloneWith(cfg Config) (*KVCache, error) {
 		return nil, invalidf("CloneWith: Window = %d, want ≤ the cache's %d", cfg.Window, s.Window)
 	}
 	for l := range c.layers {
-		if c.layers[l].state == layerCompressed {
+		if c.layers[l].ranked {
 			return nil, invalidf("CloneWith: layer %d is already compressed", l)
 		}
 	}
@@ -56,16 +54,26 @@ func (c *KVCache) CloneWith(cfg Config) (*KVCache, error) {
 	row := cfg.Heads * cfg.HeadDim
 	for l := range n.layers {
 		L := &n.layers[l]
-		if !cfg.Policy.accumulates || !s.Policy.accumulates {
-			L.heavy = nil // sums only an accumulating cache has
+		L.limit = 0
+		switch {
+		case !cfg.Policy.accumulates:
+			for kv := range L.heads {
+				L.heads[kv].heavy = nil
+			}
+		case !s.Policy.accumulates:
+			// Sums this cache never accumulated: zeros that keep the rows
+			// aligned, and a broken run of queries that Compress reports.
+			for kv := range L.heads {
+				L.heads[kv].heavy = make([]float32, L.heads[kv].len())
+			}
+			L.qFrom = L.qNext
 		}
 		if L.queries == nil {
 			continue
 		}
 		// Re-slot the kept queries for the new ring size.
 		q := make([]float32, cfg.Window*row)
-		L.qTail = min(L.qTail, cfg.Window)
-		for p := L.tokens - L.qTail; p < L.tokens; p++ {
+		for p := max(L.qFrom, L.qNext-cfg.Window); p < L.qNext; p++ {
 			from, to := p%s.Window, p%cfg.Window
 			copy(q[to*row:(to+1)*row], L.queries[from*row:(from+1)*row])
 		}

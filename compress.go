@@ -12,44 +12,56 @@ type Report struct {
 	// BytesBefore and BytesAfter are the key and value bytes the cache
 	// held before and after this Compress (see KVCache.Bytes).
 	BytesBefore, BytesAfter int64
+	// Evicted tells whether this Compress scored and trimmed anything: it
+	// does not while the cache holds at most Budget entries per head on
+	// average, nor when nothing was appended since the last one.
+	Evicted bool
 }
 
 // LayerReport describes one layer after a Compress.
 type LayerReport struct {
-	// Compressed tells whether the layer has been through Compress; layers
-	// not yet appended to are not.
-	Compressed bool
-	// Prompt is the number of tokens the layer held when it was compressed.
-	Prompt int
-	// Ranked tells whether the layer was scored and evicted from; a layer
-	// whose prompt did not exceed Budget is kept whole and is not.
+	// Scored tells whether this Compress scored the layer (it had received
+	// tokens since it was last scored).
+	Scored bool
+	// Ranked tells whether the layer has been scored by any Compress and
+	// so takes part in the budget split.
 	Ranked bool
-	// Entropy is the normalised entropy of the layer's scores, which sets
-	// its share of the total budget.
+	// Tokens is the number of tokens appended to the layer when it was
+	// last scored.
+	Tokens int
+	// Entropy is the normalised entropy of the layer's latest scores,
+	// which sets its share of the total budget.
 	Entropy float64
-	// Budget is b_l, the layer's average number of prefix entries (window
-	// excluded) per KV head. It may exceed the prefix, which is then kept
-	// whole.
+	// Budget is b_l, the layer's average number of candidate entries
+	// (window excluded) per KV head, or 0 for a layer never scored. It may
+	// exceed the candidates, which are then kept whole.
 	Budget int
 	// Kept is the number of entries each KV head holds, window included.
 	Kept []int
 }
 
-// Compress evicts entries so that every layer keeps on average Budget
-// entries per KV head, ranking tokens with the configured Policy (LAVa by
-// default, spec sections 3–5). It scores the layers appended to since the
-// last Compress, splits the total budget L·(Budget−Window) among all scored
-// layers (by entropy for LAVa), and trims each layer to its share: with
-// LAVa the prefix tokens of a layer are ranked jointly over all KV heads,
-// and every head keeps the Window most recent tokens plus the prefix tokens
-// it wins.
+// Compress evicts entries so that the cache holds on average Budget
+// entries per KV head per layer, ranking them with the configured Policy
+// (LAVa by default). It may run at any time: after a whole prompt, after
+// each layer of it (the cascade), after each chunk of a long prompt, after
+// a later conversation turn, or while decoding (see Config.DecodeSlack).
 //
-// Compress may run once after the whole prompt has been appended to every
-// layer, or after each layer as prefill goes (the cascade): layers
-// compressed earlier are then trimmed again to their smaller shares, and the
-// final kept sets are the same as with one Compress at the end. A layer's
-// first Compress ends its prompt; later Appends are decode tokens, which
-// only the decode-evicting policies (StreamingLLM, TOVA, CAKE) evict.
+// While the layers that hold tokens hold at most Budget entries per head on
+// average, Compress evicts nothing. Otherwise it scores every layer that
+// received tokens since it was last scored, over what that layer holds:
+// the last Window tokens appended are the window, whose queries score the
+// held entries before them (the candidates). It then splits the total
+// budget L·(Budget−Window) among all scored layers (by the entropy of their
+// latest scores for LAVa), and trims each scored layer to its share: a
+// newly scored layer from its fresh ranking, any other by keeping a prefix
+// of its ranking when its share shrank. Evicted entries never come back;
+// positions are never renumbered. With LAVa the candidates of a layer are
+// ranked jointly over all KV heads, and every head keeps the window plus
+// the candidates it wins.
+//
+// One Compress after one whole prompt, and the cascade over one prompt,
+// give exactly the paper's result. Compress with nothing new appended
+// changes nothing.
 //
 // Compress fails, leaving the cache unchanged, if a layer to score lacks the
 // queries scoring needs or holds NaN or infinite data.
@@ -57,82 +69,99 @@ func (c *KVCache) Compress() (Report, error) {
 	before := c.Bytes()
 	p := &c.cfg.Policy
 	w := p.windowOf(&c.cfg)
-	// Check and score every new layer before changing anything.
-	s := &scratch{c: c}
-	fresh := map[int]layerScores{}
-	for l := range c.layers {
-		L := &c.layers[l]
-		if L.state != layerPending || L.tokens <= c.cfg.Budget {
-			continue
+	scored := map[int]layerScores{}
+	if c.heldPerHead() > float64(c.cfg.Budget) {
+		// Check and score every new layer before changing anything.
+		s := &scratch{c: c}
+		for l := range c.layers {
+			L := &c.layers[l]
+			if !L.fresh() || L.tokens <= w {
+				continue // nothing new, or no candidates before the window
+			}
+			switch {
+			case p.queries == queriesWindow && L.windowQueries(w) < w:
+				return Report{}, invalidf("Compress: layer %d has the queries of only its last %d tokens, want the last %d (give them to Append or Attend)", l, L.windowQueries(w), w)
+			case p.queries == queriesAll && !L.allQueries():
+				return Report{}, invalidf("Compress: layer %d: %s needs the queries of every token, and some were not given to Append or Attend", l, p.name)
+			}
+			ls, err := c.scoreLayer(s, l)
+			if err != nil {
+				return Report{}, err
+			}
+			scored[l] = ls
 		}
-		if p.queries != queriesNone && L.qTail < w {
-			return Report{}, invalidf("Compress: layer %d has the queries of only its last %d tokens, want the last %d", l, L.qTail, w)
-		}
-		if p.accumulates && (L.heavy == nil || len(L.heavy[0]) != L.tokens) {
-			return Report{}, invalidf("Compress: layer %d: %s needs the queries of every prompt token, and some Append had q = nil", l, p.name)
-		}
-		ls, err := c.scoreLayer(s, l)
-		if err != nil {
-			return Report{}, err
-		}
-		fresh[l] = ls
 	}
-	return c.apply(fresh, before), nil
+	c.apply(scored)
+	r := c.report(before, scored)
+	r.Evicted = len(scored) > 0
+	return r, nil
 }
 
-// apply ranks the layers whose prefix scores are in fresh, splits the budget
-// over them and the layers ranked before, and trims every ranked layer to
-// its share.
-func (c *KVCache) apply(fresh map[int]layerScores, before int64) Report {
-	p := &c.cfg.Policy
-	w := p.windowOf(&c.cfg)
-	for l, ls := range fresh {
+// heldPerHead is the average number of entries per KV head over the layers
+// that hold tokens.
+func (c *KVCache) heldPerHead() float64 {
+	held, holding := 0, 0
+	for l := range c.layers {
 		L := &c.layers[l]
-		m := L.tokens - w
-		L.ranked, L.prompt, L.stats = true, L.tokens, ls
-		L.stats.s = nil
+		if L.tokens == 0 {
+			continue
+		}
+		holding++
+		for kv := range L.heads {
+			held += L.heads[kv].len()
+		}
+	}
+	if holding == 0 {
+		return 0
+	}
+	return float64(held) / float64(holding*c.cfg.KVHeads)
+}
+
+// apply ranks the layers whose candidate scores are in scored, splits the
+// budget over them and the layers ranked before, and trims every ranked
+// layer whose share is below what it holds.
+func (c *KVCache) apply(scored map[int]layerScores) {
+	p := &c.cfg.Policy
+	for l, ls := range scored {
+		L := &c.layers[l]
+		L.ranked, L.scoredAt, L.stats = true, L.tokens, ls
+		L.cand, L.off = ls.cand, ls.off
+		L.stats.s, L.stats.cand, L.stats.off = nil, nil, nil
+		L.winners = nil
 		if p.heads == JointHeads {
 			L.winners = rankAll(ls.s)
 		}
 		for kv := range L.heads {
-			L.heads[kv].order = rankRows(ls.s[kv*m : (kv+1)*m])
+			L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
 		}
 		L.budget = math.MaxInt
-		L.heavy = nil
 	}
-	ids, b := c.budgets()
-	for i, l := range ids {
-		if L := &c.layers[l]; b[i] < L.budget {
-			c.trim(L, b[i])
+	if len(scored) > 0 {
+		ids, b := c.budgets()
+		for i, l := range ids {
+			if L := &c.layers[l]; b[i] < L.budget {
+				c.trim(L, b[i])
+			}
 		}
 	}
-	final := true
 	for l := range c.layers {
 		L := &c.layers[l]
-		if L.state == layerPending {
-			L.state, L.queries, L.qTail, L.heavy = layerCompressed, nil, 0, nil
-			if !L.ranked {
-				L.prompt = L.tokens
-			}
-		}
-		final = final && L.state == layerCompressed
 		L.limit = c.decodeLimit(L)
 	}
-	if final {
-		// Budgets cannot change any more: the rankings kept for
-		// re-trimming are dead weight.
-		for l := range c.layers {
-			c.layers[l].winners = nil
-			for kv := range c.layers[l].heads {
-				c.layers[l].heads[kv].order = nil
-			}
-		}
-	}
-	return c.report(before)
 }
 
-// budgets returns the ranked layers and their per-head prefix budgets under
-// the policy's layer allocation.
+// candidates is a ranked layer's average number of candidates per head when
+// it was last scored, rounded up: the most its budget can use.
+func (c *KVCache) candidates(L *layer) int {
+	sum := 0
+	for _, m := range L.cand {
+		sum += m
+	}
+	return (sum + c.cfg.KVHeads - 1) / c.cfg.KVHeads
+}
+
+// budgets returns the ranked layers and their per-head candidate budgets
+// under the policy's layer allocation.
 func (c *KVCache) budgets() (ids, b []int) {
 	p := &c.cfg.Policy
 	w := p.windowOf(&c.cfg)
@@ -142,13 +171,13 @@ func (c *KVCache) budgets() (ids, b []int) {
 	final := true
 	for l := range c.layers {
 		L := &c.layers[l]
-		if L.state == layerEmpty {
+		if L.tokens == 0 {
 			final = false
 		}
 		if !L.ranked {
 			continue
 		}
-		ids, m = append(ids, l), append(m, L.prompt-w)
+		ids, m = append(ids, l), append(m, c.candidates(L))
 		e = append(e, L.stats.entropy)
 		pref = append(pref, math.Log(L.stats.dispersion)/p.tau1+math.Log(L.stats.shift)/p.tau2)
 	}
@@ -169,29 +198,32 @@ func (c *KVCache) budgets() (ids, b []int) {
 	return ids, b
 }
 
-// trim cuts a ranked layer down to the per-head budget b (spec section 4).
-// With joint head budgets the layer's top Hkv·b prefix tokens decide how
-// many each head keeps; otherwise every head keeps b. Each head keeps its
-// best that many. A budget that only shrinks keeps a prefix of each head's
-// ranking, so trimming again gives the same result as trimming once.
+// trim cuts a ranked layer down to the per-head budget b. With joint head
+// budgets the layer's top Hkv·b candidates decide how many each head keeps
+// (with the policy's floor); otherwise every head keeps b. Each head keeps
+// its best that many. A budget that only shrinks keeps a prefix of each
+// head's ranking, so trimming again gives the same result as trimming once.
 func (c *KVCache) trim(L *layer, b int) {
 	L.budget = b
 	p := &c.cfg.Policy
-	m := L.prompt - p.windowOf(&c.cfg)
-	if b >= m {
-		return // kept whole
-	}
 	caps := make([]int, len(L.heads))
 	if p.heads == JointHeads {
+		if len(L.heads)*b >= len(L.winners) {
+			return // kept whole
+		}
 		L.winners = L.winners[:len(L.heads)*b]
 		if cap(L.winners) > 2*len(L.winners) { // free the ranking of a layer first kept whole
 			L.winners = slices.Clone(L.winners)
 		}
 		for _, s := range L.winners {
-			caps[int(s.idx)/m]++
+			kv, _ := slices.BinarySearch(L.off, int(s.idx)+1)
+			caps[kv-1]++
 		}
-		caps = headCaps(caps, b, m, c.cfg.Budget, p.floor, p.alpha)
+		caps = headCaps(caps, b, L.cand, c.cfg.Budget, p.floor, p.alpha)
 	} else {
+		if b >= slices.Max(L.cand) {
+			return // kept whole
+		}
 		for kv := range caps {
 			caps[kv] = b
 		}
@@ -239,21 +271,22 @@ func (c *KVCache) compact(h *head, idx []int32) {
 	h.k.gather(idx, d, size, fresh)
 	h.v.gather(idx, d, size, fresh)
 	h.pos = gatherInto(h.pos, idx, 1, size, fresh, gatherRowsGeneric[int32])
+	if h.heavy != nil {
+		h.heavy = gatherInto(h.heavy, idx, 1, size, fresh, gatherRowsGeneric[float32])
+	}
 	if fresh {
 		h.order = slices.Clone(h.order)
 	}
 }
 
-func (c *KVCache) report(before int64) Report {
+func (c *KVCache) report(before int64, scored map[int]layerScores) Report {
 	r := Report{Layers: make([]LayerReport, len(c.layers)), BytesBefore: before, BytesAfter: c.Bytes()}
 	for l := range c.layers {
 		L := &c.layers[l]
-		lr := LayerReport{Compressed: L.state == layerCompressed}
-		if lr.Compressed {
-			lr.Prompt, lr.Ranked, lr.Entropy, lr.Budget = L.prompt, L.ranked, L.stats.entropy, L.budget
-			if !L.ranked {
-				lr.Budget = L.prompt - c.cfg.Policy.windowOf(&c.cfg)
-			}
+		_, now := scored[l]
+		lr := LayerReport{Scored: now, Ranked: L.ranked}
+		if L.ranked {
+			lr.Tokens, lr.Entropy, lr.Budget = L.scoredAt, L.stats.entropy, L.budget
 		}
 		lr.Kept = make([]int, len(L.heads))
 		for kv := range L.heads {

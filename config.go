@@ -46,6 +46,13 @@ type Config struct {
 	// Appends do not reallocate; at most 2²⁰. Default 0: decode storage
 	// grows on demand.
 	DecodeReserve int
+	// DecodeSlack is S: once a decoding step has been appended and attended
+	// in every layer and the cache holds more than Budget + S entries per
+	// KV head on average, Attend compresses it back to Budget, so the cache
+	// stays within Budget + S for a generation of any length (one scoring
+	// per about S tokens). At most 2²⁰. Default 0: decode tokens are kept
+	// until the host calls Compress.
+	DecodeSlack int
 }
 
 // Size limits: beyond them the products of the sizes overflow or could not
@@ -87,6 +94,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, invalidf("Config.Element = %d, want Float32 or Float16", int(c.Element))
 	case c.DecodeReserve < 0 || c.DecodeReserve > maxDecodeReserve:
 		return c, invalidf("Config.DecodeReserve = %d, want 0 ≤ DecodeReserve ≤ %d", c.DecodeReserve, maxDecodeReserve)
+	case c.DecodeSlack < 0 || c.DecodeSlack > maxDecodeReserve:
+		return c, invalidf("Config.DecodeSlack = %d, want 0 ≤ DecodeSlack ≤ %d", c.DecodeSlack, maxDecodeReserve)
 	}
 	return c, c.Policy.validate(&c)
 }

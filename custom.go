@@ -36,7 +36,7 @@ func scoreCustom(s *scratch, L *layer, l int, out *layerScores) {
 		h := &L.heads[kv]
 		in := ScoreInput{Layer: l, KVHead: kv, HeadDim: d, Positions: h.pos, Keys: h.k.float32s(), Values: h.v.float32s()}
 		in.Queries = make([]float32, 0, g*s.w*d)
-		in.Attention = make([]float32, 0, g*s.m)
+		in.Attention = make([]float32, 0, g*s.cand[kv])
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
 			in.Attention = append(in.Attention, s.windowAttention(L, qh)...)
 			in.Queries = append(in.Queries, s.qblk...)

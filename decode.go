@@ -16,7 +16,14 @@ import "math"
 // values; t = 1 is decode attention, t > 1 a prefill chunk or the tokens of
 // a speculative draft. A head with no visible entries gives zeros. Attend
 // does not append: call Append with the tokens' keys and values first, as a
-// decoder does, so each token attends to itself.
+// decoder does, so each token attends to itself. Attend keeps the queries it
+// is given as the layer's most recent (those Append already had are not
+// taken twice), so a host need not pass them to Append as well.
+//
+// With Config.DecodeSlack S > 0, once every layer that holds tokens has
+// attended its latest ones and the cache holds more than Budget + S entries
+// per head on average, Attend compresses it back to Budget; an error of that
+// Compress is returned (the attention in out is complete either way).
 func (c *KVCache) Attend(layer int, q, out []float32) error {
 	if layer < 0 || layer >= len(c.layers) {
 		return invalidf("Attend: layer = %d, want 0 ≤ layer < %d", layer, len(c.layers))
@@ -30,6 +37,7 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		return invalidf("Attend: len(out) = %d, want len(q) = %d", len(out), len(q))
 	}
 	t := len(q) / (H * d)
+	c.recordQueries(L, q, t)
 	scale := float32(1 / math.Sqrt(float64(d)))
 	g := c.group
 	mode := c.cfg.Policy.decode
@@ -103,7 +111,28 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 			c.evictLeast(&L.heads[kv], c.evictScore[:n], n, n-L.limit)
 		}
 	}
+	L.attended = L.tokens
+	if c.slackDue() {
+		if _, err := c.Compress(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// slackDue tells whether the decode slack is used up: every layer that
+// holds tokens has attended its latest ones, and the cache holds more than
+// Budget + DecodeSlack entries per head on average. It allocates nothing.
+func (c *KVCache) slackDue() bool {
+	if c.cfg.DecodeSlack == 0 {
+		return false
+	}
+	for l := range c.layers {
+		if L := &c.layers[l]; L.attended != L.tokens {
+			return false
+		}
+	}
+	return c.heldPerHead() > float64(c.cfg.Budget+c.cfg.DecodeSlack)
 }
 
 // evictLeast removes from h the k rows among its first cand whose scores es
@@ -141,7 +170,10 @@ func (c *KVCache) evictLeast(h *head, es []float32, cand, k int) {
 	h.k.gather(keep, d, 0, false)
 	h.v.gather(keep, d, 0, false)
 	h.pos = gatherInto(h.pos, keep, 1, 0, false, gatherRowsGeneric[int32])
-	h.order = nil // decoding comes after the last Compress: no re-trim needs it
+	if h.heavy != nil {
+		h.heavy = gatherInto(h.heavy, keep, 1, 0, false, gatherRowsGeneric[float32])
+	}
+	h.order = nil // no re-trim of a layer that decode eviction changed
 }
 
 // groupRows returns the queries of KV head kv's query group for the t
@@ -175,16 +207,15 @@ func (c *KVCache) scatterRows(out, outs []float32, kv, t int) {
 }
 
 // decodeLimit is the number of entries per KV head that decode eviction
-// holds a compressed layer to, or 0 for policies that never evict while
-// decoding: the layer's budget plus the window, or Budget for a layer that
-// was kept whole.
+// holds a layer to once a Compress has seen it, or 0 for policies that never
+// evict while decoding: the layer's budget plus the window, or Budget for a
+// layer not scored yet.
 func (c *KVCache) decodeLimit(L *layer) int {
-	if L.state != layerCompressed || c.cfg.Policy.decode == decodeKeep {
+	if L.tokens == 0 || c.cfg.Policy.decode == decodeKeep {
 		return 0
 	}
 	if L.ranked {
-		w := c.cfg.Policy.windowOf(&c.cfg)
-		return min(L.budget, L.prompt-w) + w
+		return min(L.budget, c.candidates(L)) + c.cfg.Policy.windowOf(&c.cfg)
 	}
 	return c.cfg.Budget
 }
@@ -211,5 +242,8 @@ func removeRows(h *head, r, k, d int) {
 	h.k.remove(r, k, n, d)
 	h.v.remove(r, k, n, d)
 	h.pos = append(h.pos[:r], h.pos[r+k:]...)
-	h.order = nil // decoding comes after the last Compress: no re-trim needs it
+	if h.heavy != nil {
+		h.heavy = append(h.heavy[:r], h.heavy[r+k:]...)
+	}
+	h.order = nil // no re-trim of a layer that decode eviction changed
 }

@@ -166,7 +166,7 @@ func TestHeadCapsByHand(t *testing.T) {
 		{[]int{7, 1}, 4, 10, 6, FloorAdaKV, 0, []int{7, 1}, "α = 0: the paper's caps"},
 		{[]int{7, 1}, 4, 10, 6, FloorNone, 0, []int{7, 1}, "no floor"},
 	} {
-		if got := headCaps(tc.won, tc.b, tc.m, tc.B, tc.mode, tc.alpha); !slices.Equal(got, tc.want) {
+		if got := headCaps(tc.won, tc.b, slices.Repeat([]int{tc.m}, len(tc.won)), tc.B, tc.mode, tc.alpha); !slices.Equal(got, tc.want) {
 			t.Errorf("headCaps(%v, b=%d, m=%d, B=%d, %v, α=%v) = %v, want %v (%s)", tc.won, tc.b, tc.m, tc.B, tc.mode, tc.alpha, got, tc.want, tc.arithmetic)
 		}
 	}

@@ -183,7 +183,7 @@ func TestH2OAccumulation(t *testing.T) {
 			}
 			for i, w := range want {
 				// Each column sums up to n softmax terms.
-				if got := float64(c.layers[0].heavy[kv][i]); math.Abs(got-w) > 8*n*0x1p-24*max(w, 1) {
+				if got := float64(c.layers[0].heads[kv].heavy[i]); math.Abs(got-w) > 8*n*0x1p-24*max(w, 1) {
 					t.Fatalf("chunk %d head %d token %d: accumulated %v, column sum %v", chunk, kv, i, got, w)
 				}
 			}

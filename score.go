@@ -3,6 +3,7 @@ package lava
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // This file scores a layer's prefix tokens: the window attention every
@@ -10,29 +11,35 @@ import (
 // function (Policy.score), H2O's accumulation at Append, and the entropy
 // that sets LAVa's layer budgets.
 
-// scoreFunc fills out.s, [KVHeads][m] flattened, with the scores of layer
-// L's m prefix tokens, using s's scratch; functions that also set a layer
-// quantity (CAKE's dispersion and shift) add it to out.
+// scoreFunc fills out.s, the scores of layer L's candidates head after head,
+// using s's scratch; functions that also set a layer quantity (CAKE's
+// dispersion and shift) add it to out.
 type scoreFunc func(s *scratch, L *layer, l int, out *layerScores)
 
 // scratch holds the buffers of one layer's scoring, reused across heads and
 // layers within one Compress, and the shape of the layer being scored.
 type scratch struct {
-	c        *KVCache
-	w, m     int       // the layer's window and prefix lengths
-	qblk     []float32 // the window queries of one query head: [w][d]
-	z        []float32 // their attention logits, then exp(logit − max): [w][n]
-	rowInv   []float32 // 1/Σ of each row of z, so z·rowInv is the softmax
-	abar     []float32 // window-mean attention over the prefix: [m]
-	tmp      []float32 // one query head's pooled or reduced scores: [m]
-	group    []float32 // the group's reduced scores before pooling: [m]
-	overflow bool      // some window attention row was not finite
+	c *KVCache
+	// The layer being scored: its window w, its tokens P, the candidates
+	// of each head (held entries at positions before P−w, its first rows)
+	// and the flat index of each head's first candidate (off[kv+1] − off[kv]
+	// = cand[kv]).
+	w, P      int
+	cand, off []int
+	qblk      []float32 // the window queries of one query head: [w][d]
+	z         []float32 // their attention logits, then exp(logit − max): [w][n]
+	rowInv    []float32 // 1/Σ of each row of z, so z·rowInv is the softmax
+	abar      []float32 // window-mean attention over the candidates: [m]
+	tmp       []float32 // one query head's pooled or reduced scores: [m]
+	group     []float32 // the group's reduced scores before pooling: [m]
+	overflow  bool      // some window attention row was not finite
 }
 
-// layerScores are the scores of one layer's prefix tokens, [KVHeads][m]
-// flattened, with the per-layer quantities the budget split needs.
+// layerScores are the scores of one layer's candidates, head after head,
+// with the per-layer quantities the budget split needs.
 type layerScores struct {
-	s       []float32
+	s         []float32
+	cand, off []int // each head's candidates and the flat index of its first
 	entropy float64 // normalised entropy of s
 	// CAKE's layer preference inputs, summed over query heads, window rows
 	// and prefix columns.
@@ -51,10 +58,16 @@ func (c *KVCache) scoreLayer(s *scratch, l int) (layerScores, error) {
 	if !finite(L.queries) {
 		return layerScores{}, invalidf("Compress: layer %d holds a NaN or infinite query", l)
 	}
-	s.w = c.cfg.Policy.windowOf(&c.cfg)
-	s.m = L.heads[0].len() - s.w
+	s.w, s.P = c.cfg.Policy.windowOf(&c.cfg), L.tokens
+	s.cand, s.off = make([]int, len(L.heads)), make([]int, len(L.heads)+1)
+	for kv := range L.heads {
+		pos := L.heads[kv].pos
+		s.cand[kv], _ = slices.BinarySearch(pos, int32(s.P-s.w))
+		s.off[kv+1] = s.off[kv] + s.cand[kv]
+	}
 	s.overflow = false
-	out := layerScores{s: make([]float32, c.cfg.KVHeads*s.m)}
+	out := layerScores{s: make([]float32, s.off[len(L.heads)])}
+	out.cand, out.off = s.cand, s.off
 	c.cfg.Policy.score(s, L, l, &out)
 	if s.overflow || !finite(out.s) {
 		return layerScores{}, invalidf("Compress: layer %d scores are not finite (query·key products overflow, or a Scorer's NaN)", l)
@@ -64,28 +77,35 @@ func (c *KVCache) scoreLayer(s *scratch, l int) (layerScores, error) {
 }
 
 // windowAttention computes the softmax attention of the last w queries of
-// query head qh over the layer's keys: row j's softmax runs over all keys
-// up to and including its own position m+j. It leaves the unnormalised
-// rows in s.z and their inverse sums in s.rowInv, and returns abar, the
-// window mean over the m prefix keys.
+// query head qh over the entries its KV head holds: row j, the query at
+// position P−w+j, attends to the entries at positions up to its own. It
+// leaves the unnormalised rows in s.z ([w][n], n the head's entries) and
+// their inverse sums in s.rowInv, and returns abar, the window mean over
+// the head's candidates.
 func (s *scratch) windowAttention(L *layer, qh int) []float32 {
 	c := s.c
-	d, W, w, m := c.cfg.HeadDim, c.cfg.Window, s.w, s.m
-	n := m + w
+	d, W, w := c.cfg.HeadDim, c.cfg.Window, s.w
+	kv := qh / c.group
+	h := &L.heads[kv]
+	n, m := h.len(), s.cand[kv]
 	row := c.cfg.Heads * d
 	s.qblk = growTo(s.qblk, w*d)
 	for j := range w {
-		slot := (m + j) % W // the ring of the last Window queries
+		slot := (s.P - w + j) % W // the ring of the last Window queries
 		copy(s.qblk[j*d:(j+1)*d], L.queries[slot*row+qh*d:slot*row+(qh+1)*d])
 	}
 	s.z = growTo(s.z, w*n)
 	s.rowInv = growTo(s.rowInv, w)
 	scale := float32(1 / math.Sqrt(float64(d)))
-	L.heads[qh/c.group].k.score(s.qblk, n, d, scale, s.z)
+	h.k.score(s.qblk, n, d, scale, s.z)
 	s.abar = growTo(s.abar, m)
 	clear(s.abar)
+	visible := m // entries at positions up to the query's: the candidates and more
 	for j := range w {
-		z := s.z[j*n : j*n+m+j+1] // causal: keys up to position m+j
+		for visible < n && int(h.pos[visible]) <= s.P-w+j {
+			visible++
+		}
+		z := s.z[j*n : j*n+visible] // causal, by position
 		s.rowInv[j] = 1 / expSub(z, maxOf(z))
 		if !finite(s.rowInv[j : j+1]) {
 			s.overflow = true
@@ -95,13 +115,21 @@ func (s *scratch) windowAttention(L *layer, qh int) []float32 {
 	return s.abar
 }
 
-// pool smooths x along the token axis into out with the policy's pooling.
-func (s *scratch) pool(x, out []float32) {
+// pool smooths the candidate scores x of head kv of L into out with the
+// policy's pooling, by position: entry i pools the candidates within k/2
+// positions of its own (on a gap-free prefix, the k/2 neighbours each side).
+func (s *scratch) pool(L *layer, kv int, x, out []float32) {
 	p := &s.c.cfg.Policy
-	r := p.kernel / 2
-	n := len(x)
+	r := int32(p.kernel / 2)
+	pos := L.heads[kv].pos[:len(x)]
+	lo, hi := 0, 0
 	for i := range out {
-		lo, hi := max(0, i-r), min(n, i+r+1)
+		for pos[lo] < pos[i]-r {
+			lo++
+		}
+		for hi < len(pos) && pos[hi] <= pos[i]+r {
+			hi++
+		}
 		if p.pool == PoolMax {
 			out[i] = maxGeneric(x[lo:hi])
 			continue
@@ -116,24 +144,24 @@ func (s *scratch) pool(x, out []float32) {
 
 // headScores returns KV head kv's slice of out.
 func (s *scratch) headScores(out *layerScores, kv int) []float32 {
-	return out.s[kv*s.m : (kv+1)*s.m]
+	return out.s[s.off[kv]:s.off[kv+1]]
 }
 
 // scoreLAVa pools each query head's window attention, takes the group
 // maximum, and scales by the head's largest value L1 norm.
 func scoreLAVa(s *scratch, L *layer, _ int, out *layerScores) {
 	g, d := s.c.group, s.c.cfg.HeadDim
-	s.tmp = growTo(s.tmp, s.m)
 	for kv := range L.heads {
 		sk := s.headScores(out, kv)
+		s.tmp = growTo(s.tmp, len(sk))
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
-			s.pool(s.windowAttention(L, qh), s.tmp)
+			s.pool(L, kv, s.windowAttention(L, qh), s.tmp)
 			for i, v := range s.tmp {
 				sk[i] = max(sk[i], v)
 			}
 		}
 		var vbar float32
-		for i := range s.m {
+		for i := range sk {
 			vbar = max(vbar, L.heads[kv].v.l1(i, d))
 		}
 		for i := range sk {
@@ -145,13 +173,14 @@ func scoreLAVa(s *scratch, L *layer, _ int, out *layerScores) {
 // scoreSnapKV averages the window attention over the group, then pools.
 func scoreSnapKV(s *scratch, L *layer, _ int, out *layerScores) {
 	g := s.c.group
-	s.group = growTo(s.group, s.m)
 	for kv := range L.heads {
+		sk := s.headScores(out, kv)
+		s.group = growTo(s.group, len(sk))
 		clear(s.group)
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
 			axpy(1/float32(g), s.windowAttention(L, qh), s.group)
 		}
-		s.pool(s.group, s.headScores(out, kv))
+		s.pool(L, kv, s.group, sk)
 	}
 }
 
@@ -172,23 +201,23 @@ func scoreVATP(s *scratch, L *layer, l int, out *layerScores) {
 // layer's dispersion and shift to out.
 func scoreCAKE(s *scratch, L *layer, _ int, out *layerScores) {
 	g := s.c.group
-	s.tmp = growTo(s.tmp, s.m)
 	for kv := range L.heads {
 		sk := s.headScores(out, kv)
+		s.tmp = growTo(s.tmp, len(sk))
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
 			s.windowAttention(L, qh)
-			s.pool(s.cakeColumn(out), s.tmp)
+			s.pool(L, kv, s.cakeColumn(out, L.heads[kv].len(), len(sk)), s.tmp)
 			axpy(1/float32(g), s.tmp, sk)
 		}
 	}
 }
 
-// cakeColumn turns the window attention in s.z into CAKE's per-token score
-// mean_j A + γ·var_j A over the prefix columns (unbiased variance over the
-// w window rows), and adds the query head's share of the layer's dispersion
-// −Σ A·log A and shift Σ var to out.
-func (s *scratch) cakeColumn(out *layerScores) []float32 {
-	w, m, n := s.w, s.m, s.m+s.w
+// cakeColumn turns the window attention in s.z (rows of n entries) into
+// CAKE's per-token score mean_j A + γ·var_j A over the m candidate columns
+// (unbiased variance over the w window rows), and adds the query head's
+// share of the layer's dispersion −Σ A·log A and shift Σ var to out.
+func (s *scratch) cakeColumn(out *layerScores, n, m int) []float32 {
+	w := s.w
 	gamma := s.c.cfg.Policy.gamma
 	for i := range m {
 		var sum, sq float64
@@ -209,7 +238,8 @@ func (s *scratch) cakeColumn(out *layerScores) []float32 {
 }
 
 // scoreTOVA scores by the last token's attention, averaged over every query
-// head of the layer: the same scores for every KV head.
+// head of the layer: the same scores for every KV head, whose kept sets are
+// one shared set (so their candidates are the same positions).
 func scoreTOVA(s *scratch, L *layer, _ int, out *layerScores) {
 	H := s.c.cfg.Heads
 	first := s.headScores(out, 0)
@@ -223,13 +253,14 @@ func scoreTOVA(s *scratch, L *layer, _ int, out *layerScores) {
 
 // scoreStreaming ranks the sinks first, then the most recent tokens.
 func scoreStreaming(s *scratch, L *layer, _ int, out *layerScores) {
-	sinks := s.c.cfg.Policy.sinks
+	sinks := int32(s.c.cfg.Policy.sinks)
 	for kv := range L.heads {
 		sk := s.headScores(out, kv)
+		pos := L.heads[kv].pos
 		for i := range sk {
-			sk[i] = float32(i) // recent first
-			if i < sinks {
-				sk[i] = float32(s.m + sinks - i) // sinks above all
+			sk[i] = float32(i) // rows are in position order: recent first
+			if pos[i] < sinks {
+				sk[i] = float32(len(sk) + int(sinks-pos[i])) // sinks above all
 			}
 		}
 	}
@@ -252,29 +283,24 @@ func scoreRandom(s *scratch, L *layer, l int, out *layerScores) {
 // their attention rows over the keys so far are the scratch H2O needs.
 const h2oBlock = 32
 
-// accumulateHeavy adds the attention of the t prompt tokens just appended to
-// layer L (their queries q, [t][Heads][HeadDim]) to every key up to each
+// accumulateHeavy adds the attention of the last t tokens of layer L
+// (their queries q, [t][Heads][HeadDim]) to every held entry up to each
 // query's position: H2O's column sums of the causal attention, computed as
-// chunks arrive so that no n×n matrix is ever held. Once an Append comes
-// without queries the sums stop growing and stay shorter than the head,
-// which Compress reports.
+// queries arrive so that no n×n matrix is ever held.
 func (c *KVCache) accumulateHeavy(L *layer, q []float32, t int) {
-	n := L.heads[0].len() // keys so far, this chunk's included
-	first := n - t        // position of the chunk's first token
-	if L.heavy == nil {
-		L.heavy = make([][]float32, c.cfg.KVHeads)
-	}
-	if q == nil || len(L.heavy[0]) != first {
-		return
-	}
 	d, H, g := c.cfg.HeadDim, c.cfg.Heads, c.group
 	scale := float32(1 / math.Sqrt(float64(d)))
 	qblk := make([]float32, h2oBlock*d)
-	rows := make([]float32, h2oBlock*n)
+	var rows []float32
 	for kv := range L.heads {
-		L.heavy[kv] = append(L.heavy[kv], make([]float32, t)...)
-		acc := L.heavy[kv]
 		h := &L.heads[kv]
+		n := h.len()
+		first := n - t // row of the first of the t tokens
+		if first < 0 || int(h.pos[first]) != L.tokens-t {
+			L.qFrom = L.tokens // evicted before its attention: the sums are incomplete
+			return
+		}
+		rows = growTo(rows, h2oBlock*n)
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
 			for lo := 0; lo < t; lo += h2oBlock {
 				hi := min(t, lo+h2oBlock)
@@ -288,7 +314,7 @@ func (c *KVCache) accumulateHeavy(L *layer, q []float32, t int) {
 				for j := lo; j < hi; j++ {
 					row := z[(j-lo)*nk : (j-lo)*nk+first+j+1] // causal
 					inv := 1 / expSub(row, maxOf(row))
-					axpy(inv, row, acc[:len(row)])
+					axpy(inv, row, h.heavy[:len(row)])
 				}
 			}
 		}
@@ -301,7 +327,7 @@ func scoreH2O(s *scratch, L *layer, _ int, out *layerScores) {
 	for kv := range L.heads {
 		sk := s.headScores(out, kv)
 		for i := range sk {
-			sk[i] = L.heavy[kv][i] / g
+			sk[i] = L.heads[kv].heavy[i] / g
 		}
 	}
 }
