@@ -39,8 +39,8 @@ type scratch struct {
 // with the per-layer quantities the budget split needs.
 type layerScores struct {
 	s         []float32
-	cand, off []int // each head's candidates and the flat index of its first
-	entropy float64 // normalised entropy of s
+	cand, off []int   // each head's candidates and the flat index of its first
+	entropy   float64 // normalised entropy of s
 	// CAKE's layer preference inputs, summed over query heads, window rows
 	// and prefix columns.
 	dispersion, shift float64
