@@ -250,7 +250,7 @@ func report(w io.Writer, o options, m *llama.Model, cache *lava.KVCache, rep lav
 		if lr.Ranked {
 			state = fmt.Sprintf("entropy %.3f, prefix budget %d", lr.Entropy, lr.Budget)
 		}
-		fmt.Fprintf(w, "layer %d:  entries per KV head after prefill %v of %d; %s\n", l, lr.Kept, lr.Prompt, state)
+		fmt.Fprintf(w, "layer %d:  entries per KV head after prefill %v of %d; %s\n", l, lr.Kept, promptLen, state)
 	}
 	// The last generated token is never fed, so decoding ran one step
 	// fewer than it generated.
