@@ -35,10 +35,36 @@
 // decodes: for every new token it appends the token's key and value to each
 // layer and computes that layer's attention with [KVCache.Attend], which
 // handles the per-head variable lengths that eviction leaves. Only the
-// queries of the last Window prompt tokens are needed; others may be nil.
+// queries of the last Window tokens are needed; others may be nil. Queries
+// may be given to Append or to Attend, which keeps those it is given.
 // Positions are never renumbered: [KVCache.View] returns every kept entry
-// with its original position, and decode tokens take positions counting on
+// with its original position, and new tokens take positions counting on
 // from the number of tokens ever appended.
+//
+// # The life of a sequence: chunks, turns, decoding
+//
+// Compress may run at any time, and the cache stays within budget for the
+// whole life of a sequence:
+//
+//   - Chunked prefill: append a chunk to every layer, computing each
+//     layer's attention for the chunk with Attend (it takes the queries of
+//     several tokens and masks each to the entries at positions up to its
+//     own), then Compress. Each layer then holds about Budget plus one chunk
+//     per head, so the peak is bounded by the budget, not by the prompt.
+//   - A later turn: append its tokens like a chunk and Compress: the new
+//     window (the new question) re-scores what is held. What an earlier
+//     Compress evicted is gone.
+//   - Decoding: with [Config].DecodeSlack S > 0, Attend compresses the cache
+//     back to Budget once it holds more than Budget + S entries per head,
+//     one scoring per about S tokens. Never Compress between a token's
+//     Append and its own Attend: its queries must see the cache it belongs
+//     to.
+//
+// Each Compress scores the layers that received tokens since they were last
+// scored, over what they hold (the window's attention to the held entries,
+// causal by position), splits the total budget over every scored layer from
+// its latest scores, and trims. One Compress after one whole prompt gives
+// exactly the paper's result; Compress with nothing new does nothing.
 //
 // # The cascade
 //
