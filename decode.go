@@ -62,8 +62,12 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 			c.scatterRows(out, outs, kv, t)
 			continue
 		}
+		// Room for the head's capacity, so that decode Appends within it
+		// do not regrow the scratch.
 		if cap(c.attn) < rows*n {
 			c.attn = make([]float32, rows*max(n, cap(h.pos)))
+		}
+		if cap(c.evictScore) < n {
 			c.evictScore = make([]float32, max(n, cap(h.pos)))
 		}
 		p := c.attn[:rows*n]

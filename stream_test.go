@@ -1,6 +1,7 @@
 package lava
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -380,4 +381,72 @@ func TestDecodeSlack(t *testing.T) {
 			t.Errorf("%s: %v allocations per decode step with slack left", pol.Name(), allocs)
 		}
 	}
+}
+
+// FuzzStream drives random sequences of Append (chunks and single tokens,
+// with and without queries), Attend (one or several tokens) and Compress
+// under every policy, and checks that nothing panics and that after every
+// successful Compress the invariants hold.
+func FuzzStream(f *testing.F) {
+	f.Add(uint64(1), []byte{0, 1, 2, 3, 0, 2, 1, 3})
+	f.Add(uint64(7), []byte{0x40, 0x13, 0x22, 0x03, 0x81, 0x92, 0xa3, 0x10, 0x01})
+	f.Fuzz(func(t *testing.T, seed uint64, ops []byte) {
+		if len(ops) > 64 {
+			ops = ops[:64]
+		}
+		pol := allPolicies[seed%uint64(len(allPolicies))]
+		cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 4, Window: 3, Budget: 10, Policy: pol,
+			DecodeSlack: int(seed>>8) % 6}
+		if seed&(1<<5) != 0 {
+			cfg.Element = Float16
+		}
+		const maxTokens = 400
+		p := randomPrompt(rand.New(rand.NewPCG(seed, 1)), cfg, maxTokens)
+		if cfg.Element == Float16 {
+			for l := range p.k {
+				roundF16(p.k[l])
+				roundF16(p.v[l])
+			}
+		}
+		c, err := New(cfg)
+		if err != nil {
+			t.Skip(err) // e.g. StreamingLLM's sinks above Budget − Window
+		}
+		qrow := cfg.Heads * cfg.HeadDim
+		for _, op := range ops {
+			l := int(op>>7) % cfg.Layers
+			n := 1 + int(op>>2)&31 // tokens for Append or Attend
+			P := c.Tokens(l)
+			switch op & 3 {
+			case 0, 1: // Append n tokens, with queries when op&1
+				if P+n > maxTokens {
+					continue
+				}
+				p.appendRange(t, c, l, P, P+n, op&1 == 1)
+			case 2: // Attend the last n tokens
+				n = min(n, P)
+				if n == 0 {
+					continue
+				}
+				out := make([]float32, n*qrow)
+				if err := c.Attend(l, p.q[l][(P-n)*qrow:P*qrow], out); err != nil && !errors.Is(err, ErrInvalid) {
+					t.Fatalf("Attend: %v", err)
+				}
+				for _, x := range out {
+					if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+						t.Fatalf("Attend gave %v", x)
+					}
+				}
+			case 3:
+				r, err := c.Compress()
+				if err != nil {
+					if !errors.Is(err, ErrInvalid) {
+						t.Fatalf("Compress: %v", err)
+					}
+					continue
+				}
+				checkStreamInvariants(t, c, r, p)
+			}
+		}
+	})
 }
