@@ -17,9 +17,11 @@ type KVCache struct {
 	// evictScore the attention decode eviction ranks by, and groupQ the
 	// queries and outputs of one group for several tokens.
 	attn, attnInv, evictScore, groupQ []float32
-	// evictDrop and evictKeep are the scratch of decode eviction.
-	evictDrop []bool
-	evictKeep []int32
+	// evictDrop and evictKeep are the scratch of decode eviction, heavyQ
+	// and heavyZ that of H2O's accumulation.
+	evictDrop      []bool
+	evictKeep      []int32
+	heavyQ, heavyZ []float32
 }
 
 type layer struct {

@@ -290,8 +290,8 @@ const h2oBlock = 32
 func (c *KVCache) accumulateHeavy(L *layer, q []float32, t int) {
 	d, H, g := c.cfg.HeadDim, c.cfg.Heads, c.group
 	scale := float32(1 / math.Sqrt(float64(d)))
-	qblk := make([]float32, h2oBlock*d)
-	var rows []float32
+	qblk := growTo(c.heavyQ, h2oBlock*d)
+	c.heavyQ = qblk
 	for kv := range L.heads {
 		h := &L.heads[kv]
 		n := h.len()
@@ -300,7 +300,8 @@ func (c *KVCache) accumulateHeavy(L *layer, q []float32, t int) {
 			L.qFrom = L.tokens // evicted before its attention: the sums are incomplete
 			return
 		}
-		rows = growTo(rows, h2oBlock*n)
+		rows := growTo(c.heavyZ, h2oBlock*n)
+		c.heavyZ = rows
 		for qh := kv * g; qh < (kv+1)*g; qh++ {
 			for lo := 0; lo < t; lo += h2oBlock {
 				hi := min(t, lo+h2oBlock)

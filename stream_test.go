@@ -450,3 +450,29 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// H2O's decode step (Append, then Attend with the token's queries, which
+// H2O accumulates) allocates nothing once the storage has room.
+func TestH2ODecodeZeroAllocs(t *testing.T) {
+	cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, DecodeReserve: 64, Policy: H2O()}
+	const n = 80
+	p := randomPrompt(rand.New(rand.NewPCG(31, 1)), cfg, n+64)
+	c := newCache(t, cfg)
+	p.fill(t, c, n, false, false)
+	qrow := cfg.Heads * cfg.HeadDim
+	out := make([]float32, qrow)
+	next := n
+	step := func() {
+		for l := range cfg.Layers {
+			p.appendRange(t, c, l, next, next+1, false)
+			if err := c.Attend(l, p.q[l][next*qrow:(next+1)*qrow], out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next++
+	}
+	step() // sizes the scratch
+	if allocs := testing.AllocsPerRun(20, step); allocs != 0 {
+		t.Errorf("%v allocations per H2O decode step", allocs)
+	}
+}
