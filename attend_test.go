@@ -24,8 +24,13 @@ func prefixView(v HeadView, last int, d int) HeadView {
 
 // Attend over t new tokens equals a float64 oracle of causal attention by
 // position, each token over the held entries up to its own position, on
-// compressed (gapped) heads, for t = 1..40 and every element type.
+// compressed (gapped) heads, for t = 1..40, every element type and every
+// kernel implementation.
 func TestAttendMultiToken(t *testing.T) {
+	forEachImpl(t, testAttendMultiToken)
+}
+
+func testAttendMultiToken(t *testing.T) {
 	for _, el := range []Element{Float32, Float16} {
 		cfg := Config{Layers: 1, Heads: 6, KVHeads: 2, HeadDim: 12, Window: 4, Budget: 24, Element: el, DecodeReserve: 8}
 		rng := rand.New(rand.NewPCG(7, uint64(el)))
