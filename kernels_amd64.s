@@ -2,9 +2,9 @@
 
 #include "textflag.h"
 
-// AVX2 + FMA + F16C kernels. The Go wrappers in kernels_amd64.go validate
-// lengths and split the work into bounded calls; these functions trust their
-// arguments. Every function is a leaf with no frame and ends with VZEROUPPER
+// AVX2 + FMA + F16C kernels, the prototypes and semantics of kernels.go.
+// The Go wrappers there validate lengths and split the work into bounded
+// calls; these functions trust their arguments. Every function is a leaf with no frame and ends with VZEROUPPER
 // so that SSE code after it pays no transition penalty.
 
 // tailmask<>+32-4·r is an 8-lane mask whose first r lanes are set: the masked
@@ -52,8 +52,8 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 // Register use: R8–R10 query rows, AX–DX the four key rows, SI the element
 // index, DI the output of query 0, R12 the keys left, R13 = −d8.
 
-// func score3x4AVX2(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4AVX2(SB), NOSPLIT, $0-76
+// func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
+TEXT ·score3x4(SB), NOSPLIT, $0-76
 	MOVQ d+40(FP), R13
 	ANDQ $-8, R13
 	MOVQ q0+0(FP), R8
@@ -176,12 +176,12 @@ partial:
 	VZEROUPPER
 	RET
 
-// score3x4F16AVX2 is score3x4AVX2 over float16 keys, widened by VCVTPH2PS
+// score3x4F16 is score3x4 over float16 keys, widened by VCVTPH2PS
 // as they are loaded. It covers the first d &^ 7 elements of each row; the
 // Go wrapper adds the rest, since F16C has no 16-bit masked load. d ≥ 8.
 
-// func score3x4F16AVX2(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4F16AVX2(SB), NOSPLIT, $0-76
+// func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
+TEXT ·score3x4F16(SB), NOSPLIT, $0-76
 	MOVQ d+40(FP), R13
 	ANDQ $-8, R13
 	MOVQ q0+0(FP), R8
@@ -265,14 +265,15 @@ f16partial:
 	RET
 
 // The remaining kernels process whole vectors of 8; the Go wrappers handle
-// the last n mod 8 elements in scalar code, except expSubAVX2, which masks.
+// the last n mod 8 elements in scalar code, except expSubAsm and axpyAsm,
+// which mask.
 
-// func maxAVX2(x *float32, n int) float32
+// func maxAsm(x *float32, n int) float32
 //
 // n is a positive multiple of 8. VMAXPS returns its second source when
 // either is NaN, so keeping the running maximum as the second source skips
 // NaNs exactly as maxGeneric's v > m does.
-TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+TEXT ·maxAsm(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	VPCMPEQD Y0, Y0, Y0
@@ -383,8 +384,8 @@ GLOBL expconst<>(SB), RODATA|NOPTR, $52
 	VMULPS Y5, Y3, Y3; \
 	VMULPS Y1, Y3, Y3
 
-// func expSubAVX2(x *float32, n int, m float32) float32
-TEXT ·expSubAVX2(SB), NOSPLIT, $0-28
+// func expSubAsm(x *float32, n int, m float32) float32
+TEXT ·expSubAsm(SB), NOSPLIT, $0-28
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS m+16(FP), Y10
@@ -433,10 +434,10 @@ expdone:
 	VZEROUPPER
 	RET
 
-// func axpyAVX2(a float32, x, y *float32, n int)
+// func axpyAsm(a float32, x, y *float32, n int)
 //
-// n is a positive multiple of 8. One rounding per element (FMA).
-TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+// n ≥ 1. One rounding per element (FMA), in the masked tail too.
+TEXT ·axpyAsm(SB), NOSPLIT, $0-32
 	VBROADCASTSS a+0(FP), Y0
 	MOVQ x+8(FP), SI
 	MOVQ y+16(FP), DI
@@ -463,17 +464,31 @@ axpy32:
 	SUBQ $32, CX
 	CMPQ CX, $32
 	JGE axpy32
-	TESTQ CX, CX
-	JZ axpydone
 
 axpy8:
+	CMPQ CX, $8
+	JLT axpytail
 	VMOVUPS (DI), Y1
 	VFMADD231PS (SI), Y0, Y1
 	VMOVUPS Y1, (DI)
 	ADDQ $32, SI
 	ADDQ $32, DI
 	SUBQ $8, CX
-	JNZ axpy8
+	JMP axpy8
+
+axpytail:
+	// The last n mod 8 elements through a mask: the same FMA on the
+	// lanes that are loaded and stored, nothing read or written past y.
+	TESTQ CX, CX
+	JZ axpydone
+	SHLQ $2, CX
+	LEAQ tailmask<>+32(SB), DX
+	SUBQ CX, DX
+	VMOVUPS (DX), Y7
+	VMASKMOVPS (SI), Y7, Y2
+	VMASKMOVPS (DI), Y7, Y1
+	VFMADD231PS Y2, Y0, Y1
+	VMASKMOVPS Y1, Y7, (DI)
 
 axpydone:
 	VZEROUPPER
@@ -488,10 +503,10 @@ axpydone:
 // Register use: R8 out, R9 the column in row 0, R10 columns left, R11 the
 // row stride in bytes; SI walks p, DI the rows, CX counts rows.
 
-// func weightedSumAVX2(p *float32, n int, vals *float32, stride int, out *float32, w int)
+// func wsum1(p *float32, n int, vals *float32, stride int, out *float32, w int)
 //
 // For c < w (a positive multiple of 8): out[c] += Σ_{i<n} p[i]·vals[i·stride+c]; n ≥ 1.
-TEXT ·weightedSumAVX2(SB), NOSPLIT, $0-48
+TEXT ·wsum1(SB), NOSPLIT, $0-48
 	MOVQ out+32(FP), R8
 	MOVQ vals+16(FP), R9
 	MOVQ w+40(FP), R10
@@ -595,10 +610,10 @@ wsdone:
 	VZEROUPPER
 	RET
 
-// func weightedSumF16AVX2(p *float32, n int, vals *uint16, stride int, out *float32, w int)
+// func wsum1F16(p *float32, n int, vals *uint16, stride int, out *float32, w int)
 //
-// weightedSumAVX2 over float16 rows, widened by VCVTPH2PS as they are read.
-TEXT ·weightedSumF16AVX2(SB), NOSPLIT, $0-48
+// wsum1 over float16 rows, widened by VCVTPH2PS as they are read.
+TEXT ·wsum1F16(SB), NOSPLIT, $0-48
 	MOVQ out+32(FP), R8
 	MOVQ vals+16(FP), R9
 	MOVQ w+40(FP), R10
@@ -730,10 +745,10 @@ whdone:
 	VHADDPS X0, X0, X0; \
 	VHADDPS X0, X0, X0
 
-// func l1NormAVX2(x *float32, n int) float32
+// func l1NormAsm(x *float32, n int) float32
 //
 // n is a positive multiple of 8.
-TEXT ·l1NormAVX2(SB), NOSPLIT, $0-20
+TEXT ·l1NormAsm(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	ABSMASK
@@ -774,10 +789,10 @@ l1ndone:
 	VZEROUPPER
 	RET
 
-// func l1NormF16AVX2(x *uint16, n int) float32
+// func l1NormF16Asm(x *uint16, n int) float32
 //
 // n is a positive multiple of 8.
-TEXT ·l1NormF16AVX2(SB), NOSPLIT, $0-20
+TEXT ·l1NormF16Asm(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	ABSMASK
@@ -823,11 +838,11 @@ l1hdone:
 	VZEROUPPER
 	RET
 
-// func widenAVX2(dst *float32, src *uint16, n int)
+// func widenAsm(dst *float32, src *uint16, n int)
 //
 // n is a positive multiple of 8. VCVTPH2PS is exact, subnormals included
 // (it ignores MXCSR.DAZ), and quiets NaNs keeping their payload.
-TEXT ·widenAVX2(SB), NOSPLIT, $0-24
+TEXT ·widenAsm(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
@@ -864,13 +879,13 @@ widendone:
 	VZEROUPPER
 	RET
 
-// func narrowAVX2(dst *uint16, src *float32, n int)
+// func narrowAsm(dst *uint16, src *float32, n int)
 //
 // n is a positive multiple of 8. Immediate 0 of VCVTPS2PH: bits 1:0 = 00
 // round to nearest even, bit 2 = 0 take the rounding mode from the
 // immediate rather than MXCSR.RC. Results are not flushed to zero (FTZ does
 // not apply to VCVTPS2PH), NaNs are quieted keeping the top payload bits.
-TEXT ·narrowAVX2(SB), NOSPLIT, $0-24
+TEXT ·narrowAsm(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
@@ -907,12 +922,12 @@ narrowdone:
 	VZEROUPPER
 	RET
 
-// func fmaPeakAVX2(n int)
+// func fmaPeak(n int)
 //
 // The FMA roofline for the benchmarks, not a kernel: n iterations of 12
 // independent VFMADD231PS (192 flops), 12 accumulators being more than the
 // FMA latency × throughput product (4 × 2) of current cores.
-TEXT ·fmaPeakAVX2(SB), NOSPLIT, $0-8
+TEXT ·fmaPeak(SB), NOSPLIT, $0-8
 	MOVQ n+0(FP), CX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -948,7 +963,7 @@ peakloop:
 	VZEROUPPER
 	RET
 
-// func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes, nt int)
+// func gatherAsm(dst, src unsafe.Pointer, idx *int32, n, rowBytes, nt int)
 //
 // Copies row idx[r] of src to row r of dst for r < n, rows of rowBytes ≥ 32
 // bytes: 128 bytes per step (four loads, then four stores) for rows of 512
@@ -967,7 +982,7 @@ peakloop:
 // VMOVNTDQ needs 32-byte aligned addresses, so they are used only when dst
 // and rowBytes are multiples of 32 (every row then starts aligned); the
 // SFENCE orders them before whatever the caller stores next.
-TEXT ·gatherF32AVX2(SB), NOSPLIT, $0-48
+TEXT ·gatherAsm(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), R8
 	MOVQ idx+16(FP), R9
@@ -1111,15 +1126,11 @@ ntnext:
 	VZEROUPPER
 	RET
 
-// func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes, nt int)
-TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-48
-	JMP ·gatherF32AVX2(SB)
-
 // The grouped weighted sums read each value row once for several output
 // rows: per row of vals, every value vector is loaded into a register once
 // and multiplied by the broadcast weight of each output row, so g query heads
 // sharing a KV head cost one pass over its values per group instead of g.
-// The column blocking is weightedSumAVX2's: a block of output columns stays
+// The column blocking is wsum1's: a block of output columns stays
 // in registers while the n rows stream past, and the Go wrapper sizes n so
 // that the rows stay in L1 from the first column block (and group) to the
 // last. out is added to, not overwritten.
@@ -1184,13 +1195,13 @@ TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-48
 	VFMADD231PS Y8, Y12, Y2; \
 	VFMADD231PS Y8, Y13, Y3
 
-// func weightedSums4AVX2(p *float32, pn, p3, n int, vals *float32, stride int, out *float32, o3, w, pf int)
+// func wsums4(p *float32, pn, p3, n int, vals *float32, stride int, out *float32, o3, w, pf int)
 //
 // For rows k < 4 and c < w (a positive multiple of 8):
 // out[k·stride+c] += Σ_{i<n} p[k·pn+i]·vals[i·stride+c] (row 3 at p3, o3);
 // n ≥ 1. Blocks of 16 columns (8 accumulators, enough to cover the FMA
 // latency), then one of 8.
-TEXT ·weightedSums4AVX2(SB), NOSPLIT, $0-80
+TEXT ·wsums4(SB), NOSPLIT, $0-80
 	MOVQ p+0(FP), BX
 	MOVQ pn+8(FP), AX
 	MOVQ p3+16(FP), DX
@@ -1250,10 +1261,10 @@ ws4done:
 	VZEROUPPER
 	RET
 
-// func weightedSums4F16AVX2(p *float32, pn, p3, n int, vals *uint16, stride int, out *float32, o3, w, pf int)
+// func wsums4F16(p *float32, pn, p3, n int, vals *uint16, stride int, out *float32, o3, w, pf int)
 //
-// weightedSums4AVX2 over float16 rows, widened by VCVTPH2PS as they are read.
-TEXT ·weightedSums4F16AVX2(SB), NOSPLIT, $0-80
+// wsums4 over float16 rows, widened by VCVTPH2PS as they are read.
+TEXT ·wsums4F16(SB), NOSPLIT, $0-80
 	MOVQ p+0(FP), BX
 	MOVQ pn+8(FP), AX
 	MOVQ p3+16(FP), DX
@@ -1348,11 +1359,11 @@ wh4done:
 	VFMADD231PS Y8, Y12, Y0; \
 	VFMADD231PS Y8, Y13, Y1
 
-// func weightedSums2AVX2(p *float32, pn, n int, vals *float32, stride int, out *float32, w, pf int)
+// func wsums2(p *float32, pn, n int, vals *float32, stride int, out *float32, w, pf int)
 //
 // For rows k < 2 and c < w (a positive multiple of 8):
 // out[k·stride+c] += Σ_{i<n} p[k·pn+i]·vals[i·stride+c]; n ≥ 1.
-TEXT ·weightedSums2AVX2(SB), NOSPLIT, $0-64
+TEXT ·wsums2(SB), NOSPLIT, $0-64
 	MOVQ p+0(FP), BX
 	MOVQ pn+8(FP), AX
 	MOVQ vals+24(FP), R9
@@ -1417,10 +1428,10 @@ ws2done:
 	VZEROUPPER
 	RET
 
-// func weightedSums2F16AVX2(p *float32, pn, n int, vals *uint16, stride int, out *float32, w, pf int)
+// func wsums2F16(p *float32, pn, n int, vals *uint16, stride int, out *float32, w, pf int)
 //
-// weightedSums2AVX2 over float16 rows.
-TEXT ·weightedSums2F16AVX2(SB), NOSPLIT, $0-64
+// wsums2 over float16 rows.
+TEXT ·wsums2F16(SB), NOSPLIT, $0-64
 	MOVQ p+0(FP), BX
 	MOVQ pn+8(FP), AX
 	MOVQ vals+24(FP), R9

@@ -5,7 +5,7 @@ package lava
 // arm64-only checks of the NEON kernels against the generic ones and against
 // float64 oracles: lengths 0..70 (more than two 16-element blocks plus every
 // tail), offsets 0..7 for every pointer, canaries around every output, and
-// lengths past asmChunk so the Go wrappers' splitting is exercised.
+// lengths past asmWork so the Go wrappers' splitting is exercised.
 // Run under qemu: GOARCH=arm64 go test -exec qemu-aarch64 .
 
 import (
@@ -130,7 +130,7 @@ func TestNEONScoreBlock(t *testing.T) {
 // TestNEONScoreBlockChunks covers more keys than one assembly call takes.
 func TestNEONScoreBlockChunks(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	const d, nk = 3, asmChunk/3 + 1000
+	const d, nk = 3, asmWork/3 + 1000
 	q := randF32s(r, 2*d, 1)
 	k32 := randF32s(r, nk*d, 1)
 	k16 := make([]uint16, len(k32))
@@ -185,8 +185,8 @@ func TestNEONMax(t *testing.T) {
 			}
 		}
 	}
-	big := randF32s(r, 3*asmChunk+5, 1)
-	big[2*asmChunk+3] = 77
+	big := randF32s(r, 3*asmWork+5, 1)
+	big[2*asmWork+3] = 77
 	if got := maxOf(big); got != 77 {
 		t.Fatalf("maxOf across chunks = %v, want 77", got)
 	}
@@ -301,9 +301,9 @@ func TestNEONWeightedSum(t *testing.T) {
 					out.s()[i] = 123 // weightedSum must overwrite, not add
 				}
 				if f16 {
-					weightedSumF16(p, v16, out.s())
+					weightedSumsF16(p, v16, out.s(), d)
 				} else {
-					weightedSum(p, v32, out.s())
+					weightedSums(p, v32, out.s(), d)
 				}
 				out.check(t, "weightedSum")
 				for c := range d {
@@ -327,7 +327,7 @@ func TestNEONWeightedSum(t *testing.T) {
 // the row order is kept, so the result equals the generic one up to fusing.
 func TestNEONWeightedSumChunks(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	const d, rows = 2, asmChunk/2 + 300
+	const d, rows = 2, asmWork/2 + 300
 	p := randF32s(r, rows, 1)
 	v32 := randF32s(r, rows*d, 1)
 	v16 := make([]uint16, len(v32))
@@ -336,9 +336,9 @@ func TestNEONWeightedSumChunks(t *testing.T) {
 		got, want := make([]float32, d), make([]float64, d)
 		var abs [d]float64
 		if f16 {
-			weightedSumF16(p, v16, got)
+			weightedSumsF16(p, v16, got, d)
 		} else {
-			weightedSum(p, v32, got)
+			weightedSums(p, v32, got, d)
 		}
 		for i := range rows {
 			for c := range d {
@@ -445,7 +445,7 @@ func TestNEONWeightedSumsChunks(t *testing.T) {
 			if f16 {
 				rowBytes = 2 * c.d
 			}
-			n := 2*wsumsRows(rowBytes) + 3
+			n := 2*max(1, wsumsBlockBytes/rowBytes) + 3
 			wsumsCase(t, r, f16, c.g, c.d, n, c.g)
 		}
 	}
@@ -473,7 +473,7 @@ func TestNEONWeightedSumsShortVals(t *testing.T) {
 
 func TestNEONL1Norm(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	lens := []int{asmChunk + 17, 3*asmChunk + 1}
+	lens := []int{asmWork + 17, 3*asmWork + 1}
 	for n := 0; n <= neonMaxLen; n++ {
 		lens = append(lens, n)
 	}
@@ -627,8 +627,8 @@ func TestNEONWrapperPanics(t *testing.T) {
 	}
 	mustPanic("scoreBlock", func() { scoreBlock(make([]float32, 4), make([]float32, 8), 4, 1, make([]float32, 1)) })
 	mustPanic("scoreBlockF16", func() { scoreBlockF16(make([]float32, 4), make([]uint16, 8), 4, 1, make([]float32, 1)) })
-	mustPanic("weightedSum", func() { weightedSum(make([]float32, 3), make([]float32, 5), make([]float32, 2)) })
-	mustPanic("weightedSumF16", func() { weightedSumF16(make([]float32, 3), make([]uint16, 5), make([]float32, 2)) })
+	mustPanic("weightedSum", func() { weightedSums(make([]float32, 3), make([]float32, 5), make([]float32, 2), 2) })
+	mustPanic("weightedSumF16", func() { weightedSumsF16(make([]float32, 3), make([]uint16, 5), make([]float32, 2), 2) })
 	mustPanic("axpy", func() { axpy(1, make([]float32, 3), make([]float32, 2)) })
 	mustPanic("widenF16", func() { widenF16(make([]float32, 2), make([]uint16, 3)) })
 	mustPanic("narrowF16", func() { narrowF16(make([]uint16, 2), make([]float32, 3)) })
