@@ -2,29 +2,21 @@
 
 #include "textflag.h"
 
-// AVX2 + FMA + F16C kernels. The Go wrappers in kernels_amd64.go validate
-// lengths and split the work into bounded calls; these functions trust their
-// arguments. Every function is a leaf with no frame and ends with VZEROUPPER
+// AVX2 + FMA + F16C kernels, the prototypes and semantics of kernels.go.
+// The Go wrappers there validate lengths and split the work into bounded
+// calls; these functions trust their arguments. Every function is a leaf with no frame and ends with VZEROUPPER
 // so that SSE code after it pays no transition penalty.
 
 // tailmask<>+32-4·r is an 8-lane mask whose first r lanes are set: the masked
 // loads and stores of the last r < 8 elements of a row.
-DATA tailmask<>+0(SB)/4, $0xffffffff
-DATA tailmask<>+4(SB)/4, $0xffffffff
-DATA tailmask<>+8(SB)/4, $0xffffffff
-DATA tailmask<>+12(SB)/4, $0xffffffff
-DATA tailmask<>+16(SB)/4, $0xffffffff
-DATA tailmask<>+20(SB)/4, $0xffffffff
-DATA tailmask<>+24(SB)/4, $0xffffffff
-DATA tailmask<>+28(SB)/4, $0xffffffff
-DATA tailmask<>+32(SB)/4, $0
-DATA tailmask<>+36(SB)/4, $0
-DATA tailmask<>+40(SB)/4, $0
-DATA tailmask<>+44(SB)/4, $0
-DATA tailmask<>+48(SB)/4, $0
-DATA tailmask<>+52(SB)/4, $0
-DATA tailmask<>+56(SB)/4, $0
-DATA tailmask<>+60(SB)/4, $0
+DATA tailmask<>+0(SB)/8, $-1
+DATA tailmask<>+8(SB)/8, $-1
+DATA tailmask<>+16(SB)/8, $-1
+DATA tailmask<>+24(SB)/8, $-1
+DATA tailmask<>+32(SB)/8, $0
+DATA tailmask<>+40(SB)/8, $0
+DATA tailmask<>+48(SB)/8, $0
+DATA tailmask<>+56(SB)/8, $0
 GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 
 #define ZERO12 \
@@ -50,229 +42,193 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 // end of the vectorised part of their rows and SI counts up from −d8 to 0.
 //
 // Register use: R8–R10 query rows, AX–DX the four key rows, SI the element
-// index, DI the output of query 0, R12 the keys left, R13 = −d8.
+// index, DI the output of query 0, R12 the keys left, R13 = −d8, R14 the key
+// row stride in bytes.
 
-// func score3x4AVX2(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4AVX2(SB), NOSPLIT, $0-76
-	MOVQ d+40(FP), R13
-	ANDQ $-8, R13
-	MOVQ q0+0(FP), R8
-	MOVQ q1+8(FP), R9
-	MOVQ q2+16(FP), R10
-	MOVQ keys+24(FP), AX
-	LEAQ (R8)(R13*4), R8
-	LEAQ (R9)(R13*4), R9
-	LEAQ (R10)(R13*4), R10
-	LEAQ (AX)(R13*4), AX
-	NEGQ R13
-	MOVQ out+32(FP), DI
-	MOVQ nk+48(FP), R12
+// KEYS_F32 and KEYS_F16 load a vector of key elements as float32, the second
+// widening float16 with VCVTPH2PS.
+#define KEYS_F32(src, dst) VMOVUPS src, dst
+#define KEYS_F16(src, dst) VCVTPH2PS src, dst
 
-group:
-	// Key rows 1–3 of the tile; past the last key they repeat the last
-	// one, whose duplicate sums are never stored.
-	MOVQ d+40(FP), SI
-	SHLQ $2, SI
-	LEAQ (AX)(SI*1), BX
-	LEAQ (BX)(SI*1), CX
-	LEAQ (CX)(SI*1), DX
-	CMPQ R12, $2
-	CMOVQLT AX, BX
-	CMPQ R12, $3
-	CMOVQLT BX, CX
-	CMPQ R12, $4
-	CMOVQLT CX, DX
-	ZERO12
-	MOVQ R13, SI
-	TESTQ SI, SI
-	JZ tail
-
-	PCALIGN $32
-loop:
-	VMOVUPS (R8)(SI*4), Y12
-	VMOVUPS (R9)(SI*4), Y13
-	VMOVUPS (R10)(SI*4), Y14
-	VMOVUPS (AX)(SI*4), Y15
-	FMA3(Y0, Y4, Y8)
-	VMOVUPS (BX)(SI*4), Y15
-	FMA3(Y1, Y5, Y9)
-	VMOVUPS (CX)(SI*4), Y15
-	FMA3(Y2, Y6, Y10)
-	VMOVUPS (DX)(SI*4), Y15
-	FMA3(Y3, Y7, Y11)
-	ADDQ $8, SI
-	JNZ loop
-
-tail:
-	// The last d mod 8 elements, with masked loads that read nothing past
-	// the rows. Only Y12–Y15 are free, so query 2 takes a second pass.
-	MOVQ d+40(FP), SI
-	ANDQ $7, SI
-	JZ reduce
-	SHLQ $2, SI
-	LEAQ tailmask<>+32(SB), R11
-	SUBQ SI, R11
-	VMOVUPS (R11), Y15
-	VMASKMOVPS (R8), Y15, Y12
-	VMASKMOVPS (R9), Y15, Y13
-	VMASKMOVPS (AX), Y15, Y14
-	VFMADD231PS Y14, Y12, Y0
-	VFMADD231PS Y14, Y13, Y4
-	VMASKMOVPS (BX), Y15, Y14
-	VFMADD231PS Y14, Y12, Y1
-	VFMADD231PS Y14, Y13, Y5
-	VMASKMOVPS (CX), Y15, Y14
-	VFMADD231PS Y14, Y12, Y2
-	VFMADD231PS Y14, Y13, Y6
-	VMASKMOVPS (DX), Y15, Y14
-	VFMADD231PS Y14, Y12, Y3
-	VFMADD231PS Y14, Y13, Y7
-	VMASKMOVPS (R10), Y15, Y12
-	VMASKMOVPS (AX), Y15, Y14
-	VFMADD231PS Y14, Y12, Y8
-	VMASKMOVPS (BX), Y15, Y14
-	VFMADD231PS Y14, Y12, Y9
-	VMASKMOVPS (CX), Y15, Y14
-	VFMADD231PS Y14, Y12, Y10
-	VMASKMOVPS (DX), Y15, Y14
+// SCORETAIL_F32 adds the last D mod 8 elements of float32 rows, with masked
+// loads that read nothing past the rows. Only Y12–Y15 are free, so query 2
+// takes a second pass. Float16 rows have no tail here (SCORETAIL_F16): F16C
+// has no 16-bit masked load, so the Go wrapper adds it.
+#define SCORETAIL_F32(D) \
+	MOVQ D, SI; \
+	ANDQ $7, SI; \
+	JZ reduce; \
+	SHLQ $2, SI; \
+	LEAQ tailmask<>+32(SB), R11; \
+	SUBQ SI, R11; \
+	VMOVUPS (R11), Y15; \
+	VMASKMOVPS (R8), Y15, Y12; \
+	VMASKMOVPS (R9), Y15, Y13; \
+	VMASKMOVPS (AX), Y15, Y14; \
+	VFMADD231PS Y14, Y12, Y0; \
+	VFMADD231PS Y14, Y13, Y4; \
+	VMASKMOVPS (BX), Y15, Y14; \
+	VFMADD231PS Y14, Y12, Y1; \
+	VFMADD231PS Y14, Y13, Y5; \
+	VMASKMOVPS (CX), Y15, Y14; \
+	VFMADD231PS Y14, Y12, Y2; \
+	VFMADD231PS Y14, Y13, Y6; \
+	VMASKMOVPS (DX), Y15, Y14; \
+	VFMADD231PS Y14, Y12, Y3; \
+	VFMADD231PS Y14, Y13, Y7; \
+	VMASKMOVPS (R10), Y15, Y12; \
+	VMASKMOVPS (AX), Y15, Y14; \
+	VFMADD231PS Y14, Y12, Y8; \
+	VMASKMOVPS (BX), Y15, Y14; \
+	VFMADD231PS Y14, Y12, Y9; \
+	VMASKMOVPS (CX), Y15, Y14; \
+	VFMADD231PS Y14, Y12, Y10; \
+	VMASKMOVPS (DX), Y15, Y14; \
 	VFMADD231PS Y14, Y12, Y11
 
-reduce:
-	REDUCE4(Y0, Y1, Y2, Y3, X0, X1)
-	REDUCE4(Y4, Y5, Y6, Y7, X4, X5)
-	REDUCE4(Y8, Y9, Y10, Y11, X8, X9)
-	VBROADCASTSS scale+72(FP), X15
-	VMULPS X15, X0, X0
-	VMULPS X15, X4, X4
-	VMULPS X15, X8, X8
-	CMPQ R12, $4
-	JLT partial
-	VMOVUPS X0, (DI)
-	MOVQ o1+56(FP), SI
-	VMOVUPS X4, (DI)(SI*4)
-	MOVQ o2+64(FP), SI
-	VMOVUPS X8, (DI)(SI*4)
-	ADDQ $16, DI
-	MOVQ d+40(FP), SI
-	SHLQ $4, SI
-	ADDQ SI, AX
-	SUBQ $4, R12
-	JNZ group
-	VZEROUPPER
+#define SCORETAIL_F16(D)
+
+// SCORE3X4 is the body of both score kernels, for keys of esz = 1 << esh
+// bytes; Q0 … SCALE are the arguments. Per
+// tile: key rows 1–3, which past the last key repeat the last one (their
+// duplicate sums are never stored); the 12 accumulators over the vector
+// steps and the tail; the horizontal sums, scaled; four scores per query
+// stored, or for 1–3 keys left only their lanes.
+#define SCORE3X4(KEYS, esz, esh, TAIL, Q0, Q1, Q2, K, OUT, D, NK, O1, O2, SCALE) \
+	MOVQ Q0, R8; \
+	MOVQ Q1, R9; \
+	MOVQ Q2, R10; \
+	MOVQ K, AX; \
+	MOVQ OUT, DI; \
+	MOVQ NK, R12; \
+	MOVQ D, R13; \
+	ANDQ $-8, R13; \
+	LEAQ (R8)(R13*4), R8; \
+	LEAQ (R9)(R13*4), R9; \
+	LEAQ (R10)(R13*4), R10; \
+	LEAQ (AX)(R13*esz), AX; \
+	NEGQ R13; \
+	MOVQ D, R14; \
+	SHLQ $esh, R14; \
+group: \
+	LEAQ (AX)(R14*1), BX; \
+	LEAQ (BX)(R14*1), CX; \
+	LEAQ (CX)(R14*1), DX; \
+	CMPQ R12, $2; \
+	CMOVQLT AX, BX; \
+	CMPQ R12, $3; \
+	CMOVQLT BX, CX; \
+	CMPQ R12, $4; \
+	CMOVQLT CX, DX; \
+	ZERO12; \
+	MOVQ R13, SI; \
+	TESTQ SI, SI; \
+	JZ tail; \
+	PCALIGN $32; \
+loop: \
+	VMOVUPS (R8)(SI*4), Y12; \
+	VMOVUPS (R9)(SI*4), Y13; \
+	VMOVUPS (R10)(SI*4), Y14; \
+	KEYS((AX)(SI*esz), Y15); \
+	FMA3(Y0, Y4, Y8); \
+	KEYS((BX)(SI*esz), Y15); \
+	FMA3(Y1, Y5, Y9); \
+	KEYS((CX)(SI*esz), Y15); \
+	FMA3(Y2, Y6, Y10); \
+	KEYS((DX)(SI*esz), Y15); \
+	FMA3(Y3, Y7, Y11); \
+	ADDQ $8, SI; \
+	JNZ loop; \
+tail: \
+	TAIL(D); \
+reduce: \
+	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
+	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
+	REDUCE4(Y8, Y9, Y10, Y11, X8, X9); \
+	VBROADCASTSS SCALE, X15; \
+	VMULPS X15, X0, X0; \
+	VMULPS X15, X4, X4; \
+	VMULPS X15, X8, X8; \
+	CMPQ R12, $4; \
+	JLT partial; \
+	VMOVUPS X0, (DI); \
+	MOVQ O1, SI; \
+	VMOVUPS X4, (DI)(SI*4); \
+	MOVQ O2, SI; \
+	VMOVUPS X8, (DI)(SI*4); \
+	ADDQ $16, DI; \
+	LEAQ (AX)(R14*4), AX; \
+	SUBQ $4, R12; \
+	JNZ group; \
+	VZEROUPPER; \
+	RET; \
+partial: \
+	MOVQ R12, SI; \
+	SHLQ $2, SI; \
+	LEAQ tailmask<>+32(SB), R11; \
+	SUBQ SI, R11; \
+	VMOVUPS (R11), X15; \
+	VMASKMOVPS X0, X15, (DI); \
+	MOVQ O1, SI; \
+	VMASKMOVPS X4, X15, (DI)(SI*4); \
+	MOVQ O2, SI; \
+	VMASKMOVPS X8, X15, (DI)(SI*4); \
+	VZEROUPPER; \
 	RET
 
-partial:
-	// 1–3 keys left: store only their lanes.
-	MOVQ R12, SI
-	SHLQ $2, SI
-	LEAQ tailmask<>+32(SB), R11
-	SUBQ SI, R11
-	VMOVUPS (R11), X15
-	VMASKMOVPS X0, X15, (DI)
-	MOVQ o1+56(FP), SI
-	VMASKMOVPS X4, X15, (DI)(SI*4)
-	MOVQ o2+64(FP), SI
-	VMASKMOVPS X8, X15, (DI)(SI*4)
-	VZEROUPPER
-	RET
+// func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
+TEXT ·score3x4(SB), NOSPLIT, $0-76
+	SCORE3X4(KEYS_F32, 4, 2, SCORETAIL_F32, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
 
-// score3x4F16AVX2 is score3x4AVX2 over float16 keys, widened by VCVTPH2PS
-// as they are loaded. It covers the first d &^ 7 elements of each row; the
-// Go wrapper adds the rest, since F16C has no 16-bit masked load. d ≥ 8.
-
-// func score3x4F16AVX2(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4F16AVX2(SB), NOSPLIT, $0-76
-	MOVQ d+40(FP), R13
-	ANDQ $-8, R13
-	MOVQ q0+0(FP), R8
-	MOVQ q1+8(FP), R9
-	MOVQ q2+16(FP), R10
-	MOVQ keys+24(FP), AX
-	LEAQ (R8)(R13*4), R8
-	LEAQ (R9)(R13*4), R9
-	LEAQ (R10)(R13*4), R10
-	LEAQ (AX)(R13*2), AX
-	NEGQ R13
-	MOVQ out+32(FP), DI
-	MOVQ nk+48(FP), R12
-
-f16group:
-	MOVQ d+40(FP), SI
-	SHLQ $1, SI
-	LEAQ (AX)(SI*1), BX
-	LEAQ (BX)(SI*1), CX
-	LEAQ (CX)(SI*1), DX
-	CMPQ R12, $2
-	CMOVQLT AX, BX
-	CMPQ R12, $3
-	CMOVQLT BX, CX
-	CMPQ R12, $4
-	CMOVQLT CX, DX
-	ZERO12
-	MOVQ R13, SI
-
-	PCALIGN $32
-f16loop:
-	VMOVUPS (R8)(SI*4), Y12
-	VMOVUPS (R9)(SI*4), Y13
-	VMOVUPS (R10)(SI*4), Y14
-	VCVTPH2PS (AX)(SI*2), Y15
-	FMA3(Y0, Y4, Y8)
-	VCVTPH2PS (BX)(SI*2), Y15
-	FMA3(Y1, Y5, Y9)
-	VCVTPH2PS (CX)(SI*2), Y15
-	FMA3(Y2, Y6, Y10)
-	VCVTPH2PS (DX)(SI*2), Y15
-	FMA3(Y3, Y7, Y11)
-	ADDQ $8, SI
-	JNZ f16loop
-
-	REDUCE4(Y0, Y1, Y2, Y3, X0, X1)
-	REDUCE4(Y4, Y5, Y6, Y7, X4, X5)
-	REDUCE4(Y8, Y9, Y10, Y11, X8, X9)
-	VBROADCASTSS scale+72(FP), X15
-	VMULPS X15, X0, X0
-	VMULPS X15, X4, X4
-	VMULPS X15, X8, X8
-	CMPQ R12, $4
-	JLT f16partial
-	VMOVUPS X0, (DI)
-	MOVQ o1+56(FP), SI
-	VMOVUPS X4, (DI)(SI*4)
-	MOVQ o2+64(FP), SI
-	VMOVUPS X8, (DI)(SI*4)
-	ADDQ $16, DI
-	MOVQ d+40(FP), SI
-	SHLQ $3, SI
-	ADDQ SI, AX
-	SUBQ $4, R12
-	JNZ f16group
-	VZEROUPPER
-	RET
-
-f16partial:
-	MOVQ R12, SI
-	SHLQ $2, SI
-	LEAQ tailmask<>+32(SB), R11
-	SUBQ SI, R11
-	VMOVUPS (R11), X15
-	VMASKMOVPS X0, X15, (DI)
-	MOVQ o1+56(FP), SI
-	VMASKMOVPS X4, X15, (DI)(SI*4)
-	MOVQ o2+64(FP), SI
-	VMASKMOVPS X8, X15, (DI)(SI*4)
-	VZEROUPPER
-	RET
+// func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
+TEXT ·score3x4F16(SB), NOSPLIT, $0-76
+	SCORE3X4(KEYS_F16, 2, 1, SCORETAIL_F16, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
 
 // The remaining kernels process whole vectors of 8; the Go wrappers handle
-// the last n mod 8 elements in scalar code, except expSubAVX2, which masks.
+// the last n mod 8 elements in scalar code, except expSubAsm and axpyAsm,
+// which mask.
 
-// func maxAVX2(x *float32, n int) float32
+// RED4 is the loop of the reductions (max and the l1 norms): the CX
+// elements of esz bytes at SI, a positive multiple of 8, folded into the
+// accumulators Y0–Y3, 32 at a time, then 8. LOAD(off, reg) sets reg to the
+// 8 elements at element offset off, FOLD(v, acc) folds v into acc.
+#define RED4(LOAD, FOLD, esz) \
+	CMPQ CX, $32; \
+	JLT red8; \
+	PCALIGN $32; \
+red32: \
+	LOAD(0, Y4); \
+	LOAD(8, Y5); \
+	LOAD(16, Y6); \
+	LOAD(24, Y7); \
+	FOLD(Y4, Y0); \
+	FOLD(Y5, Y1); \
+	FOLD(Y6, Y2); \
+	FOLD(Y7, Y3); \
+	ADDQ $(32*esz), SI; \
+	SUBQ $32, CX; \
+	CMPQ CX, $32; \
+	JGE red32; \
+	TESTQ CX, CX; \
+	JZ reddone; \
+red8: \
+	LOAD(0, Y4); \
+	FOLD(Y4, Y0); \
+	ADDQ $(8*esz), SI; \
+	SUBQ $8, CX; \
+	JNZ red8; \
+reddone:
+
+// MAXLOAD and MAXFOLD are maxAsm's LOAD and FOLD. VMAXPS returns its second
+// source when either is NaN, so keeping the running maximum as the second
+// source skips NaNs exactly as maxGeneric's v > m does.
+#define MAXLOAD(off, reg) VMOVUPS (off*4)(SI), reg
+#define MAXFOLD(v, acc) VMAXPS acc, v, acc
+
+// func maxAsm(x *float32, n int) float32
 //
-// n is a positive multiple of 8. VMAXPS returns its second source when
-// either is NaN, so keeping the running maximum as the second source skips
-// NaNs exactly as maxGeneric's v > m does.
-TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+// n is a positive multiple of 8; the lanes start at −Inf.
+TEXT ·maxAsm(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	VPCMPEQD Y0, Y0, Y0
@@ -280,34 +236,7 @@ TEXT ·maxAVX2(SB), NOSPLIT, $0-20
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
-	CMPQ CX, $32
-	JLT max8
-
-	PCALIGN $32
-max32:
-	VMOVUPS (SI), Y4
-	VMOVUPS 32(SI), Y5
-	VMOVUPS 64(SI), Y6
-	VMOVUPS 96(SI), Y7
-	VMAXPS Y0, Y4, Y0
-	VMAXPS Y1, Y5, Y1
-	VMAXPS Y2, Y6, Y2
-	VMAXPS Y3, Y7, Y3
-	ADDQ $128, SI
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE max32
-	TESTQ CX, CX
-	JZ maxdone
-
-max8:
-	VMOVUPS (SI), Y4
-	VMAXPS Y0, Y4, Y0
-	ADDQ $32, SI
-	SUBQ $8, CX
-	JNZ max8
-
-maxdone:
+	RED4(MAXLOAD, MAXFOLD, 4)
 	VMAXPS Y1, Y0, Y0
 	VMAXPS Y3, Y2, Y2
 	VMAXPS Y2, Y0, Y0
@@ -383,8 +312,8 @@ GLOBL expconst<>(SB), RODATA|NOPTR, $52
 	VMULPS Y5, Y3, Y3; \
 	VMULPS Y1, Y3, Y3
 
-// func expSubAVX2(x *float32, n int, m float32) float32
-TEXT ·expSubAVX2(SB), NOSPLIT, $0-28
+// func expSubAsm(x *float32, n int, m float32) float32
+TEXT ·expSubAsm(SB), NOSPLIT, $0-28
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS m+16(FP), Y10
@@ -433,10 +362,10 @@ expdone:
 	VZEROUPPER
 	RET
 
-// func axpyAVX2(a float32, x, y *float32, n int)
+// func axpyAsm(a float32, x, y *float32, n int)
 //
-// n is a positive multiple of 8. One rounding per element (FMA).
-TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+// n ≥ 1. One rounding per element (FMA), in the masked tail too.
+TEXT ·axpyAsm(SB), NOSPLIT, $0-32
 	VBROADCASTSS a+0(FP), Y0
 	MOVQ x+8(FP), SI
 	MOVQ y+16(FP), DI
@@ -463,17 +392,31 @@ axpy32:
 	SUBQ $32, CX
 	CMPQ CX, $32
 	JGE axpy32
-	TESTQ CX, CX
-	JZ axpydone
 
 axpy8:
+	CMPQ CX, $8
+	JLT axpytail
 	VMOVUPS (DI), Y1
 	VFMADD231PS (SI), Y0, Y1
 	VMOVUPS Y1, (DI)
 	ADDQ $32, SI
 	ADDQ $32, DI
 	SUBQ $8, CX
-	JNZ axpy8
+	JMP axpy8
+
+axpytail:
+	// The last n mod 8 elements through a mask: the same FMA on the
+	// lanes that are loaded and stored, nothing read or written past y.
+	TESTQ CX, CX
+	JZ axpydone
+	SHLQ $2, CX
+	LEAQ tailmask<>+32(SB), DX
+	SUBQ CX, DX
+	VMOVUPS (DX), Y7
+	VMASKMOVPS (SI), Y7, Y2
+	VMASKMOVPS (DI), Y7, Y1
+	VFMADD231PS Y2, Y0, Y1
+	VMASKMOVPS Y1, Y7, (DI)
 
 axpydone:
 	VZEROUPPER
@@ -488,232 +431,99 @@ axpydone:
 // Register use: R8 out, R9 the column in row 0, R10 columns left, R11 the
 // row stride in bytes; SI walks p, DI the rows, CX counts rows.
 
-// func weightedSumAVX2(p *float32, n int, vals *float32, stride int, out *float32, w int)
+// WFMA_F32 and WFMA_F16 add the weight in Y8 times the 8 values at element
+// offset off of the row at DI to acc: a fused load for float32, a
+// VCVTPH2PS widening into tmp for float16.
+#define WFMA_F32(off, tmp, acc) VFMADD231PS (off*4)(DI), Y8, acc
+#define WFMA_F16(off, tmp, acc) VCVTPH2PS (off*2)(DI), tmp; VFMADD231PS tmp, Y8, acc
+
+// WS1ROWS runs the rows of one column block: for each row, broadcast its
+// weight, then FMAS (the block's WFMAs).
+#define WS1ROWS(label, FMAS, P, N) \
+	MOVQ P, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+	PCALIGN $32; \
+label: \
+	VBROADCASTSS (SI), Y8; \
+	FMAS; \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ label
+
+// WS1 is the body of wsum1 for values of esz = 1 << esh bytes added by WFMA;
+// P … W are the arguments.
+#define WS1(WFMA, esz, esh, P, N, VALS, STRIDE, OUT, W) \
+	MOVQ OUT, R8; \
+	MOVQ VALS, R9; \
+	MOVQ W, R10; \
+	MOVQ STRIDE, R11; \
+	SHLQ $esh, R11; \
+ws64: \
+	CMPQ R10, $64; \
+	JLT ws32; \
+	VMOVUPS (R8), Y0; \
+	VMOVUPS 32(R8), Y1; \
+	VMOVUPS 64(R8), Y2; \
+	VMOVUPS 96(R8), Y3; \
+	VMOVUPS 128(R8), Y4; \
+	VMOVUPS 160(R8), Y5; \
+	VMOVUPS 192(R8), Y6; \
+	VMOVUPS 224(R8), Y7; \
+	WS1ROWS(ws64row, WFMA(0, Y9, Y0); WFMA(8, Y10, Y1); WFMA(16, Y11, Y2); WFMA(24, Y12, Y3); WFMA(32, Y9, Y4); WFMA(40, Y10, Y5); WFMA(48, Y11, Y6); WFMA(56, Y12, Y7), P, N); \
+	VMOVUPS Y0, (R8); \
+	VMOVUPS Y1, 32(R8); \
+	VMOVUPS Y2, 64(R8); \
+	VMOVUPS Y3, 96(R8); \
+	VMOVUPS Y4, 128(R8); \
+	VMOVUPS Y5, 160(R8); \
+	VMOVUPS Y6, 192(R8); \
+	VMOVUPS Y7, 224(R8); \
+	ADDQ $256, R8; \
+	ADDQ $(64*esz), R9; \
+	SUBQ $64, R10; \
+	JMP ws64; \
+ws32: \
+	CMPQ R10, $32; \
+	JLT ws8; \
+	VMOVUPS (R8), Y0; \
+	VMOVUPS 32(R8), Y1; \
+	VMOVUPS 64(R8), Y2; \
+	VMOVUPS 96(R8), Y3; \
+	WS1ROWS(ws32row, WFMA(0, Y9, Y0); WFMA(8, Y10, Y1); WFMA(16, Y11, Y2); WFMA(24, Y12, Y3), P, N); \
+	VMOVUPS Y0, (R8); \
+	VMOVUPS Y1, 32(R8); \
+	VMOVUPS Y2, 64(R8); \
+	VMOVUPS Y3, 96(R8); \
+	ADDQ $128, R8; \
+	ADDQ $(32*esz), R9; \
+	SUBQ $32, R10; \
+ws8: \
+	TESTQ R10, R10; \
+	JZ wsdone; \
+	VMOVUPS (R8), Y0; \
+	WS1ROWS(ws8row, WFMA(0, Y9, Y0), P, N); \
+	VMOVUPS Y0, (R8); \
+	ADDQ $32, R8; \
+	ADDQ $(8*esz), R9; \
+	SUBQ $8, R10; \
+	JMP ws8; \
+wsdone: \
+	VZEROUPPER; \
+	RET
+
+// func wsum1(p *float32, n int, vals *float32, stride int, out *float32, w int)
 //
 // For c < w (a positive multiple of 8): out[c] += Σ_{i<n} p[i]·vals[i·stride+c]; n ≥ 1.
-TEXT ·weightedSumAVX2(SB), NOSPLIT, $0-48
-	MOVQ out+32(FP), R8
-	MOVQ vals+16(FP), R9
-	MOVQ w+40(FP), R10
-	MOVQ stride+24(FP), R11
-	SHLQ $2, R11
+TEXT ·wsum1(SB), NOSPLIT, $0-48
+	WS1(WFMA_F32, 4, 2, p+0(FP), n+8(FP), vals+16(FP), stride+24(FP), out+32(FP), w+40(FP))
 
-ws64:
-	CMPQ R10, $64
-	JLT ws32
-	VMOVUPS (R8), Y0
-	VMOVUPS 32(R8), Y1
-	VMOVUPS 64(R8), Y2
-	VMOVUPS 96(R8), Y3
-	VMOVUPS 128(R8), Y4
-	VMOVUPS 160(R8), Y5
-	VMOVUPS 192(R8), Y6
-	VMOVUPS 224(R8), Y7
-	MOVQ p+0(FP), SI
-	MOVQ R9, DI
-	MOVQ n+8(FP), CX
-
-	PCALIGN $32
-ws64row:
-	VBROADCASTSS (SI), Y8
-	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS 32(DI), Y8, Y1
-	VFMADD231PS 64(DI), Y8, Y2
-	VFMADD231PS 96(DI), Y8, Y3
-	VFMADD231PS 128(DI), Y8, Y4
-	VFMADD231PS 160(DI), Y8, Y5
-	VFMADD231PS 192(DI), Y8, Y6
-	VFMADD231PS 224(DI), Y8, Y7
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ ws64row
-	VMOVUPS Y0, (R8)
-	VMOVUPS Y1, 32(R8)
-	VMOVUPS Y2, 64(R8)
-	VMOVUPS Y3, 96(R8)
-	VMOVUPS Y4, 128(R8)
-	VMOVUPS Y5, 160(R8)
-	VMOVUPS Y6, 192(R8)
-	VMOVUPS Y7, 224(R8)
-	ADDQ $256, R8
-	ADDQ $256, R9
-	SUBQ $64, R10
-	JMP ws64
-
-ws32:
-	CMPQ R10, $32
-	JLT ws8
-	VMOVUPS (R8), Y0
-	VMOVUPS 32(R8), Y1
-	VMOVUPS 64(R8), Y2
-	VMOVUPS 96(R8), Y3
-	MOVQ p+0(FP), SI
-	MOVQ R9, DI
-	MOVQ n+8(FP), CX
-
-ws32row:
-	VBROADCASTSS (SI), Y8
-	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS 32(DI), Y8, Y1
-	VFMADD231PS 64(DI), Y8, Y2
-	VFMADD231PS 96(DI), Y8, Y3
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ ws32row
-	VMOVUPS Y0, (R8)
-	VMOVUPS Y1, 32(R8)
-	VMOVUPS Y2, 64(R8)
-	VMOVUPS Y3, 96(R8)
-	ADDQ $128, R8
-	ADDQ $128, R9
-	SUBQ $32, R10
-
-ws8:
-	TESTQ R10, R10
-	JZ wsdone
-	VMOVUPS (R8), Y0
-	MOVQ p+0(FP), SI
-	MOVQ R9, DI
-	MOVQ n+8(FP), CX
-
-ws8row:
-	VBROADCASTSS (SI), Y8
-	VFMADD231PS (DI), Y8, Y0
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ ws8row
-	VMOVUPS Y0, (R8)
-	ADDQ $32, R8
-	ADDQ $32, R9
-	SUBQ $8, R10
-	JMP ws8
-
-wsdone:
-	VZEROUPPER
-	RET
-
-// func weightedSumF16AVX2(p *float32, n int, vals *uint16, stride int, out *float32, w int)
+// func wsum1F16(p *float32, n int, vals *uint16, stride int, out *float32, w int)
 //
-// weightedSumAVX2 over float16 rows, widened by VCVTPH2PS as they are read.
-TEXT ·weightedSumF16AVX2(SB), NOSPLIT, $0-48
-	MOVQ out+32(FP), R8
-	MOVQ vals+16(FP), R9
-	MOVQ w+40(FP), R10
-	MOVQ stride+24(FP), R11
-	SHLQ $1, R11
-
-wh64:
-	CMPQ R10, $64
-	JLT wh32
-	VMOVUPS (R8), Y0
-	VMOVUPS 32(R8), Y1
-	VMOVUPS 64(R8), Y2
-	VMOVUPS 96(R8), Y3
-	VMOVUPS 128(R8), Y4
-	VMOVUPS 160(R8), Y5
-	VMOVUPS 192(R8), Y6
-	VMOVUPS 224(R8), Y7
-	MOVQ p+0(FP), SI
-	MOVQ R9, DI
-	MOVQ n+8(FP), CX
-
-	PCALIGN $32
-wh64row:
-	VBROADCASTSS (SI), Y8
-	VCVTPH2PS (DI), Y9
-	VCVTPH2PS 16(DI), Y10
-	VCVTPH2PS 32(DI), Y11
-	VCVTPH2PS 48(DI), Y12
-	VFMADD231PS Y9, Y8, Y0
-	VFMADD231PS Y10, Y8, Y1
-	VFMADD231PS Y11, Y8, Y2
-	VFMADD231PS Y12, Y8, Y3
-	VCVTPH2PS 64(DI), Y9
-	VCVTPH2PS 80(DI), Y10
-	VCVTPH2PS 96(DI), Y11
-	VCVTPH2PS 112(DI), Y12
-	VFMADD231PS Y9, Y8, Y4
-	VFMADD231PS Y10, Y8, Y5
-	VFMADD231PS Y11, Y8, Y6
-	VFMADD231PS Y12, Y8, Y7
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ wh64row
-	VMOVUPS Y0, (R8)
-	VMOVUPS Y1, 32(R8)
-	VMOVUPS Y2, 64(R8)
-	VMOVUPS Y3, 96(R8)
-	VMOVUPS Y4, 128(R8)
-	VMOVUPS Y5, 160(R8)
-	VMOVUPS Y6, 192(R8)
-	VMOVUPS Y7, 224(R8)
-	ADDQ $256, R8
-	ADDQ $128, R9
-	SUBQ $64, R10
-	JMP wh64
-
-wh32:
-	CMPQ R10, $32
-	JLT wh8
-	VMOVUPS (R8), Y0
-	VMOVUPS 32(R8), Y1
-	VMOVUPS 64(R8), Y2
-	VMOVUPS 96(R8), Y3
-	MOVQ p+0(FP), SI
-	MOVQ R9, DI
-	MOVQ n+8(FP), CX
-
-wh32row:
-	VBROADCASTSS (SI), Y8
-	VCVTPH2PS (DI), Y9
-	VCVTPH2PS 16(DI), Y10
-	VCVTPH2PS 32(DI), Y11
-	VCVTPH2PS 48(DI), Y12
-	VFMADD231PS Y9, Y8, Y0
-	VFMADD231PS Y10, Y8, Y1
-	VFMADD231PS Y11, Y8, Y2
-	VFMADD231PS Y12, Y8, Y3
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ wh32row
-	VMOVUPS Y0, (R8)
-	VMOVUPS Y1, 32(R8)
-	VMOVUPS Y2, 64(R8)
-	VMOVUPS Y3, 96(R8)
-	ADDQ $128, R8
-	ADDQ $64, R9
-	SUBQ $32, R10
-
-wh8:
-	TESTQ R10, R10
-	JZ whdone
-	VMOVUPS (R8), Y0
-	MOVQ p+0(FP), SI
-	MOVQ R9, DI
-	MOVQ n+8(FP), CX
-
-wh8row:
-	VBROADCASTSS (SI), Y8
-	VCVTPH2PS (DI), Y9
-	VFMADD231PS Y9, Y8, Y0
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ wh8row
-	VMOVUPS Y0, (R8)
-	ADDQ $32, R8
-	ADDQ $16, R9
-	SUBQ $8, R10
-	JMP wh8
-
-whdone:
-	VZEROUPPER
-	RET
+// wsum1 over float16 rows, widened by VCVTPH2PS as they are read.
+TEXT ·wsum1F16(SB), NOSPLIT, $0-48
+	WS1(WFMA_F16, 2, 1, p+0(FP), n+8(FP), vals+16(FP), stride+24(FP), out+32(FP), w+40(FP))
 
 // ABSMASK sets Y15 to 0x7fffffff in every lane: AND clears the sign.
 #define ABSMASK \
@@ -730,104 +540,41 @@ whdone:
 	VHADDPS X0, X0, X0; \
 	VHADDPS X0, X0, X0
 
-// func l1NormAVX2(x *float32, n int) float32
-//
-// n is a positive multiple of 8.
-TEXT ·l1NormAVX2(SB), NOSPLIT, $0-20
-	MOVQ x+0(FP), SI
-	MOVQ n+8(FP), CX
-	ABSMASK
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	CMPQ CX, $32
-	JLT l1n8
+// L1ABS_F32 and L1ABS_F16 are the l1 norms' LOAD: |x| for the 8 elements
+// at element offset off of SI, float16 widened first; L1ADD is their FOLD.
+#define L1ABS_F32(off, reg) VANDPS (off*4)(SI), Y15, reg
+#define L1ABS_F16(off, reg) VCVTPH2PS (off*2)(SI), reg; VANDPS reg, Y15, reg
+#define L1ADD(v, acc) VADDPS v, acc, acc
 
-	PCALIGN $32
-l1n32:
-	VANDPS (SI), Y15, Y4
-	VANDPS 32(SI), Y15, Y5
-	VANDPS 64(SI), Y15, Y6
-	VANDPS 96(SI), Y15, Y7
-	VADDPS Y4, Y0, Y0
-	VADDPS Y5, Y1, Y1
-	VADDPS Y6, Y2, Y2
-	VADDPS Y7, Y3, Y3
-	ADDQ $128, SI
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE l1n32
-	TESTQ CX, CX
-	JZ l1ndone
-
-l1n8:
-	VANDPS (SI), Y15, Y4
-	VADDPS Y4, Y0, Y0
-	ADDQ $32, SI
-	SUBQ $8, CX
-	JNZ l1n8
-
-l1ndone:
-	HSUM4
-	VMOVSS X0, ret+16(FP)
-	VZEROUPPER
+// NORM1 is the body of the l1 norms of x (elements of esz bytes) and n, the
+// sum into SUM.
+#define NORM1(L1ABS, esz, X, N, SUM) \
+	MOVQ X, SI; \
+	MOVQ N, CX; \
+	ABSMASK; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	RED4(L1ABS, L1ADD, esz); \
+	HSUM4; \
+	VMOVSS X0, SUM; \
+	VZEROUPPER; \
 	RET
 
-// func l1NormF16AVX2(x *uint16, n int) float32
-//
-// n is a positive multiple of 8.
-TEXT ·l1NormF16AVX2(SB), NOSPLIT, $0-20
-	MOVQ x+0(FP), SI
-	MOVQ n+8(FP), CX
-	ABSMASK
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	CMPQ CX, $32
-	JLT l1h8
+// func l1NormAsm(x *float32, n int) float32
+TEXT ·l1NormAsm(SB), NOSPLIT, $0-20
+	NORM1(L1ABS_F32, 4, x+0(FP), n+8(FP), ret+16(FP))
 
-	PCALIGN $32
-l1h32:
-	VCVTPH2PS (SI), Y4
-	VCVTPH2PS 16(SI), Y5
-	VCVTPH2PS 32(SI), Y6
-	VCVTPH2PS 48(SI), Y7
-	VANDPS Y4, Y15, Y4
-	VANDPS Y5, Y15, Y5
-	VANDPS Y6, Y15, Y6
-	VANDPS Y7, Y15, Y7
-	VADDPS Y4, Y0, Y0
-	VADDPS Y5, Y1, Y1
-	VADDPS Y6, Y2, Y2
-	VADDPS Y7, Y3, Y3
-	ADDQ $64, SI
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE l1h32
-	TESTQ CX, CX
-	JZ l1hdone
+// func l1NormF16Asm(x *uint16, n int) float32
+TEXT ·l1NormF16Asm(SB), NOSPLIT, $0-20
+	NORM1(L1ABS_F16, 2, x+0(FP), n+8(FP), ret+16(FP))
 
-l1h8:
-	VCVTPH2PS (SI), Y4
-	VANDPS Y4, Y15, Y4
-	VADDPS Y4, Y0, Y0
-	ADDQ $16, SI
-	SUBQ $8, CX
-	JNZ l1h8
-
-l1hdone:
-	HSUM4
-	VMOVSS X0, ret+16(FP)
-	VZEROUPPER
-	RET
-
-// func widenAVX2(dst *float32, src *uint16, n int)
+// func widenAsm(dst *float32, src *uint16, n int)
 //
 // n is a positive multiple of 8. VCVTPH2PS is exact, subnormals included
 // (it ignores MXCSR.DAZ), and quiets NaNs keeping their payload.
-TEXT ·widenAVX2(SB), NOSPLIT, $0-24
+TEXT ·widenAsm(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
@@ -864,13 +611,13 @@ widendone:
 	VZEROUPPER
 	RET
 
-// func narrowAVX2(dst *uint16, src *float32, n int)
+// func narrowAsm(dst *uint16, src *float32, n int)
 //
 // n is a positive multiple of 8. Immediate 0 of VCVTPS2PH: bits 1:0 = 00
 // round to nearest even, bit 2 = 0 take the rounding mode from the
 // immediate rather than MXCSR.RC. Results are not flushed to zero (FTZ does
 // not apply to VCVTPS2PH), NaNs are quieted keeping the top payload bits.
-TEXT ·narrowAVX2(SB), NOSPLIT, $0-24
+TEXT ·narrowAsm(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
@@ -907,25 +654,14 @@ narrowdone:
 	VZEROUPPER
 	RET
 
-// func fmaPeakAVX2(n int)
+// func fmaPeak(n int)
 //
 // The FMA roofline for the benchmarks, not a kernel: n iterations of 12
 // independent VFMADD231PS (192 flops), 12 accumulators being more than the
 // FMA latency × throughput product (4 × 2) of current cores.
-TEXT ·fmaPeakAVX2(SB), NOSPLIT, $0-8
+TEXT ·fmaPeak(SB), NOSPLIT, $0-8
 	MOVQ n+0(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	ZERO12
 	VXORPS Y14, Y14, Y14
 	VXORPS Y15, Y15, Y15
 
@@ -948,7 +684,27 @@ peakloop:
 	VZEROUPPER
 	RET
 
-// func gatherF32AVX2(dst, src *float32, idx *int32, n, rowBytes, nt int)
+// COPY256 copies 256 bytes from SI to DI: eight loads, then eight stores
+// with ST (VMOVUPS, or VMOVNTDQ for aligned non-temporal stores).
+#define COPY256(ST) \
+	VMOVDQU (SI), Y0; \
+	VMOVDQU 32(SI), Y1; \
+	VMOVDQU 64(SI), Y2; \
+	VMOVDQU 96(SI), Y3; \
+	VMOVDQU 128(SI), Y4; \
+	VMOVDQU 160(SI), Y5; \
+	VMOVDQU 192(SI), Y6; \
+	VMOVDQU 224(SI), Y7; \
+	ST Y0, (DI); \
+	ST Y1, 32(DI); \
+	ST Y2, 64(DI); \
+	ST Y3, 96(DI); \
+	ST Y4, 128(DI); \
+	ST Y5, 160(DI); \
+	ST Y6, 192(DI); \
+	ST Y7, 224(DI)
+
+// func gatherAsm(dst, src unsafe.Pointer, idx *int32, n, rowBytes, nt int)
 //
 // Copies row idx[r] of src to row r of dst for r < n, rows of rowBytes ≥ 32
 // bytes: 128 bytes per step (four loads, then four stores) for rows of 512
@@ -967,7 +723,7 @@ peakloop:
 // VMOVNTDQ needs 32-byte aligned addresses, so they are used only when dst
 // and rowBytes are multiples of 32 (every row then starts aligned); the
 // SFENCE orders them before whatever the caller stores next.
-TEXT ·gatherF32AVX2(SB), NOSPLIT, $0-48
+TEXT ·gatherAsm(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), R8
 	MOVQ idx+16(FP), R9
@@ -993,22 +749,7 @@ gatherrow:
 
 	PCALIGN $32
 gather256:
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	VMOVUPS 64(SI), Y2
-	VMOVUPS 96(SI), Y3
-	VMOVUPS 128(SI), Y4
-	VMOVUPS 160(SI), Y5
-	VMOVUPS 192(SI), Y6
-	VMOVUPS 224(SI), Y7
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	VMOVUPS Y2, 64(DI)
-	VMOVUPS Y3, 96(DI)
-	VMOVUPS Y4, 128(DI)
-	VMOVUPS Y5, 160(DI)
-	VMOVUPS Y6, 192(DI)
-	VMOVUPS Y7, 224(DI)
+	COPY256(VMOVUPS)
 	ADDQ $256, SI
 	ADDQ $256, DI
 	SUBQ $256, CX
@@ -1071,22 +812,7 @@ ntrow:
 
 	PCALIGN $32
 nt256:
-	VMOVDQU (SI), Y0
-	VMOVDQU 32(SI), Y1
-	VMOVDQU 64(SI), Y2
-	VMOVDQU 96(SI), Y3
-	VMOVDQU 128(SI), Y4
-	VMOVDQU 160(SI), Y5
-	VMOVDQU 192(SI), Y6
-	VMOVDQU 224(SI), Y7
-	VMOVNTDQ Y0, (DI)
-	VMOVNTDQ Y1, 32(DI)
-	VMOVNTDQ Y2, 64(DI)
-	VMOVNTDQ Y3, 96(DI)
-	VMOVNTDQ Y4, 128(DI)
-	VMOVNTDQ Y5, 160(DI)
-	VMOVNTDQ Y6, 192(DI)
-	VMOVNTDQ Y7, 224(DI)
+	COPY256(VMOVNTDQ)
 	ADDQ $256, SI
 	ADDQ $256, DI
 	SUBQ $256, CX
@@ -1111,15 +837,11 @@ ntnext:
 	VZEROUPPER
 	RET
 
-// func gatherF16AVX2(dst, src *uint16, idx *int32, n, rowBytes, nt int)
-TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-48
-	JMP ·gatherF32AVX2(SB)
-
 // The grouped weighted sums read each value row once for several output
 // rows: per row of vals, every value vector is loaded into a register once
 // and multiplied by the broadcast weight of each output row, so g query heads
 // sharing a KV head cost one pass over its values per group instead of g.
-// The column blocking is weightedSumAVX2's: a block of output columns stays
+// The column blocking is wsum1's: a block of output columns stays
 // in registers while the n rows stream past, and the Go wrapper sizes n so
 // that the rows stay in L1 from the first column block (and group) to the
 // last. out is added to, not overwritten.
@@ -1184,134 +906,88 @@ TEXT ·gatherF16AVX2(SB), NOSPLIT, $0-48
 	VFMADD231PS Y8, Y12, Y2; \
 	VFMADD231PS Y8, Y13, Y3
 
-// func weightedSums4AVX2(p *float32, pn, p3, n int, vals *float32, stride int, out *float32, o3, w, pf int)
+// VALS_F32 and VALS_F16 load the 8 values at element offset off of the row at
+// DI into reg, float16 widened by VCVTPH2PS.
+#define VALS_F32(off, reg) VMOVUPS (off*4)(DI), reg
+#define VALS_F16(off, reg) VCVTPH2PS (off*2)(DI), reg
+
+// WSARGS4 loads the arguments of the four-row kernels but n; the value row
+// stride in bytes is for elements of 1 << esh bytes.
+#define WSARGS4(P, PN, P3, VALS, STRIDE, OUT, O3, W, PF, esh) \
+	MOVQ P, BX; \
+	MOVQ PN, AX; \
+	MOVQ P3, DX; \
+	MOVQ VALS, R9; \
+	MOVQ STRIDE, R12; \
+	MOVQ R12, R11; \
+	SHLQ $esh, R11; \
+	MOVQ OUT, R8; \
+	MOVQ O3, R13; \
+	MOVQ W, R10; \
+	MOVQ PF, R14
+
+// WS4 is the body of the four-row kernels for values of esz bytes loaded by
+// VALS; N is the argument n. Blocks of 16 columns (8 accumulators, enough to
+// cover the FMA latency), then one of 8.
+#define WS4(VALS, esz, N) \
+ws4x16: \
+	CMPQ R10, $16; \
+	JLT ws4x8; \
+	LOAD4(0, Y0, Y2, Y4, Y6); \
+	LOAD4(32, Y1, Y3, Y5, Y7); \
+	MOVQ BX, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+	PCALIGN $32; \
+ws4x16row: \
+	PREFETCHT0 (DI)(R14*1); \
+	VALS(0, Y8); \
+	VALS(8, Y9); \
+	FMA4x2; \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ ws4x16row; \
+	STORE4(0, Y0, Y2, Y4, Y6); \
+	STORE4(32, Y1, Y3, Y5, Y7); \
+	ADDQ $64, R8; \
+	ADDQ $(16*esz), R9; \
+	SUBQ $16, R10; \
+	JMP ws4x16; \
+ws4x8: \
+	TESTQ R10, R10; \
+	JZ ws4done; \
+	LOAD4(0, Y0, Y1, Y2, Y3); \
+	MOVQ BX, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+ws4x8row: \
+	VALS(0, Y8); \
+	FMA4x1; \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ ws4x8row; \
+	STORE4(0, Y0, Y1, Y2, Y3); \
+ws4done: \
+	VZEROUPPER; \
+	RET
+
+// func wsums4(p *float32, pn, p3, n int, vals *float32, stride int, out *float32, o3, w, pf int)
 //
 // For rows k < 4 and c < w (a positive multiple of 8):
 // out[k·stride+c] += Σ_{i<n} p[k·pn+i]·vals[i·stride+c] (row 3 at p3, o3);
-// n ≥ 1. Blocks of 16 columns (8 accumulators, enough to cover the FMA
-// latency), then one of 8.
-TEXT ·weightedSums4AVX2(SB), NOSPLIT, $0-80
-	MOVQ p+0(FP), BX
-	MOVQ pn+8(FP), AX
-	MOVQ p3+16(FP), DX
-	MOVQ vals+32(FP), R9
-	MOVQ stride+40(FP), R12
-	MOVQ R12, R11
-	SHLQ $2, R11
-	MOVQ out+48(FP), R8
-	MOVQ o3+56(FP), R13
-	MOVQ w+64(FP), R10
-	MOVQ pf+72(FP), R14
+// n ≥ 1.
+TEXT ·wsums4(SB), NOSPLIT, $0-80
+	WSARGS4(p+0(FP), pn+8(FP), p3+16(FP), vals+32(FP), stride+40(FP), out+48(FP), o3+56(FP), w+64(FP), pf+72(FP), 2)
+	WS4(VALS_F32, 4, n+24(FP))
 
-ws4x16:
-	CMPQ R10, $16
-	JLT ws4x8
-	LOAD4(0, Y0, Y2, Y4, Y6)
-	LOAD4(32, Y1, Y3, Y5, Y7)
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+24(FP), CX
-
-	PCALIGN $32
-ws4x16row:
-	PREFETCHT0 (DI)(R14*1)
-	VMOVUPS (DI), Y8
-	VMOVUPS 32(DI), Y9
-	FMA4x2
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ ws4x16row
-	STORE4(0, Y0, Y2, Y4, Y6)
-	STORE4(32, Y1, Y3, Y5, Y7)
-	ADDQ $64, R8
-	ADDQ $64, R9
-	SUBQ $16, R10
-	JMP ws4x16
-
-ws4x8:
-	TESTQ R10, R10
-	JZ ws4done
-	LOAD4(0, Y0, Y1, Y2, Y3)
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+24(FP), CX
-
-ws4x8row:
-	VMOVUPS (DI), Y8
-	FMA4x1
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ ws4x8row
-	STORE4(0, Y0, Y1, Y2, Y3)
-
-ws4done:
-	VZEROUPPER
-	RET
-
-// func weightedSums4F16AVX2(p *float32, pn, p3, n int, vals *uint16, stride int, out *float32, o3, w, pf int)
+// func wsums4F16(p *float32, pn, p3, n int, vals *uint16, stride int, out *float32, o3, w, pf int)
 //
-// weightedSums4AVX2 over float16 rows, widened by VCVTPH2PS as they are read.
-TEXT ·weightedSums4F16AVX2(SB), NOSPLIT, $0-80
-	MOVQ p+0(FP), BX
-	MOVQ pn+8(FP), AX
-	MOVQ p3+16(FP), DX
-	MOVQ vals+32(FP), R9
-	MOVQ stride+40(FP), R12
-	MOVQ R12, R11
-	SHLQ $1, R11
-	MOVQ out+48(FP), R8
-	MOVQ o3+56(FP), R13
-	MOVQ w+64(FP), R10
-	MOVQ pf+72(FP), R14
-
-wh4x16:
-	CMPQ R10, $16
-	JLT wh4x8
-	LOAD4(0, Y0, Y2, Y4, Y6)
-	LOAD4(32, Y1, Y3, Y5, Y7)
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+24(FP), CX
-
-	PCALIGN $32
-wh4x16row:
-	PREFETCHT0 (DI)(R14*1)
-	VCVTPH2PS (DI), Y8
-	VCVTPH2PS 16(DI), Y9
-	FMA4x2
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ wh4x16row
-	STORE4(0, Y0, Y2, Y4, Y6)
-	STORE4(32, Y1, Y3, Y5, Y7)
-	ADDQ $64, R8
-	ADDQ $32, R9
-	SUBQ $16, R10
-	JMP wh4x16
-
-wh4x8:
-	TESTQ R10, R10
-	JZ wh4done
-	LOAD4(0, Y0, Y1, Y2, Y3)
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+24(FP), CX
-
-wh4x8row:
-	VCVTPH2PS (DI), Y8
-	FMA4x1
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ wh4x8row
-	STORE4(0, Y0, Y1, Y2, Y3)
-
-wh4done:
-	VZEROUPPER
-	RET
+// wsums4 over float16 rows, widened by VCVTPH2PS as they are read.
+TEXT ·wsums4F16(SB), NOSPLIT, $0-80
+	WSARGS4(p+0(FP), pn+8(FP), p3+16(FP), vals+32(FP), stride+40(FP), out+48(FP), o3+56(FP), w+64(FP), pf+72(FP), 1)
+	WS4(VALS_F16, 2, n+24(FP))
 
 // The two-row kernels: blocks of 32 columns keep the 8 accumulators that
 // hide the FMA latency, then blocks of 8. Registers as above, with AX the
@@ -1348,138 +1024,86 @@ wh4done:
 	VFMADD231PS Y8, Y12, Y0; \
 	VFMADD231PS Y8, Y13, Y1
 
-// func weightedSums2AVX2(p *float32, pn, n int, vals *float32, stride int, out *float32, w, pf int)
+// WSARGS2 loads the arguments of the two-row kernels but n.
+#define WSARGS2(P, PN, VALS, STRIDE, OUT, W, PF, esh) \
+	MOVQ P, BX; \
+	MOVQ PN, AX; \
+	MOVQ VALS, R9; \
+	MOVQ STRIDE, R12; \
+	MOVQ R12, R11; \
+	SHLQ $esh, R11; \
+	MOVQ OUT, R8; \
+	MOVQ W, R10; \
+	MOVQ PF, DX
+
+// PREFETCH_F32 and PREFETCH_F16 prefetch the 32 values of a row step pf
+// bytes on: two lines of float32, one of float16.
+#define PREFETCH_F32 PREFETCHT0 (DI)(DX*1); PREFETCHT0 64(DI)(DX*1)
+#define PREFETCH_F16 PREFETCHT0 (DI)(DX*1)
+
+// WS2 is the body of the two-row kernels for values of esz bytes loaded by
+// VALS and prefetched by PREFETCH; N is the argument n.
+#define WS2(VALS, esz, PREFETCH, N) \
+ws2x32: \
+	CMPQ R10, $32; \
+	JLT ws2x8; \
+	LOAD2x4; \
+	MOVQ BX, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+	PCALIGN $32; \
+ws2x32row: \
+	PREFETCH; \
+	VALS(0, Y8); \
+	VALS(8, Y9); \
+	VALS(16, Y10); \
+	VALS(24, Y11); \
+	FMA2x4; \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ ws2x32row; \
+	STORE2x4; \
+	ADDQ $128, R8; \
+	ADDQ $(32*esz), R9; \
+	SUBQ $32, R10; \
+	JMP ws2x32; \
+ws2x8: \
+	TESTQ R10, R10; \
+	JZ ws2done; \
+	VMOVUPS (R8), Y0; \
+	VMOVUPS (R8)(R12*4), Y1; \
+	MOVQ BX, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+ws2x8row: \
+	VALS(0, Y8); \
+	FMA2x1; \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ ws2x8row; \
+	VMOVUPS Y0, (R8); \
+	VMOVUPS Y1, (R8)(R12*4); \
+	ADDQ $32, R8; \
+	ADDQ $(8*esz), R9; \
+	SUBQ $8, R10; \
+	JMP ws2x8; \
+ws2done: \
+	VZEROUPPER; \
+	RET
+
+// func wsums2(p *float32, pn, n int, vals *float32, stride int, out *float32, w, pf int)
 //
 // For rows k < 2 and c < w (a positive multiple of 8):
 // out[k·stride+c] += Σ_{i<n} p[k·pn+i]·vals[i·stride+c]; n ≥ 1.
-TEXT ·weightedSums2AVX2(SB), NOSPLIT, $0-64
-	MOVQ p+0(FP), BX
-	MOVQ pn+8(FP), AX
-	MOVQ vals+24(FP), R9
-	MOVQ stride+32(FP), R12
-	MOVQ R12, R11
-	SHLQ $2, R11
-	MOVQ out+40(FP), R8
-	MOVQ w+48(FP), R10
-	MOVQ pf+56(FP), DX
+TEXT ·wsums2(SB), NOSPLIT, $0-64
+	WSARGS2(p+0(FP), pn+8(FP), vals+24(FP), stride+32(FP), out+40(FP), w+48(FP), pf+56(FP), 2)
+	WS2(VALS_F32, 4, PREFETCH_F32, n+16(FP))
 
-ws2x32:
-	CMPQ R10, $32
-	JLT ws2x8
-	LOAD2x4
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+16(FP), CX
-
-	PCALIGN $32
-ws2x32row:
-	PREFETCHT0 (DI)(DX*1)
-	PREFETCHT0 64(DI)(DX*1)
-	VMOVUPS (DI), Y8
-	VMOVUPS 32(DI), Y9
-	VMOVUPS 64(DI), Y10
-	VMOVUPS 96(DI), Y11
-	FMA2x4
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ ws2x32row
-	STORE2x4
-	ADDQ $128, R8
-	ADDQ $128, R9
-	SUBQ $32, R10
-	JMP ws2x32
-
-ws2x8:
-	TESTQ R10, R10
-	JZ ws2done
-	VMOVUPS (R8), Y0
-	VMOVUPS (R8)(R12*4), Y1
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+16(FP), CX
-
-ws2x8row:
-	VMOVUPS (DI), Y8
-	FMA2x1
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ ws2x8row
-	VMOVUPS Y0, (R8)
-	VMOVUPS Y1, (R8)(R12*4)
-	ADDQ $32, R8
-	ADDQ $32, R9
-	SUBQ $8, R10
-	JMP ws2x8
-
-ws2done:
-	VZEROUPPER
-	RET
-
-// func weightedSums2F16AVX2(p *float32, pn, n int, vals *uint16, stride int, out *float32, w, pf int)
+// func wsums2F16(p *float32, pn, n int, vals *uint16, stride int, out *float32, w, pf int)
 //
-// weightedSums2AVX2 over float16 rows.
-TEXT ·weightedSums2F16AVX2(SB), NOSPLIT, $0-64
-	MOVQ p+0(FP), BX
-	MOVQ pn+8(FP), AX
-	MOVQ vals+24(FP), R9
-	MOVQ stride+32(FP), R12
-	MOVQ R12, R11
-	SHLQ $1, R11
-	MOVQ out+40(FP), R8
-	MOVQ w+48(FP), R10
-	MOVQ pf+56(FP), DX
-
-wh2x32:
-	CMPQ R10, $32
-	JLT wh2x8
-	LOAD2x4
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+16(FP), CX
-
-	PCALIGN $32
-wh2x32row:
-	PREFETCHT0 (DI)(DX*1)
-	VCVTPH2PS (DI), Y8
-	VCVTPH2PS 16(DI), Y9
-	VCVTPH2PS 32(DI), Y10
-	VCVTPH2PS 48(DI), Y11
-	FMA2x4
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ wh2x32row
-	STORE2x4
-	ADDQ $128, R8
-	ADDQ $64, R9
-	SUBQ $32, R10
-	JMP wh2x32
-
-wh2x8:
-	TESTQ R10, R10
-	JZ wh2done
-	VMOVUPS (R8), Y0
-	VMOVUPS (R8)(R12*4), Y1
-	MOVQ BX, SI
-	MOVQ R9, DI
-	MOVQ n+16(FP), CX
-
-wh2x8row:
-	VCVTPH2PS (DI), Y8
-	FMA2x1
-	ADDQ $4, SI
-	ADDQ R11, DI
-	DECQ CX
-	JNZ wh2x8row
-	VMOVUPS Y0, (R8)
-	VMOVUPS Y1, (R8)(R12*4)
-	ADDQ $32, R8
-	ADDQ $16, R9
-	SUBQ $8, R10
-	JMP wh2x8
-
-wh2done:
-	VZEROUPPER
-	RET
+// wsums2 over float16 rows.
+TEXT ·wsums2F16(SB), NOSPLIT, $0-64
+	WSARGS2(p+0(FP), pn+8(FP), vals+24(FP), stride+32(FP), out+40(FP), w+48(FP), pf+56(FP), 1)
+	WS2(VALS_F16, 2, PREFETCH_F16, n+16(FP))

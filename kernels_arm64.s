@@ -2,170 +2,259 @@
 
 #include "textflag.h"
 
-// NEON kernels for arm64. The Go wrappers in kernels_arm64.go validate the
-// pointers and counts and bound the work of each call.
-//
-// The Go assembler has no mnemonics for the vector floating-point
-// arithmetic (FADD, FADDP, FMUL, FMAX, FMIN, FSUB, FCMGT), the conversions
-// (FCVTL, FCVTL2, FCVTN, FCVTN2, FCVTNS, SCVTF) or SSHR, so those are WORD
-// encodings with the instruction in GNU syntax beside them; they were
-// produced with aarch64-linux-gnu-as and are checked against the generic
-// kernels under qemu by the tests.
+// NEON kernels for arm64, the prototypes and semantics of kernels.go. The
+// Go wrappers there validate the pointers and counts and bound the work of
+// each call; these functions trust their arguments. Each body is written
+// once, as a macro expanded per element type where float32 and float16
+// differ only in how a vector is loaded.
 //
 // Registers: R0–R17, R19–R25 and V0–V31 only (R18 is the platform register,
-// R26–R30 are reserved by Go). Tails of fewer than one block use the TBZ bit ladder
-// of crypto/subtle's xor_arm64.s; a 2- or 1-element tail is loaded with
-// FMOVD/FMOVS, which zero the rest of the vector register, so reductions may
-// add the whole vector.
+// R26–R30 are reserved by Go). A 2- or 1-element tail is loaded with
+// FMOVD/FMOVS, which zero the rest of the vector register.
 
-// func dotScaleNEON(q, keys *float32, d, nk int, scale float32, out *float32)
-TEXT ·dotScaleNEON(SB), NOSPLIT|NOFRAME, $0-48
-	MOVD	q+0(FP), R0
-	MOVD	keys+8(FP), R1
-	MOVD	d+16(FP), R2
-	MOVD	nk+24(FP), R3
-	FMOVS	scale+32(FP), F31
-	MOVD	out+40(FP), R4
+// The Go assembler has no mnemonics for the vector floating-point
+// arithmetic and conversions below, so they are WORD encodings built from
+// the register numbers d, n, m (GNU syntax beside each); the bases were
+// produced with llvm-mc and the tests check the kernels against the generic
+// ones under qemu.
 
-dotKey:
-	// One key row per iteration: R1 walks the keys, R5 the query.
-	MOVD	R0, R5
-	VEOR	V0.B16, V0.B16, V0.B16
-	VEOR	V1.B16, V1.B16, V1.B16
-	VEOR	V2.B16, V2.B16, V2.B16
-	VEOR	V3.B16, V3.B16, V3.B16
-	LSR	$4, R2, R6
-	CBZ	R6, dot8
+// fadd vd.4s, vn.4s, vm.4s
+#define FADD4(d, n, m) WORD $(0x4e20d400 | (m)<<16 | (n)<<5 | (d))
+// fsub vd.4s, vn.4s, vm.4s
+#define FSUB4(d, n, m) WORD $(0x4ea0d400 | (m)<<16 | (n)<<5 | (d))
+// fmul vd.4s, vn.4s, vm.4s
+#define FMUL4(d, n, m) WORD $(0x6e20dc00 | (m)<<16 | (n)<<5 | (d))
+// fmax vd.4s, vn.4s, vm.4s (a NaN operand gives NaN)
+#define FMAX4(d, n, m) WORD $(0x4e20f400 | (m)<<16 | (n)<<5 | (d))
+// fmin vd.4s, vn.4s, vm.4s
+#define FMIN4(d, n, m) WORD $(0x4ea0f400 | (m)<<16 | (n)<<5 | (d))
+// fcmgt vd.4s, vn.4s, vm.4s: all ones where vn > vm
+#define FCMGT4(d, n, m) WORD $(0x6ea0e400 | (m)<<16 | (n)<<5 | (d))
+// faddp vd.4s, vn.4s, vm.4s: [n0+n1, n2+n3, m0+m1, m2+m3]
+#define FADDP4(d, n, m) WORD $(0x6e20d400 | (m)<<16 | (n)<<5 | (d))
+// faddp sd, vn.2s
+#define FADDPS(d, n) WORD $(0x7e30d800 | (n)<<5 | (d))
+// fmaxv sd, vn.4s
+#define FMAXV(d, n) WORD $(0x6e30f800 | (n)<<5 | (d))
+// fcvtl vd.4s, vn.4h and fcvtl2 vd.4s, vn.8h: widen float16 lanes 0–3, 4–7
+#define FCVTL(d, n) WORD $(0x0e217800 | (n)<<5 | (d))
+#define FCVTL2(d, n) WORD $(0x4e217800 | (n)<<5 | (d))
+// fcvtn vd.4h, vn.4s and fcvtn2 vd.8h, vn.4s: narrow into lanes 0–3, 4–7
+#define FCVTN(d, n) WORD $(0x0e216800 | (n)<<5 | (d))
+#define FCVTN2(d, n) WORD $(0x4e216800 | (n)<<5 | (d))
+// fcvtns vd.4s, vn.4s (to int32, nearest even) and scvtf vd.4s, vn.4s
+#define FCVTNS4(d, n) WORD $(0x4e21a800 | (n)<<5 | (d))
+#define SCVTF4(d, n) WORD $(0x4e21d800 | (n)<<5 | (d))
+// sshr vd.4s, vn.4s, #1
+#define SSHR4_1(d, n) WORD $(0x4f3f0400 | (n)<<5 | (d))
 
-dot16:
-	VLD1.P	64(R5), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1.P	64(R1), [V16.S4, V17.S4, V18.S4, V19.S4]
-	VFMLA	V4.S4, V16.S4, V0.S4
-	VFMLA	V5.S4, V17.S4, V1.S4
-	VFMLA	V6.S4, V18.S4, V2.S4
-	VFMLA	V7.S4, V19.S4, V3.S4
-	SUBS	$1, R6
-	BNE	dot16
+// HSUM leaves Σ of the 16 lanes of Va–Vd in Fa: (a+b) + (c+d), then pairs.
+#define HSUM(a, b, c, d) \
+	FADD4(a, a, b); \
+	FADD4(c, c, d); \
+	FADD4(a, a, c); \
+	FADDP4(a, a, a); \
+	FADDPS(a, a)
 
-dot8:
-	TBZ	$3, R2, dot4
-	VLD1.P	32(R5), [V4.S4, V5.S4]
-	VLD1.P	32(R1), [V16.S4, V17.S4]
-	VFMLA	V4.S4, V16.S4, V0.S4
-	VFMLA	V5.S4, V17.S4, V1.S4
+// The score kernels compute a tile of 3 queries × 4 keys at a time: 12
+// accumulators V0–V11 (query i, key j in V(4i+j)), the query vectors in
+// V12–V14 and the key vectors in V15–V18, so each 4-element step issues 7
+// loads for 12 FMAs. The horizontal sums of a query's four accumulators
+// are one FADDP tree that leaves the four scores in one vector, the same
+// tree for every key. Past the last whole tile the missing key rows repeat
+// the last one and only the real scores are stored.
+//
+// Registers: R0–R2 the query rows, R3 the tile's first key row, R4 the
+// output of query 0, R5 d, R6 keys left, R7/R8 the outputs of queries 1/2
+// (byte offsets from R4), R9 the key row stride in bytes, R10–R13 the key
+// rows of the tile, R14–R16 the query rows within the tile, R17 steps left,
+// R19 steps per row, R20/R21 the outputs of queries 1/2, V19 scale.
 
-dot4:
-	TBZ	$2, R2, dot2
-	VLD1.P	16(R5), [V4.S4]
-	VLD1.P	16(R1), [V16.S4]
-	VFMLA	V4.S4, V16.S4, V2.S4
+// SCOREFMA adds the products of the three query vectors and the four key
+// vectors to the 12 accumulators.
+#define SCOREFMA \
+	VFMLA	V15.S4, V12.S4, V0.S4; \
+	VFMLA	V16.S4, V12.S4, V1.S4; \
+	VFMLA	V17.S4, V12.S4, V2.S4; \
+	VFMLA	V18.S4, V12.S4, V3.S4; \
+	VFMLA	V15.S4, V13.S4, V4.S4; \
+	VFMLA	V16.S4, V13.S4, V5.S4; \
+	VFMLA	V17.S4, V13.S4, V6.S4; \
+	VFMLA	V18.S4, V13.S4, V7.S4; \
+	VFMLA	V15.S4, V14.S4, V8.S4; \
+	VFMLA	V16.S4, V14.S4, V9.S4; \
+	VFMLA	V17.S4, V14.S4, V10.S4; \
+	VFMLA	V18.S4, V14.S4, V11.S4
 
-dot2:
-	TBZ	$1, R2, dot1
-	FMOVD.P	8(R5), F4
-	FMOVD.P	8(R1), F16
-	VFMLA	V4.S4, V16.S4, V3.S4
+// SCOREKEYS loads the next 4 elements of the four key rows into V15–V18, as
+// float32 or widened from float16.
+#define SCOREKEYS_F32 \
+	VLD1.P	16(R10), [V15.S4]; \
+	VLD1.P	16(R11), [V16.S4]; \
+	VLD1.P	16(R12), [V17.S4]; \
+	VLD1.P	16(R13), [V18.S4]
 
-dot1:
-	TBZ	$0, R2, dotSum
-	FMOVS.P	4(R5), F4
-	FMOVS.P	4(R1), F16
-	VFMLA	V4.S4, V16.S4, V0.S4
+#define SCOREKEYS_F16 \
+	FMOVD.P	8(R10), F15; \
+	FMOVD.P	8(R11), F16; \
+	FMOVD.P	8(R12), F17; \
+	FMOVD.P	8(R13), F18; \
+	FCVTL(15, 15); \
+	FCVTL(16, 16); \
+	FCVTL(17, 17); \
+	FCVTL(18, 18)
 
-dotSum:
-	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD	$0x7e30d800 // faddp s0, v0.2s
-	FMULS	F31, F0, F0
-	FMOVS.P	F0, 4(R4)
-	SUBS	$1, R3
-	BNE	dotKey
+// SCORESTEPS sets R19 to the 4-element steps of a row: all of d for
+// float32, d &^ 7 for float16.
+#define SCORESTEPS_F32 LSR $2, R5, R19
+#define SCORESTEPS_F16 LSR $3, R5, R19; LSL $1, R19, R19
+
+// SCORETAIL_F32 adds the last d mod 4 elements of float32 rows, 2 then 1,
+// loaded into the low lanes; float16 rows have no tail here
+// (SCORETAIL_F16).
+#define SCORETAIL_F32 \
+	TBZ	$1, R5, tail1; \
+	FMOVD.P	8(R14), F12; \
+	FMOVD.P	8(R15), F13; \
+	FMOVD.P	8(R16), F14; \
+	FMOVD.P	8(R10), F15; \
+	FMOVD.P	8(R11), F16; \
+	FMOVD.P	8(R12), F17; \
+	FMOVD.P	8(R13), F18; \
+	SCOREFMA; \
+tail1: \
+	TBZ	$0, R5, tailDone; \
+	FMOVS.P	4(R14), F12; \
+	FMOVS.P	4(R15), F13; \
+	FMOVS.P	4(R16), F14; \
+	FMOVS.P	4(R10), F15; \
+	FMOVS.P	4(R11), F16; \
+	FMOVS.P	4(R12), F17; \
+	FMOVS.P	4(R13), F18; \
+	SCOREFMA; \
+tailDone:
+
+#define SCORETAIL_F16
+
+// SCOREARGS loads the arguments of the score kernels.
+#define SCOREARGS(q0, q1, q2, keys, out, d, nk, o1, o2, scale) \
+	MOVD	q0, R0; \
+	MOVD	q1, R1; \
+	MOVD	q2, R2; \
+	MOVD	keys, R3; \
+	MOVD	out, R4; \
+	MOVD	d, R5; \
+	MOVD	nk, R6; \
+	MOVD	o1, R7; \
+	MOVD	o2, R8; \
+	FMOVS	scale, F19
+
+// SCORE3X4 is the body of score3x4 for keys of 1 << esh bytes, after the
+// arguments are loaded (SCOREARGS). Per tile:
+// the key rows 1–3 (repeating the last key past nk), the 12 accumulators
+// zeroed, the vector steps and the tail, the FADDP trees and the scaling,
+// then four scores stored per query, or for 1–3 keys left two (FMOVD) and
+// one (FMOVS) after shifting lanes 2 and 3 down (VEXT).
+#define SCORE3X4(esh, STEPS, KEYS, TAIL) \
+	VDUP	V19.S[0], V19.S4; \
+	LSL	$2, R7; \
+	LSL	$2, R8; \
+	LSL	$esh, R5, R9; \
+	STEPS; \
+tile: \
+	MOVD	R3, R10; \
+	ADD	R9, R10, R11; \
+	ADD	R9, R11, R12; \
+	ADD	R9, R12, R13; \
+	CMP	$2, R6; \
+	CSEL	LT, R10, R11, R11; \
+	CMP	$3, R6; \
+	CSEL	LT, R11, R12, R12; \
+	CMP	$4, R6; \
+	CSEL	LT, R12, R13, R13; \
+	MOVD	R0, R14; \
+	MOVD	R1, R15; \
+	MOVD	R2, R16; \
+	VEOR	V0.B16, V0.B16, V0.B16; \
+	VEOR	V1.B16, V1.B16, V1.B16; \
+	VEOR	V2.B16, V2.B16, V2.B16; \
+	VEOR	V3.B16, V3.B16, V3.B16; \
+	VEOR	V4.B16, V4.B16, V4.B16; \
+	VEOR	V5.B16, V5.B16, V5.B16; \
+	VEOR	V6.B16, V6.B16, V6.B16; \
+	VEOR	V7.B16, V7.B16, V7.B16; \
+	VEOR	V8.B16, V8.B16, V8.B16; \
+	VEOR	V9.B16, V9.B16, V9.B16; \
+	VEOR	V10.B16, V10.B16, V10.B16; \
+	VEOR	V11.B16, V11.B16, V11.B16; \
+	MOVD	R19, R17; \
+	CBZ	R17, tail; \
+loop: \
+	VLD1.P	16(R14), [V12.S4]; \
+	VLD1.P	16(R15), [V13.S4]; \
+	VLD1.P	16(R16), [V14.S4]; \
+	KEYS; \
+	SCOREFMA; \
+	SUBS	$1, R17; \
+	BNE	loop; \
+tail: \
+	TAIL; \
+	FADDP4(0, 0, 1); \
+	FADDP4(2, 2, 3); \
+	FADDP4(0, 0, 2); \
+	FADDP4(4, 4, 5); \
+	FADDP4(6, 6, 7); \
+	FADDP4(4, 4, 6); \
+	FADDP4(8, 8, 9); \
+	FADDP4(10, 10, 11); \
+	FADDP4(8, 8, 10); \
+	FMUL4(0, 0, 19); \
+	FMUL4(4, 4, 19); \
+	FMUL4(8, 8, 19); \
+	ADD	R7, R4, R20; \
+	ADD	R8, R4, R21; \
+	CMP	$4, R6; \
+	BLT	partial; \
+	VST1	[V0.S4], (R4); \
+	VST1	[V4.S4], (R20); \
+	VST1	[V8.S4], (R21); \
+	ADD	$16, R4; \
+	ADD	R9<<2, R3, R3; \
+	SUBS	$4, R6; \
+	BNE	tile; \
+	RET; \
+partial: \
+	TBZ	$1, R6, partial1; \
+	FMOVD.P	F0, 8(R4); \
+	FMOVD.P	F4, 8(R20); \
+	FMOVD.P	F8, 8(R21); \
+	VEXT	$8, V0.B16, V0.B16, V0.B16; \
+	VEXT	$8, V4.B16, V4.B16, V4.B16; \
+	VEXT	$8, V8.B16, V8.B16, V8.B16; \
+partial1: \
+	TBZ	$0, R6, done; \
+	FMOVS	F0, (R4); \
+	FMOVS	F4, (R20); \
+	FMOVS	F8, (R21); \
+done: \
 	RET
 
-// func dotScaleF16NEON(q *float32, keys *uint16, d, nk int, scale float32, out *float32)
-TEXT ·dotScaleF16NEON(SB), NOSPLIT|NOFRAME, $0-48
-	MOVD	q+0(FP), R0
-	MOVD	keys+8(FP), R1
-	MOVD	d+16(FP), R2
-	MOVD	nk+24(FP), R3
-	FMOVS	scale+32(FP), F31
-	MOVD	out+40(FP), R4
+// func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
+TEXT ·score3x4(SB), NOSPLIT|NOFRAME, $0-76
+	SCOREARGS(q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
+	SCORE3X4(2, SCORESTEPS_F32, SCOREKEYS_F32, SCORETAIL_F32)
 
-hdotKey:
-	MOVD	R0, R5
-	VEOR	V0.B16, V0.B16, V0.B16
-	VEOR	V1.B16, V1.B16, V1.B16
-	VEOR	V2.B16, V2.B16, V2.B16
-	VEOR	V3.B16, V3.B16, V3.B16
-	LSR	$4, R2, R6
-	CBZ	R6, hdot8
+// func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
+TEXT ·score3x4F16(SB), NOSPLIT|NOFRAME, $0-76
+	SCOREARGS(q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
+	SCORE3X4(1, SCORESTEPS_F16, SCOREKEYS_F16, SCORETAIL_F16)
 
-hdot16:
-	VLD1.P	64(R5), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1.P	32(R1), [V16.B16, V17.B16]
-	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
-	WORD	$0x4e217a15 // fcvtl2 v21.4s, v16.8h
-	WORD	$0x0e217a36 // fcvtl v22.4s, v17.4h
-	WORD	$0x4e217a37 // fcvtl2 v23.4s, v17.8h
-	VFMLA	V4.S4, V20.S4, V0.S4
-	VFMLA	V5.S4, V21.S4, V1.S4
-	VFMLA	V6.S4, V22.S4, V2.S4
-	VFMLA	V7.S4, V23.S4, V3.S4
-	SUBS	$1, R6
-	BNE	hdot16
-
-hdot8:
-	TBZ	$3, R2, hdot4
-	VLD1.P	32(R5), [V4.S4, V5.S4]
-	VLD1.P	16(R1), [V16.B16]
-	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
-	WORD	$0x4e217a15 // fcvtl2 v21.4s, v16.8h
-	VFMLA	V4.S4, V20.S4, V0.S4
-	VFMLA	V5.S4, V21.S4, V1.S4
-
-hdot4:
-	TBZ	$2, R2, hdot2
-	VLD1.P	16(R5), [V4.S4]
-	FMOVD.P	8(R1), F16
-	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
-	VFMLA	V4.S4, V20.S4, V2.S4
-
-hdot2:
-	TBZ	$1, R2, hdot1
-	FMOVD.P	8(R5), F4
-	FMOVS.P	4(R1), F16
-	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
-	VFMLA	V4.S4, V20.S4, V3.S4
-
-hdot1:
-	TBZ	$0, R2, hdotSum
-	FMOVS.P	4(R5), F4
-	MOVHU.P	2(R1), R7
-	FMOVS	R7, F16
-	WORD	$0x0e217a14 // fcvtl v20.4s, v16.4h
-	VFMLA	V4.S4, V20.S4, V0.S4
-
-hdotSum:
-	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD	$0x7e30d800 // faddp s0, v0.2s
-	FMULS	F31, F0, F0
-	FMOVS.P	F0, 4(R4)
-	SUBS	$1, R3
-	BNE	hdotKey
-	RET
-
-// func maxNEON(x *float32, n int) float32
+// func maxAsm(x *float32, n int) float32
 //
 // Each lane keeps m = x if x > m else m, the generic rule, so NaNs (quiet or
 // signalling) are skipped and the lanes never hold a NaN; the lanes are then
-// combined with FMAX. Only the sign of a zero maximum may differ from the
-// generic kernel, which keeps the first of −0 and +0.
-TEXT ·maxNEON(SB), NOSPLIT|NOFRAME, $0-20
+// combined with FMAX. n is a positive multiple of 8.
+TEXT ·maxAsm(SB), NOSPLIT|NOFRAME, $0-20
 	MOVD	x+0(FP), R0
 	MOVD	n+8(FP), R1
 	MOVW	$0xff800000, R2 // −Inf
@@ -178,10 +267,10 @@ TEXT ·maxNEON(SB), NOSPLIT|NOFRAME, $0-20
 
 max16:
 	VLD1.P	64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WORD	$0x6ea0e490 // fcmgt v16.4s, v4.4s, v0.4s
-	WORD	$0x6ea1e4b1 // fcmgt v17.4s, v5.4s, v1.4s
-	WORD	$0x6ea2e4d2 // fcmgt v18.4s, v6.4s, v2.4s
-	WORD	$0x6ea3e4f3 // fcmgt v19.4s, v7.4s, v3.4s
+	FCMGT4(16, 4, 0)
+	FCMGT4(17, 5, 1)
+	FCMGT4(18, 6, 2)
+	FCMGT4(19, 7, 3)
 	VBIT	V16.B16, V4.B16, V0.B16
 	VBIT	V17.B16, V5.B16, V1.B16
 	VBIT	V18.B16, V6.B16, V2.B16
@@ -190,51 +279,69 @@ max16:
 	BNE	max16
 
 max8:
-	TBZ	$3, R1, max4
+	TBZ	$3, R1, maxReduce
 	VLD1.P	32(R0), [V4.S4, V5.S4]
-	WORD	$0x6ea0e490 // fcmgt v16.4s, v4.4s, v0.4s
-	WORD	$0x6ea1e4b1 // fcmgt v17.4s, v5.4s, v1.4s
+	FCMGT4(16, 4, 0)
+	FCMGT4(17, 5, 1)
 	VBIT	V16.B16, V4.B16, V0.B16
 	VBIT	V17.B16, V5.B16, V1.B16
 
-max4:
-	TBZ	$2, R1, maxReduce
-	VLD1.P	16(R0), [V4.S4]
-	WORD	$0x6ea2e490 // fcmgt v16.4s, v4.4s, v2.4s
-	VBIT	V16.B16, V4.B16, V2.B16
-
 maxReduce:
-	WORD	$0x4e21f400 // fmax v0.4s, v0.4s, v1.4s
-	WORD	$0x4e23f442 // fmax v2.4s, v2.4s, v3.4s
-	WORD	$0x4e22f400 // fmax v0.4s, v0.4s, v2.4s
-	WORD	$0x6e30f800 // fmaxv s0, v0.4s
-
-	// The last 0–3 elements one at a time: F0 = F1 if F1 > F0, which is
-	// false for a NaN F1.
-	TBZ	$1, R1, max1
-	FMOVS.P	4(R0), F1
-	FCMPS	F0, F1
-	FCSELS	GT, F1, F0, F0
-	FMOVS.P	4(R0), F1
-	FCMPS	F0, F1
-	FCSELS	GT, F1, F0, F0
-
-max1:
-	TBZ	$0, R1, maxDone
-	FMOVS	(R0), F1
-	FCMPS	F0, F1
-	FCSELS	GT, F1, F0, F0
-
-maxDone:
+	FMAX4(0, 0, 1)
+	FMAX4(2, 2, 3)
+	FMAX4(0, 0, 2)
+	FMAXV(0, 0)
 	FMOVS	F0, ret+16(FP)
 	RET
 
-// func expSubNEON(x *float32, n int, m float32) float32
+// EXP sets V0 = exp(V0 − m) with the constants of expSubAsm in V16–V29;
+// V2, V4, V6 and V8 are clobbered.
+//
+// r = clamp(x − m, −110, 89): below −110 exp rounds to 0 and the clamp keeps
+// 2ⁿ representable; above 89 it overflows to +Inf as it should. FMAX/FMIN
+// (not the NM forms) propagate NaN. Then n = round(r·log2e) and r −= n·ln2
+// in two fused parts (Cody–Waite); P(r) = p0 + p1·r + … + p5·r⁵ by Horner
+// (Cephes expf coefficients); eʳ ≈ 1 + (r + r²·P(r)), exactly 1 when r = 0;
+// and the scaling by 2ⁿ = 2^(n>>1)·2^(n−n>>1), each factor a normal float
+// for n in [−159, 128], so only the last product rounds (to a subnormal).
+#define EXP \
+	FSUB4(0, 0, 16); \
+	FMAX4(0, 0, 17); \
+	FMIN4(0, 0, 18); \
+	FMUL4(2, 0, 19); \
+	FCVTNS4(6, 2); \
+	SCVTF4(2, 6); \
+	VFMLS	V2.S4, V20.S4, V0.S4; \
+	VFMLS	V2.S4, V21.S4, V0.S4; \
+	VMOV	V23.B16, V4.B16; \
+	VFMLA	V22.S4, V0.S4, V4.S4; \
+	VMOV	V24.B16, V2.B16; \
+	VFMLA	V4.S4, V0.S4, V2.S4; \
+	VMOV	V25.B16, V4.B16; \
+	VFMLA	V2.S4, V0.S4, V4.S4; \
+	VMOV	V26.B16, V2.B16; \
+	VFMLA	V4.S4, V0.S4, V2.S4; \
+	VMOV	V27.B16, V4.B16; \
+	VFMLA	V2.S4, V0.S4, V4.S4; \
+	FMUL4(2, 0, 0); \
+	VFMLA	V4.S4, V2.S4, V0.S4; \
+	FADD4(0, 0, 28); \
+	SSHR4_1(8, 6); \
+	VSUB	V8.S4, V6.S4, V6.S4; \
+	VADD	V29.S4, V8.S4, V8.S4; \
+	VSHL	$23, V8.S4, V8.S4; \
+	VADD	V29.S4, V6.S4, V6.S4; \
+	VSHL	$23, V6.S4, V6.S4; \
+	FMUL4(0, 0, 8); \
+	FMUL4(0, 0, 6)
+
+// func expSubAsm(x *float32, n int, m float32) float32
 //
 // exp(r) = 2ⁿ·eʳ with n = round(r/ln2) and |r| ≤ ln2/2, eʳ from the Cephes
 // expf polynomial: within 2 ulp of the correctly rounded result, exactly 1 at
-// r = 0, 0 for r below −103.98, +Inf above 88.73, NaN for NaN.
-TEXT ·expSubNEON(SB), NOSPLIT|NOFRAME, $0-28
+// r = 0, 0 for r below −103.98, +Inf above 88.73, NaN for NaN. The sums of
+// alternate vectors go to V30 and V31. n ≥ 1.
+TEXT ·expSubAsm(SB), NOSPLIT|NOFRAME, $0-28
 	MOVD	x+0(FP), R0
 	MOVD	n+8(FP), R1
 	FMOVS	m+16(FP), F16
@@ -271,198 +378,52 @@ TEXT ·expSubNEON(SB), NOSPLIT|NOFRAME, $0-28
 	CBZ	R3, exp4
 
 exp8:
-	VLD1	(R0), [V0.S4, V1.S4]
-	// r = clamp(x − m, −110, 89): below −110 exp rounds to 0 and the clamp
-	// keeps 2ⁿ representable; above 89 it overflows to +Inf as it should.
-	// FMAX/FMIN (not the NM forms) propagate NaN.
-	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD	$0x4eb0d421 // fsub v1.4s, v1.4s, v16.4s
-	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD	$0x4e31f421 // fmax v1.4s, v1.4s, v17.4s
-	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	WORD	$0x4eb2f421 // fmin v1.4s, v1.4s, v18.4s
-	// n = round(r·log2e), r −= n·ln2 in two parts (Cody–Waite, fused).
-	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD	$0x6e33dc23 // fmul v3.4s, v1.4s, v19.4s
-	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD	$0x4e21a867 // fcvtns v7.4s, v3.4s
-	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
-	WORD	$0x4e21d8e3 // scvtf v3.4s, v7.4s
-	VFMLS	V2.S4, V20.S4, V0.S4
-	VFMLS	V3.S4, V20.S4, V1.S4
-	VFMLS	V2.S4, V21.S4, V0.S4
-	VFMLS	V3.S4, V21.S4, V1.S4
-	// P(r) = p0 + p1·r + … + p5·r⁵ by Horner (Cephes expf coefficients).
-	VMOV	V23.B16, V4.B16
-	VMOV	V23.B16, V5.B16
-	VFMLA	V22.S4, V0.S4, V4.S4
-	VFMLA	V22.S4, V1.S4, V5.S4
-	VMOV	V24.B16, V2.B16
-	VMOV	V24.B16, V3.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VFMLA	V5.S4, V1.S4, V3.S4
-	VMOV	V25.B16, V4.B16
-	VMOV	V25.B16, V5.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	VFMLA	V3.S4, V1.S4, V5.S4
-	VMOV	V26.B16, V2.B16
-	VMOV	V26.B16, V3.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VFMLA	V5.S4, V1.S4, V3.S4
-	VMOV	V27.B16, V4.B16
-	VMOV	V27.B16, V5.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	VFMLA	V3.S4, V1.S4, V5.S4
-	// eʳ ≈ 1 + (r + r²·P(r)): exactly 1 when r = 0.
-	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	WORD	$0x6e21dc23 // fmul v3.4s, v1.4s, v1.4s
-	VFMLA	V4.S4, V2.S4, V0.S4
-	VFMLA	V5.S4, V3.S4, V1.S4
-	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	WORD	$0x4e3cd421 // fadd v1.4s, v1.4s, v28.4s
-	// Scale by 2ⁿ = 2^(n>>1)·2^(n−n>>1): each factor is a normal float for
-	// n in [−159, 128], and only the last product rounds (to a subnormal).
-	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	WORD	$0x4f3f04e9 // sshr v9.4s, v7.4s, #1
-	VSUB	V8.S4, V6.S4, V6.S4
-	VSUB	V9.S4, V7.S4, V7.S4
-	VADD	V29.S4, V8.S4, V8.S4
-	VADD	V29.S4, V9.S4, V9.S4
-	VSHL	$23, V8.S4, V8.S4
-	VSHL	$23, V9.S4, V9.S4
-	VADD	V29.S4, V6.S4, V6.S4
-	VADD	V29.S4, V7.S4, V7.S4
-	VSHL	$23, V6.S4, V6.S4
-	VSHL	$23, V7.S4, V7.S4
-	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD	$0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
-	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
-	WORD	$0x6e27dc21 // fmul v1.4s, v1.4s, v7.4s
-	VST1.P	[V0.S4, V1.S4], 32(R0)
-	WORD	$0x4e20d7de // fadd v30.4s, v30.4s, v0.4s
-	WORD	$0x4e21d7ff // fadd v31.4s, v31.4s, v1.4s
+	VLD1	(R0), [V0.S4]
+	EXP
+	VST1.P	[V0.S4], 16(R0)
+	FADD4(30, 30, 0)
+	VLD1	(R0), [V0.S4]
+	EXP
+	VST1.P	[V0.S4], 16(R0)
+	FADD4(31, 31, 0)
 	SUBS	$1, R3
 	BNE	exp8
 
 exp4:
 	TBZ	$2, R1, exp2
 	VLD1	(R0), [V0.S4]
-	// V0 = exp(V0 − m), the sequence of the loop above on one vector.
-	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
-	VFMLS	V2.S4, V20.S4, V0.S4
-	VFMLS	V2.S4, V21.S4, V0.S4
-	VMOV	V23.B16, V4.B16
-	VFMLA	V22.S4, V0.S4, V4.S4
-	VMOV	V24.B16, V2.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VMOV	V25.B16, V4.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	VMOV	V26.B16, V2.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VMOV	V27.B16, V4.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	VFMLA	V4.S4, V2.S4, V0.S4
-	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	VSUB	V8.S4, V6.S4, V6.S4
-	VADD	V29.S4, V8.S4, V8.S4
-	VSHL	$23, V8.S4, V8.S4
-	VADD	V29.S4, V6.S4, V6.S4
-	VSHL	$23, V6.S4, V6.S4
-	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
+	EXP
 	VST1.P	[V0.S4], 16(R0)
-	WORD	$0x4e20d7de // fadd v30.4s, v30.4s, v0.4s
+	FADD4(30, 30, 0)
 
 exp2:
+	// Lanes 2 and 3 hold exp(−m): FMOVD F0, F10 zeroes them before the sum.
 	TBZ	$1, R1, exp1
 	FMOVD	(R0), F0
-	// V0 = exp(V0 − m), the sequence of the loop above on one vector.
-	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
-	VFMLS	V2.S4, V20.S4, V0.S4
-	VFMLS	V2.S4, V21.S4, V0.S4
-	VMOV	V23.B16, V4.B16
-	VFMLA	V22.S4, V0.S4, V4.S4
-	VMOV	V24.B16, V2.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VMOV	V25.B16, V4.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	VMOV	V26.B16, V2.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VMOV	V27.B16, V4.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	VFMLA	V4.S4, V2.S4, V0.S4
-	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	VSUB	V8.S4, V6.S4, V6.S4
-	VADD	V29.S4, V8.S4, V8.S4
-	VSHL	$23, V8.S4, V8.S4
-	VADD	V29.S4, V6.S4, V6.S4
-	VSHL	$23, V6.S4, V6.S4
-	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
+	EXP
 	FMOVD.P	F0, 8(R0)
-	FMOVD	F0, F10 // lanes 2 and 3 hold exp(−m): zero them before summing
-	WORD	$0x4e2ad7de // fadd v30.4s, v30.4s, v10.4s
+	FMOVD	F0, F10
+	FADD4(30, 30, 10)
 
 exp1:
 	TBZ	$0, R1, expSum
 	FMOVS	(R0), F0
-	// V0 = exp(V0 − m), the sequence of the loop above on one vector.
-	WORD	$0x4eb0d400 // fsub v0.4s, v0.4s, v16.4s
-	WORD	$0x4e31f400 // fmax v0.4s, v0.4s, v17.4s
-	WORD	$0x4eb2f400 // fmin v0.4s, v0.4s, v18.4s
-	WORD	$0x6e33dc02 // fmul v2.4s, v0.4s, v19.4s
-	WORD	$0x4e21a846 // fcvtns v6.4s, v2.4s
-	WORD	$0x4e21d8c2 // scvtf v2.4s, v6.4s
-	VFMLS	V2.S4, V20.S4, V0.S4
-	VFMLS	V2.S4, V21.S4, V0.S4
-	VMOV	V23.B16, V4.B16
-	VFMLA	V22.S4, V0.S4, V4.S4
-	VMOV	V24.B16, V2.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VMOV	V25.B16, V4.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	VMOV	V26.B16, V2.B16
-	VFMLA	V4.S4, V0.S4, V2.S4
-	VMOV	V27.B16, V4.B16
-	VFMLA	V2.S4, V0.S4, V4.S4
-	WORD	$0x6e20dc02 // fmul v2.4s, v0.4s, v0.4s
-	VFMLA	V4.S4, V2.S4, V0.S4
-	WORD	$0x4e3cd400 // fadd v0.4s, v0.4s, v28.4s
-	WORD	$0x4f3f04c8 // sshr v8.4s, v6.4s, #1
-	VSUB	V8.S4, V6.S4, V6.S4
-	VADD	V29.S4, V8.S4, V8.S4
-	VSHL	$23, V8.S4, V8.S4
-	VADD	V29.S4, V6.S4, V6.S4
-	VSHL	$23, V6.S4, V6.S4
-	WORD	$0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
-	WORD	$0x6e26dc00 // fmul v0.4s, v0.4s, v6.4s
+	EXP
 	FMOVS	F0, (R0)
-	FMOVS	F0, F10 // lanes 1 to 3 hold exp(−m)
-	WORD	$0x4e2ad7de // fadd v30.4s, v30.4s, v10.4s
+	FMOVS	F0, F10
+	FADD4(30, 30, 10)
 
 expSum:
-	WORD	$0x4e3fd7de // fadd v30.4s, v30.4s, v31.4s
-	WORD	$0x6e3ed7de // faddp v30.4s, v30.4s, v30.4s
-	WORD	$0x7e30dbc0 // faddp s0, v30.2s
+	FADD4(30, 30, 31)
+	FADDP4(30, 30, 30)
+	FADDPS(0, 30)
 	FMOVS	F0, ret+24(FP)
 	RET
 
-// func axpyNEON(a float32, x, y *float32, n int)
-TEXT ·axpyNEON(SB), NOSPLIT|NOFRAME, $0-32
+// func axpyAsm(a float32, x, y *float32, n int)
+//
+// n ≥ 1: blocks of 16, then the TBZ ladder of 8, 4, 2 and 1, all fused.
+TEXT ·axpyAsm(SB), NOSPLIT|NOFRAME, $0-32
 	FMOVS	a+0(FP), F16
 	VDUP	V16.S[0], V16.S4
 	MOVD	x+8(FP), R0
@@ -514,486 +475,129 @@ axpy1:
 axpyDone:
 	RET
 
-// func wsumAccNEON(p *float32, n int, vals *float32, d int, out *float32)
+// The weighted sums: a block of columns of every output row stays in
+// registers while the n value rows stream past, row after row in the order
+// of p, so every output element is one chain of fused multiply-adds. The
+// grouped kernels load each value vector once for all their output rows.
+// Columns come in blocks of 16 (32 for two rows), then 8; w is a multiple
+// of 8. arm64 ignores pf: its hardware prefetcher follows the row stride.
 //
-// Column blocks of out stay in registers while the rows stream past, each row
-// adding p[i]·row_i in the order of p, like the generic kernel.
-TEXT ·wsumAccNEON(SB), NOSPLIT|NOFRAME, $0-40
-	MOVD	p+0(FP), R0
-	MOVD	n+8(FP), R1
-	MOVD	vals+16(FP), R2
-	MOVD	d+24(FP), R3
-	MOVD	out+32(FP), R4
-	LSL	$2, R3, R5 // row stride in bytes
-	LSR	$4, R3, R6
-	CBZ	R6, ws8
-
-ws16:
-	VLD1	(R4), [V0.S4, V1.S4, V2.S4, V3.S4]
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-ws16Row:
-	VLD1R.P	4(R7), [V16.S4]
-	VLD1	(R8), [V4.S4, V5.S4, V6.S4, V7.S4]
-	ADD	R5, R8
-	VFMLA	V4.S4, V16.S4, V0.S4
-	VFMLA	V5.S4, V16.S4, V1.S4
-	VFMLA	V6.S4, V16.S4, V2.S4
-	VFMLA	V7.S4, V16.S4, V3.S4
-	SUBS	$1, R9
-	BNE	ws16Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
-	ADD	$64, R2
-	SUBS	$1, R6
-	BNE	ws16
-
-ws8:
-	TBZ	$3, R3, ws4
-	VLD1	(R4), [V0.S4, V1.S4]
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-ws8Row:
-	VLD1R.P	4(R7), [V16.S4]
-	VLD1	(R8), [V4.S4, V5.S4]
-	ADD	R5, R8
-	VFMLA	V4.S4, V16.S4, V0.S4
-	VFMLA	V5.S4, V16.S4, V1.S4
-	SUBS	$1, R9
-	BNE	ws8Row
-	VST1.P	[V0.S4, V1.S4], 32(R4)
-	ADD	$32, R2
-
-ws4:
-	TBZ	$2, R3, ws2
-	VLD1	(R4), [V0.S4]
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-ws4Row:
-	VLD1R.P	4(R7), [V16.S4]
-	VLD1	(R8), [V4.S4]
-	ADD	R5, R8
-	VFMLA	V4.S4, V16.S4, V0.S4
-	SUBS	$1, R9
-	BNE	ws4Row
-	VST1.P	[V0.S4], 16(R4)
-	ADD	$16, R2
-
-ws2:
-	// Two and one columns use the low lanes only and store only those.
-	TBZ	$1, R3, ws1
-	FMOVD	(R4), F0
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-ws2Row:
-	VLD1R.P	4(R7), [V16.S4]
-	FMOVD	(R8), F4
-	ADD	R5, R8
-	VFMLA	V4.S4, V16.S4, V0.S4
-	SUBS	$1, R9
-	BNE	ws2Row
-	FMOVD.P	F0, 8(R4)
-	ADD	$8, R2
-
-ws1:
-	TBZ	$0, R3, wsDone
-	FMOVS	(R4), F0
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-ws1Row:
-	VLD1R.P	4(R7), [V16.S4]
-	FMOVS	(R8), F4
-	ADD	R5, R8
-	VFMLA	V4.S4, V16.S4, V0.S4
-	SUBS	$1, R9
-	BNE	ws1Row
-	FMOVS	F0, (R4)
-
-wsDone:
-	RET
-
-// func wsumAccF16NEON(p *float32, n int, vals *uint16, d int, out *float32)
-TEXT ·wsumAccF16NEON(SB), NOSPLIT|NOFRAME, $0-40
-	MOVD	p+0(FP), R0
-	MOVD	n+8(FP), R1
-	MOVD	vals+16(FP), R2
-	MOVD	d+24(FP), R3
-	MOVD	out+32(FP), R4
-	LSL	$1, R3, R5 // row stride in bytes
-	LSR	$4, R3, R6
-	CBZ	R6, hws8
-
-hws16:
-	VLD1	(R4), [V0.S4, V1.S4, V2.S4, V3.S4]
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-hws16Row:
-	VLD1R.P	4(R7), [V16.S4]
-	VLD1	(R8), [V20.B16, V21.B16]
-	ADD	R5, R8
-	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
-	WORD	$0x4e217a85 // fcvtl2 v5.4s, v20.8h
-	WORD	$0x0e217aa6 // fcvtl v6.4s, v21.4h
-	WORD	$0x4e217aa7 // fcvtl2 v7.4s, v21.8h
-	VFMLA	V4.S4, V16.S4, V0.S4
-	VFMLA	V5.S4, V16.S4, V1.S4
-	VFMLA	V6.S4, V16.S4, V2.S4
-	VFMLA	V7.S4, V16.S4, V3.S4
-	SUBS	$1, R9
-	BNE	hws16Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
-	ADD	$32, R2
-	SUBS	$1, R6
-	BNE	hws16
-
-hws8:
-	TBZ	$3, R3, hws4
-	VLD1	(R4), [V0.S4, V1.S4]
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-hws8Row:
-	VLD1R.P	4(R7), [V16.S4]
-	VLD1	(R8), [V20.B16]
-	ADD	R5, R8
-	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
-	WORD	$0x4e217a85 // fcvtl2 v5.4s, v20.8h
-	VFMLA	V4.S4, V16.S4, V0.S4
-	VFMLA	V5.S4, V16.S4, V1.S4
-	SUBS	$1, R9
-	BNE	hws8Row
-	VST1.P	[V0.S4, V1.S4], 32(R4)
-	ADD	$16, R2
-
-hws4:
-	TBZ	$2, R3, hws2
-	VLD1	(R4), [V0.S4]
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-hws4Row:
-	VLD1R.P	4(R7), [V16.S4]
-	FMOVD	(R8), F20
-	ADD	R5, R8
-	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
-	VFMLA	V4.S4, V16.S4, V0.S4
-	SUBS	$1, R9
-	BNE	hws4Row
-	VST1.P	[V0.S4], 16(R4)
-	ADD	$8, R2
-
-hws2:
-	TBZ	$1, R3, hws1
-	FMOVD	(R4), F0
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-hws2Row:
-	VLD1R.P	4(R7), [V16.S4]
-	FMOVS	(R8), F20
-	ADD	R5, R8
-	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
-	VFMLA	V4.S4, V16.S4, V0.S4
-	SUBS	$1, R9
-	BNE	hws2Row
-	FMOVD.P	F0, 8(R4)
-	ADD	$4, R2
-
-hws1:
-	TBZ	$0, R3, hwsDone
-	FMOVS	(R4), F0
-	MOVD	R0, R7
-	MOVD	R2, R8
-	MOVD	R1, R9
-
-hws1Row:
-	VLD1R.P	4(R7), [V16.S4]
-	MOVHU	(R8), R10
-	FMOVS	R10, F20
-	ADD	R5, R8
-	WORD	$0x0e217a84 // fcvtl v4.4s, v20.4h
-	VFMLA	V4.S4, V16.S4, V0.S4
-	SUBS	$1, R9
-	BNE	hws1Row
-	FMOVS	F0, (R4)
-
-hwsDone:
-	RET
-
-// func l1NormNEON(x *float32, n int) float32
-//
-// |x| clears the sign bit (VAND), which is what math.Abs does.
-TEXT ·l1NormNEON(SB), NOSPLIT|NOFRAME, $0-20
-	MOVD	x+0(FP), R0
-	MOVD	n+8(FP), R1
-	MOVW	$0x7fffffff, R2
-	VDUP	R2, V31.S4
-	VEOR	V0.B16, V0.B16, V0.B16
-	VEOR	V1.B16, V1.B16, V1.B16
-	VEOR	V2.B16, V2.B16, V2.B16
-	VEOR	V3.B16, V3.B16, V3.B16
-	LSR	$4, R1, R3
-	CBZ	R3, l18
-
-l116:
-	VLD1.P	64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VAND	V31.B16, V4.B16, V4.B16
-	VAND	V31.B16, V5.B16, V5.B16
-	VAND	V31.B16, V6.B16, V6.B16
-	VAND	V31.B16, V7.B16, V7.B16
-	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
-	WORD	$0x4e26d442 // fadd v2.4s, v2.4s, v6.4s
-	WORD	$0x4e27d463 // fadd v3.4s, v3.4s, v7.4s
-	SUBS	$1, R3
-	BNE	l116
-
-l18:
-	TBZ	$3, R1, l14
-	VLD1.P	32(R0), [V4.S4, V5.S4]
-	VAND	V31.B16, V4.B16, V4.B16
-	VAND	V31.B16, V5.B16, V5.B16
-	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
-
-l14:
-	TBZ	$2, R1, l12
-	VLD1.P	16(R0), [V4.S4]
-	VAND	V31.B16, V4.B16, V4.B16
-	WORD	$0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
-
-l12:
-	TBZ	$1, R1, l11
-	FMOVD.P	8(R0), F4
-	VAND	V31.B16, V4.B16, V4.B16
-	WORD	$0x4e24d463 // fadd v3.4s, v3.4s, v4.4s
-
-l11:
-	TBZ	$0, R1, l1Sum
-	FMOVS	(R0), F4
-	VAND	V31.B16, V4.B16, V4.B16
-	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-
-l1Sum:
-	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD	$0x7e30d800 // faddp s0, v0.2s
-	FMOVS	F0, ret+16(FP)
-	RET
-
-// func l1NormF16NEON(x *uint16, n int) float32
-//
-// The sign bits are cleared on the float16 patterns, before widening.
-TEXT ·l1NormF16NEON(SB), NOSPLIT|NOFRAME, $0-20
-	MOVD	x+0(FP), R0
-	MOVD	n+8(FP), R1
-	MOVW	$0x7fff7fff, R2
-	VDUP	R2, V31.S4
-	VEOR	V0.B16, V0.B16, V0.B16
-	VEOR	V1.B16, V1.B16, V1.B16
-	VEOR	V2.B16, V2.B16, V2.B16
-	VEOR	V3.B16, V3.B16, V3.B16
-	LSR	$4, R1, R3
-	CBZ	R3, hl18
-
-hl116:
-	VLD1.P	32(R0), [V16.B16, V17.B16]
-	VAND	V31.B16, V16.B16, V16.B16
-	VAND	V31.B16, V17.B16, V17.B16
-	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD	$0x4e217a05 // fcvtl2 v5.4s, v16.8h
-	WORD	$0x0e217a26 // fcvtl v6.4s, v17.4h
-	WORD	$0x4e217a27 // fcvtl2 v7.4s, v17.8h
-	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
-	WORD	$0x4e26d442 // fadd v2.4s, v2.4s, v6.4s
-	WORD	$0x4e27d463 // fadd v3.4s, v3.4s, v7.4s
-	SUBS	$1, R3
-	BNE	hl116
-
-hl18:
-	TBZ	$3, R1, hl14
-	VLD1.P	16(R0), [V16.B16]
-	VAND	V31.B16, V16.B16, V16.B16
-	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD	$0x4e217a05 // fcvtl2 v5.4s, v16.8h
-	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-	WORD	$0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
-
-hl14:
-	TBZ	$2, R1, hl12
-	FMOVD.P	8(R0), F16
-	VAND	V31.B16, V16.B16, V16.B16
-	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD	$0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
-
-hl12:
-	TBZ	$1, R1, hl11
-	FMOVS.P	4(R0), F16
-	VAND	V31.B16, V16.B16, V16.B16
-	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD	$0x4e24d463 // fadd v3.4s, v3.4s, v4.4s
-
-hl11:
-	TBZ	$0, R1, hl1Sum
-	MOVHU	(R0), R2
-	FMOVS	R2, F16
-	VAND	V31.B16, V16.B16, V16.B16
-	WORD	$0x0e217a04 // fcvtl v4.4s, v16.4h
-	WORD	$0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
-
-hl1Sum:
-	WORD	$0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
-	WORD	$0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
-	WORD	$0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
-	WORD	$0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
-	WORD	$0x7e30d800 // faddp s0, v0.2s
-	FMOVS	F0, ret+16(FP)
-	RET
-
-// func widenF16NEON(dst *float32, src *uint16, n int)
-//
-// FCVTL is exact for every float16, subnormals included (Go leaves FPCR.FZ16
-// clear), and quiets NaNs keeping the payload, as f16ToF32 does.
-TEXT ·widenF16NEON(SB), NOSPLIT|NOFRAME, $0-24
-	MOVD	dst+0(FP), R0
-	MOVD	src+8(FP), R1
-	MOVD	n+16(FP), R2
-	LSR	$4, R2, R3
-	CBZ	R3, wd8
-
-wd16:
-	VLD1.P	32(R1), [V0.B16, V1.B16]
-	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
-	WORD	$0x4e217805 // fcvtl2 v5.4s, v0.8h
-	WORD	$0x0e217826 // fcvtl v6.4s, v1.4h
-	WORD	$0x4e217827 // fcvtl2 v7.4s, v1.8h
-	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R0)
-	SUBS	$1, R3
-	BNE	wd16
-
-wd8:
-	TBZ	$3, R2, wd4
-	VLD1.P	16(R1), [V0.B16]
-	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
-	WORD	$0x4e217805 // fcvtl2 v5.4s, v0.8h
-	VST1.P	[V4.S4, V5.S4], 32(R0)
-
-wd4:
-	TBZ	$2, R2, wd2
-	FMOVD.P	8(R1), F0
-	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
-	VST1.P	[V4.S4], 16(R0)
-
-wd2:
-	TBZ	$1, R2, wd1
-	FMOVS.P	4(R1), F0
-	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
-	FMOVD.P	F4, 8(R0)
-
-wd1:
-	TBZ	$0, R2, wdDone
-	MOVHU	(R1), R3
-	FMOVS	R3, F0
-	WORD	$0x0e217804 // fcvtl v4.4s, v0.4h
-	FMOVS	F4, (R0)
-
-wdDone:
-	RET
-
-// func narrowF16NEON(dst *uint16, src *float32, n int)
-//
-// FCVTN rounds with FPCR.RMode, round to nearest even in Go programs;
-// overflow gives ±Inf, NaNs are quieted keeping the top payload bits, as
-// f32ToF16 does.
-TEXT ·narrowF16NEON(SB), NOSPLIT|NOFRAME, $0-24
-	MOVD	dst+0(FP), R0
-	MOVD	src+8(FP), R1
-	MOVD	n+16(FP), R2
-	LSR	$4, R2, R3
-	CBZ	R3, nr8
-
-nr16:
-	VLD1.P	64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
-	WORD	$0x4e216824 // fcvtn2 v4.8h, v1.4s
-	WORD	$0x0e216845 // fcvtn v5.4h, v2.4s
-	WORD	$0x4e216865 // fcvtn2 v5.8h, v3.4s
-	VST1.P	[V4.B16, V5.B16], 32(R0)
-	SUBS	$1, R3
-	BNE	nr16
-
-nr8:
-	TBZ	$3, R2, nr4
-	VLD1.P	32(R1), [V0.S4, V1.S4]
-	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
-	WORD	$0x4e216824 // fcvtn2 v4.8h, v1.4s
-	VST1.P	[V4.B16], 16(R0)
-
-nr4:
-	TBZ	$2, R2, nr2
-	VLD1.P	16(R1), [V0.S4]
-	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
-	FMOVD.P	F4, 8(R0)
-
-nr2:
-	TBZ	$1, R2, nr1
-	FMOVD.P	8(R1), F0
-	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
-	FMOVS.P	F4, 4(R0)
-
-nr1:
-	TBZ	$0, R2, nrDone
-	FMOVS	(R1), F0
-	WORD	$0x0e216804 // fcvtn v4.4h, v0.4s
-	FMOVS	F4, R3
-	MOVH	R3, (R0)
-
-nrDone:
-	RET
-
-// The grouped weighted sums of a query group (weightedSums): each value
-// vector is loaded once and multiplied into the output rows of up to four
-// query heads. A block of columns of every output row stays in registers
-// while the n value rows stream past, row after row in the order of p, so
-// every output element is the same chain of fused multiply-adds as in
-// wsumAccNEON and in the generic kernel.
-//
-// Registers shared by the four kernels below:
+// Registers:
 //   R0       weights of output row 0 (p), R9–R11 those of rows 1–3
 //   R3       n, the number of value rows
 //   R4       vals, advanced by one column block after each block
-//   R5       d, the number of columns
+//   R5       w, the number of columns
 //   R6       output row 0, R12–R14 output rows 1–3, advanced with the blocks
-//   R8       output row stride in bytes (4·d)
-//   R23      value row stride in bytes (4·d, or 2·d for float16)
+//   R8       output row stride in bytes (4·stride)
+//   R23      value row stride in bytes (4·stride, or 2·stride for float16)
 //   R15      column blocks left
 //   R16, R17, R19, R20  weight pointers of rows 0–3 within a block
 //   R21      value pointer within a block, R22 rows left in the block
 //   V0–V15   accumulators
-//   V16–V19  (four rows) or V16–V23 (two rows) the value vectors as float32,
+//   V16–V23  the value vectors as float32 (16 columns in V16–V19),
 //            widened from the float16 vectors in V24–V27
-//   V20–V23  (four rows) or V28, V29 (two rows) the broadcast weights
-//   R7, R13, R24 scratch where the above leaves them free
+//   V20–V23  (four rows) or V28, V29 (one or two rows) the broadcast weights
+
+// VALS8, VALS16 and VALS32 load 8, 16 or 32 columns of the value row at R21
+// into V16 and on, as float32 or widened from float16.
+#define VALS8_F32 VLD1 (R21), [V16.S4, V17.S4]
+#define VALS8_F16 \
+	VLD1	(R21), [V24.B16]; \
+	FCVTL(16, 24); \
+	FCVTL2(17, 24)
+
+#define VALS16_F32 VLD1 (R21), [V16.S4, V17.S4, V18.S4, V19.S4]
+#define VALS16_F16 \
+	VLD1	(R21), [V24.B16, V25.B16]; \
+	FCVTL(16, 24); \
+	FCVTL2(17, 24); \
+	FCVTL(18, 25); \
+	FCVTL2(19, 25)
+
+#define VALS32_F32 \
+	ADD	$64, R21, R24; \
+	VLD1	(R21), [V16.S4, V17.S4, V18.S4, V19.S4]; \
+	VLD1	(R24), [V20.S4, V21.S4, V22.S4, V23.S4]
+
+#define VALS32_F16 \
+	VLD1	(R21), [V24.B16, V25.B16, V26.B16, V27.B16]; \
+	FCVTL(16, 24); \
+	FCVTL2(17, 24); \
+	FCVTL(18, 25); \
+	FCVTL2(19, 25); \
+	FCVTL(20, 26); \
+	FCVTL2(21, 26); \
+	FCVTL(22, 27); \
+	FCVTL2(23, 27)
+
+// WSARGS reads the arguments every weighted-sum kernel has (the TEXT bodies
+// read the others, then expand WS1, WS2 or WS4): R23 the value
+// row stride in bytes for elements of 1 << esh bytes, R8 the output row
+// stride in bytes, R15 the 16-column blocks (shift 4; 5 for 32 columns).
+#define WSARGS(n, vals, stride, out, w, esh, bsh) \
+	MOVD	n, R3; \
+	MOVD	vals, R4; \
+	MOVD	stride, R8; \
+	MOVD	out, R6; \
+	MOVD	w, R5; \
+	LSL	$esh, R8, R23; \
+	LSL	$2, R8; \
+	LSR	$bsh, R5, R15
+
+// WS1 is the body of wsum1: 16 columns in V0–V3, then 8 in V0, V1.
+#define WS1(VALS8, VALS16, esh) \
+	CBZ	R15, c8; \
+c16: \
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]; \
+	MOVD	R0, R16; \
+	MOVD	R4, R21; \
+	MOVD	R3, R22; \
+c16Row: \
+	VLD1R.P	4(R16), [V28.S4]; \
+	VALS16; \
+	ADD	R23, R21; \
+	VFMLA	V16.S4, V28.S4, V0.S4; \
+	VFMLA	V17.S4, V28.S4, V1.S4; \
+	VFMLA	V18.S4, V28.S4, V2.S4; \
+	VFMLA	V19.S4, V28.S4, V3.S4; \
+	SUBS	$1, R22; \
+	BNE	c16Row; \
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6); \
+	ADD	$(16<<esh), R4; \
+	SUBS	$1, R15; \
+	BNE	c16; \
+c8: \
+	TBZ	$3, R5, done; \
+	VLD1	(R6), [V0.S4, V1.S4]; \
+	MOVD	R0, R16; \
+	MOVD	R4, R21; \
+	MOVD	R3, R22; \
+c8Row: \
+	VLD1R.P	4(R16), [V28.S4]; \
+	VALS8; \
+	ADD	R23, R21; \
+	VFMLA	V16.S4, V28.S4, V0.S4; \
+	VFMLA	V17.S4, V28.S4, V1.S4; \
+	SUBS	$1, R22; \
+	BNE	c8Row; \
+	VST1	[V0.S4, V1.S4], (R6); \
+done: \
+	RET
+
+// func wsum1(p *float32, n int, vals *float32, stride int, out *float32, w int)
+TEXT ·wsum1(SB), NOSPLIT|NOFRAME, $0-48
+	MOVD	p+0(FP), R0
+	WSARGS(n+8(FP), vals+16(FP), stride+24(FP), out+32(FP), w+40(FP), 2, 4)
+	WS1(VALS8_F32, VALS16_F32, 2)
+
+// func wsum1F16(p *float32, n int, vals *uint16, stride int, out *float32, w int)
+TEXT ·wsum1F16(SB), NOSPLIT|NOFRAME, $0-48
+	MOVD	p+0(FP), R0
+	WSARGS(n+8(FP), vals+16(FP), stride+24(FP), out+32(FP), w+40(FP), 1, 4)
+	WS1(VALS8_F16, VALS16_F16, 1)
 
 // WS4START resets the per-block pointers and row count of the four-row
-// kernels; WS4W loads the next weight of each row, broadcast.
+// kernel; WS4W loads the next weight of each row, broadcast.
 #define WS4START \
 	MOVD	R0, R16; \
 	MOVD	R9, R17; \
@@ -1039,14 +643,76 @@ nrDone:
 	VFMLA	V16.S4, V23.S4, V6.S4; \
 	VFMLA	V17.S4, V23.S4, V7.S4
 
-// WS4FMA1: V16 into rows 0–3 at V0 / V1 / V2 / V3.
-#define WS4FMA1 \
-	VFMLA	V16.S4, V20.S4, V0.S4; \
-	VFMLA	V16.S4, V21.S4, V1.S4; \
-	VFMLA	V16.S4, V22.S4, V2.S4; \
-	VFMLA	V16.S4, V23.S4, V3.S4
+// WS4 is the body of wsums4: blocks of 16 columns hold 16 accumulators,
+// enough to cover the FMA latency; then one of 8.
+#define WS4(VALS8, VALS16, esh) \
+	ADD	R1<<2, R0, R9; \
+	ADD	R1<<2, R9, R10; \
+	ADD	R2<<2, R0, R11; \
+	ADD	R8, R6, R12; \
+	ADD	R8, R12, R13; \
+	ADD	R7<<2, R6, R14; \
+	CBZ	R15, c8; \
+c16: \
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]; \
+	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]; \
+	VLD1	(R13), [V8.S4, V9.S4, V10.S4, V11.S4]; \
+	VLD1	(R14), [V12.S4, V13.S4, V14.S4, V15.S4]; \
+	WS4START; \
+c16Row: \
+	VALS16; \
+	ADD	R23, R21; \
+	WS4W; \
+	WS4FMA4; \
+	SUBS	$1, R22; \
+	BNE	c16Row; \
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6); \
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12); \
+	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R13); \
+	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R14); \
+	ADD	$(16<<esh), R4; \
+	SUBS	$1, R15; \
+	BNE	c16; \
+c8: \
+	TBZ	$3, R5, done; \
+	VLD1	(R6), [V0.S4, V1.S4]; \
+	VLD1	(R12), [V2.S4, V3.S4]; \
+	VLD1	(R13), [V4.S4, V5.S4]; \
+	VLD1	(R14), [V6.S4, V7.S4]; \
+	WS4START; \
+c8Row: \
+	VALS8; \
+	ADD	R23, R21; \
+	WS4W; \
+	WS4FMA2; \
+	SUBS	$1, R22; \
+	BNE	c8Row; \
+	VST1	[V0.S4, V1.S4], (R6); \
+	VST1	[V2.S4, V3.S4], (R12); \
+	VST1	[V4.S4, V5.S4], (R13); \
+	VST1	[V6.S4, V7.S4], (R14); \
+done: \
+	RET
 
-// The two-row kernels: WS2START, WS2W as above for rows 0 and 1.
+// func wsums4(p *float32, pn, p3, n int, vals *float32, stride int, out *float32, o3, w, pf int)
+TEXT ·wsums4(SB), NOSPLIT|NOFRAME, $0-80
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	p3+16(FP), R2
+	MOVD	o3+56(FP), R7
+	WSARGS(n+24(FP), vals+32(FP), stride+40(FP), out+48(FP), w+64(FP), 2, 4)
+	WS4(VALS8_F32, VALS16_F32, 2)
+
+// func wsums4F16(p *float32, pn, p3, n int, vals *uint16, stride int, out *float32, o3, w, pf int)
+TEXT ·wsums4F16(SB), NOSPLIT|NOFRAME, $0-80
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	p3+16(FP), R2
+	MOVD	o3+56(FP), R7
+	WSARGS(n+24(FP), vals+32(FP), stride+40(FP), out+48(FP), w+64(FP), 1, 4)
+	WS4(VALS8_F16, VALS16_F16, 1)
+
+// WS2START and WS2W are WS4START and WS4W for rows 0 and 1.
 #define WS2START \
 	MOVD	R0, R16; \
 	MOVD	R9, R17; \
@@ -1094,584 +760,289 @@ nrDone:
 	VFMLA	V16.S4, V29.S4, V2.S4; \
 	VFMLA	V17.S4, V29.S4, V3.S4
 
-// WS2FMA1: V16 into row 0 at V0 and row 1 at V1.
-#define WS2FMA1 \
-	VFMLA	V16.S4, V28.S4, V0.S4; \
-	VFMLA	V16.S4, V29.S4, V1.S4
+// WS2 is the body of wsums2: blocks of 32 columns keep 16 accumulators,
+// then one of 16 and one of 8.
+#define WS2(VALS8, VALS16, VALS32, esh) \
+	ADD	R1<<2, R0, R9; \
+	ADD	R8, R6, R12; \
+	CBZ	R15, c16; \
+c32: \
+	ADD	$64, R6, R7; \
+	ADD	$64, R12, R13; \
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]; \
+	VLD1	(R7), [V4.S4, V5.S4, V6.S4, V7.S4]; \
+	VLD1	(R12), [V8.S4, V9.S4, V10.S4, V11.S4]; \
+	VLD1	(R13), [V12.S4, V13.S4, V14.S4, V15.S4]; \
+	WS2START; \
+c32Row: \
+	VALS32; \
+	ADD	R23, R21; \
+	WS2W; \
+	WS2FMA8; \
+	SUBS	$1, R22; \
+	BNE	c32Row; \
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6); \
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R6); \
+	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R12); \
+	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R12); \
+	ADD	$(32<<esh), R4; \
+	SUBS	$1, R15; \
+	BNE	c32; \
+c16: \
+	TBZ	$4, R5, c8; \
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]; \
+	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]; \
+	WS2START; \
+c16Row: \
+	VALS16; \
+	ADD	R23, R21; \
+	WS2W; \
+	WS2FMA4; \
+	SUBS	$1, R22; \
+	BNE	c16Row; \
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6); \
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12); \
+	ADD	$(16<<esh), R4; \
+c8: \
+	TBZ	$3, R5, done; \
+	VLD1	(R6), [V0.S4, V1.S4]; \
+	VLD1	(R12), [V2.S4, V3.S4]; \
+	WS2START; \
+c8Row: \
+	VALS8; \
+	ADD	R23, R21; \
+	WS2W; \
+	WS2FMA2; \
+	SUBS	$1, R22; \
+	BNE	c8Row; \
+	VST1	[V0.S4, V1.S4], (R6); \
+	VST1	[V2.S4, V3.S4], (R12); \
+done: \
+	RET
 
-// Widening of float16 value vectors, in GNU syntax:
-//   WSCVT8:  fcvtl v16.4s, v24.4h
-//            fcvtl2 v17.4s, v24.8h
-//   WSCVT16: the above, then
-//            fcvtl v18.4s, v25.4h
-//            fcvtl2 v19.4s, v25.8h
-//   WSCVT32: the above, then
-//            fcvtl v20.4s, v26.4h
-//            fcvtl2 v21.4s, v26.8h
-//            fcvtl v22.4s, v27.4h
-//            fcvtl2 v23.4s, v27.8h
-// and WSCVT4 is the first fcvtl alone.
-#define WSCVT4 \
-	WORD	$0x0e217b10
-
-#define WSCVT8 \
-	WORD	$0x0e217b10; \
-	WORD	$0x4e217b11
-
-#define WSCVT16 \
-	WORD	$0x0e217b10; \
-	WORD	$0x4e217b11; \
-	WORD	$0x0e217b32; \
-	WORD	$0x4e217b33
-
-#define WSCVT32 \
-	WORD	$0x0e217b10; \
-	WORD	$0x4e217b11; \
-	WORD	$0x0e217b32; \
-	WORD	$0x4e217b33; \
-	WORD	$0x0e217b54; \
-	WORD	$0x4e217b55; \
-	WORD	$0x0e217b76; \
-	WORD	$0x4e217b77
-
-// func wsums4NEON(p *float32, pn, p3, n int, vals *float32, d int, out *float32, o3 int)
-//
-// For the output rows k < 4 and columns c < d (n ≥ 1, d ≥ 1):
-// out[k·d+c] += Σ_{i<n} p[k·pn+i]·vals[i·d+c], except that row 3 takes its
-// weights at p+p3 and its output at out+o3, so that a group of three passes
-// row 2 twice (both copies compute and store the same values). Blocks of 16
-// columns hold 16 accumulators, enough to cover the FMA latency; then the
-// 8-, 4-, 2- and 1-column tails. 2- and 1-column tails load with FMOVD/FMOVS
-// and store only those lanes.
-TEXT ·wsums4NEON(SB), NOSPLIT|NOFRAME, $0-64
+// func wsums2(p *float32, pn, n int, vals *float32, stride int, out *float32, w, pf int)
+TEXT ·wsums2(SB), NOSPLIT|NOFRAME, $0-64
 	MOVD	p+0(FP), R0
 	MOVD	pn+8(FP), R1
-	MOVD	p3+16(FP), R2
+	WSARGS(n+16(FP), vals+24(FP), stride+32(FP), out+40(FP), w+48(FP), 2, 5)
+	WS2(VALS8_F32, VALS16_F32, VALS32_F32, 2)
+
+// func wsums2F16(p *float32, pn, n int, vals *uint16, stride int, out *float32, w, pf int)
+TEXT ·wsums2F16(SB), NOSPLIT|NOFRAME, $0-64
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	WSARGS(n+16(FP), vals+24(FP), stride+32(FP), out+40(FP), w+48(FP), 1, 5)
+	WS2(VALS8_F16, VALS16_F16, VALS32_F16, 1)
+
+// L1LOAD16 and L1LOAD8 load the next 16 or 8 elements at R0 into V4 and on
+// as float32, widening float16.
+#define L1LOAD16_F32 VLD1.P 64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]
+#define L1LOAD16_F16 \
+	VLD1.P	32(R0), [V16.B16, V17.B16]; \
+	FCVTL(4, 16); \
+	FCVTL2(5, 16); \
+	FCVTL(6, 17); \
+	FCVTL2(7, 17)
+
+#define L1LOAD8_F32 VLD1.P 32(R0), [V4.S4, V5.S4]
+#define L1LOAD8_F16 \
+	VLD1.P	16(R0), [V16.B16]; \
+	FCVTL(4, 16); \
+	FCVTL2(5, 16)
+
+// L1NORM is the body of l1NormAsm, x in R0 and n in R1, the sum left in F0:
+// |x| clears the sign bit (VAND), which is
+// what math.Abs does, into four accumulators V0–V3. n is a positive
+// multiple of 8.
+#define L1NORM(LOAD16, LOAD8) \
+	MOVW	$0x7fffffff, R2; \
+	VDUP	R2, V31.S4; \
+	VEOR	V0.B16, V0.B16, V0.B16; \
+	VEOR	V1.B16, V1.B16, V1.B16; \
+	VEOR	V2.B16, V2.B16, V2.B16; \
+	VEOR	V3.B16, V3.B16, V3.B16; \
+	LSR	$4, R1, R3; \
+	CBZ	R3, l8; \
+l16: \
+	LOAD16; \
+	VAND	V31.B16, V4.B16, V4.B16; \
+	VAND	V31.B16, V5.B16, V5.B16; \
+	VAND	V31.B16, V6.B16, V6.B16; \
+	VAND	V31.B16, V7.B16, V7.B16; \
+	FADD4(0, 0, 4); \
+	FADD4(1, 1, 5); \
+	FADD4(2, 2, 6); \
+	FADD4(3, 3, 7); \
+	SUBS	$1, R3; \
+	BNE	l16; \
+l8: \
+	TBZ	$3, R1, sum; \
+	LOAD8; \
+	VAND	V31.B16, V4.B16, V4.B16; \
+	VAND	V31.B16, V5.B16, V5.B16; \
+	FADD4(0, 0, 4); \
+	FADD4(1, 1, 5); \
+sum: \
+	HSUM(0, 1, 2, 3)
+
+// func l1NormAsm(x *float32, n int) float32
+TEXT ·l1NormAsm(SB), NOSPLIT|NOFRAME, $0-20
+	MOVD	x+0(FP), R0
+	MOVD	n+8(FP), R1
+	L1NORM(L1LOAD16_F32, L1LOAD8_F32)
+	FMOVS	F0, ret+16(FP)
+	RET
+
+// func l1NormF16Asm(x *uint16, n int) float32
+TEXT ·l1NormF16Asm(SB), NOSPLIT|NOFRAME, $0-20
+	MOVD	x+0(FP), R0
+	MOVD	n+8(FP), R1
+	L1NORM(L1LOAD16_F16, L1LOAD8_F16)
+	FMOVS	F0, ret+16(FP)
+	RET
+
+// func widenAsm(dst *float32, src *uint16, n int)
+//
+// FCVTL is exact for every float16, subnormals included (Go leaves FPCR.FZ16
+// clear), and quiets NaNs keeping the payload, as f16ToF32 does. n is a
+// positive multiple of 8.
+TEXT ·widenAsm(SB), NOSPLIT|NOFRAME, $0-24
+	MOVD	dst+0(FP), R0
+	MOVD	src+8(FP), R1
+	MOVD	n+16(FP), R2
+	LSR	$4, R2, R3
+	CBZ	R3, wd8
+
+wd16:
+	VLD1.P	32(R1), [V0.B16, V1.B16]
+	FCVTL(4, 0)
+	FCVTL2(5, 0)
+	FCVTL(6, 1)
+	FCVTL2(7, 1)
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R0)
+	SUBS	$1, R3
+	BNE	wd16
+
+wd8:
+	TBZ	$3, R2, wdDone
+	VLD1	(R1), [V0.B16]
+	FCVTL(4, 0)
+	FCVTL2(5, 0)
+	VST1	[V4.S4, V5.S4], (R0)
+
+wdDone:
+	RET
+
+// func narrowAsm(dst *uint16, src *float32, n int)
+//
+// FCVTN rounds with FPCR.RMode, round to nearest even in Go programs;
+// overflow gives ±Inf, NaNs are quieted keeping the top payload bits, as
+// f32ToF16 does. n is a positive multiple of 8.
+TEXT ·narrowAsm(SB), NOSPLIT|NOFRAME, $0-24
+	MOVD	dst+0(FP), R0
+	MOVD	src+8(FP), R1
+	MOVD	n+16(FP), R2
+	LSR	$4, R2, R3
+	CBZ	R3, nr8
+
+nr16:
+	VLD1.P	64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	FCVTN(4, 0)
+	FCVTN2(4, 1)
+	FCVTN(5, 2)
+	FCVTN2(5, 3)
+	VST1.P	[V4.B16, V5.B16], 32(R0)
+	SUBS	$1, R3
+	BNE	nr16
+
+nr8:
+	TBZ	$3, R2, nrDone
+	VLD1	(R1), [V0.S4, V1.S4]
+	FCVTN(4, 0)
+	FCVTN2(4, 1)
+	VST1	[V4.B16], (R0)
+
+nrDone:
+	RET
+
+// func gatherAsm(dst, src unsafe.Pointer, idx *int32, n, rowBytes, nt int)
+//
+// Copies row idx[r] of src to row r of dst for r < n, rows of rowBytes ≥ 32
+// bytes: 64 bytes per step, then 32, then the 32 bytes ending at the row
+// end, which may overlap bytes already copied. nt is ignored.
+TEXT ·gatherAsm(SB), NOSPLIT|NOFRAME, $0-48
+	MOVD	dst+0(FP), R0
+	MOVD	src+8(FP), R1
+	MOVD	idx+16(FP), R2
 	MOVD	n+24(FP), R3
-	MOVD	vals+32(FP), R4
-	MOVD	d+40(FP), R5
-	MOVD	out+48(FP), R6
-	MOVD	o3+56(FP), R7
-	LSL	$2, R5, R8
-	MOVD	R8, R23
-	ADD	R1<<2, R0, R9
-	ADD	R1<<2, R9, R10
-	ADD	R2<<2, R0, R11
-	ADD	R8, R6, R12
-	ADD	R8, R12, R13
-	ADD	R7<<2, R6, R14
-	LSR	$4, R5, R15
-	CBZ	R15, w4c8
+	MOVD	rowBytes+32(FP), R4
 
-w4c16:
-	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1	(R13), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1	(R14), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WS4START
+gatherRow:
+	MOVW.P	4(R2), R5 // sign-extending: a valid index is ≥ 0
+	MUL	R4, R5, R5
+	ADD	R1, R5, R5
+	MOVD	R4, R6
+	CMP	$64, R6
+	BLT	gather32
 
-w4c16Row:
-	VLD1	(R21), [V16.S4, V17.S4, V18.S4, V19.S4]
-	ADD	R23, R21
-	WS4W
-	WS4FMA4
-	SUBS	$1, R22
-	BNE	w4c16Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
-	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
-	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R13)
-	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R14)
-	ADD	$64, R4
-	SUBS	$1, R15
-	BNE	w4c16
+gather64:
+	VLD1.P	64(R5), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VST1.P	[V0.B16, V1.B16, V2.B16, V3.B16], 64(R0)
+	SUB	$64, R6
+	CMP	$64, R6
+	BGE	gather64
 
-w4c8:
-	TBZ	$3, R5, w4c4
-	VLD1	(R6), [V0.S4, V1.S4]
-	VLD1	(R12), [V2.S4, V3.S4]
-	VLD1	(R13), [V4.S4, V5.S4]
-	VLD1	(R14), [V6.S4, V7.S4]
-	WS4START
+gather32:
+	CMP	$32, R6
+	BLT	gatherLast
+	VLD1.P	32(R5), [V0.B16, V1.B16]
+	VST1.P	[V0.B16, V1.B16], 32(R0)
+	SUB	$32, R6
 
-w4c8Row:
-	VLD1	(R21), [V16.S4, V17.S4]
-	ADD	R23, R21
-	WS4W
-	WS4FMA2
-	SUBS	$1, R22
-	BNE	w4c8Row
-	VST1.P	[V0.S4, V1.S4], 32(R6)
-	VST1.P	[V2.S4, V3.S4], 32(R12)
-	VST1.P	[V4.S4, V5.S4], 32(R13)
-	VST1.P	[V6.S4, V7.S4], 32(R14)
-	ADD	$32, R4
+gatherLast:
+	// R6 < 32 bytes remain: copy the 32 bytes ending at the row end.
+	CBZ	R6, gatherNext
+	ADD	R6, R5
+	ADD	R6, R0
+	SUB	$32, R5, R7
+	SUB	$32, R0, R8
+	VLD1	(R7), [V0.B16, V1.B16]
+	VST1	[V0.B16, V1.B16], (R8)
 
-w4c4:
-	TBZ	$2, R5, w4c2
-	VLD1	(R6), [V0.S4]
-	VLD1	(R12), [V1.S4]
-	VLD1	(R13), [V2.S4]
-	VLD1	(R14), [V3.S4]
-	WS4START
-
-w4c4Row:
-	VLD1	(R21), [V16.S4]
-	ADD	R23, R21
-	WS4W
-	WS4FMA1
-	SUBS	$1, R22
-	BNE	w4c4Row
-	VST1.P	[V0.S4], 16(R6)
-	VST1.P	[V1.S4], 16(R12)
-	VST1.P	[V2.S4], 16(R13)
-	VST1.P	[V3.S4], 16(R14)
-	ADD	$16, R4
-
-w4c2:
-	TBZ	$1, R5, w4c1
-	FMOVD	(R6), F0
-	FMOVD	(R12), F1
-	FMOVD	(R13), F2
-	FMOVD	(R14), F3
-	WS4START
-
-w4c2Row:
-	FMOVD	(R21), F16
-	ADD	R23, R21
-	WS4W
-	WS4FMA1
-	SUBS	$1, R22
-	BNE	w4c2Row
-	FMOVD.P	F0, 8(R6)
-	FMOVD.P	F1, 8(R12)
-	FMOVD.P	F2, 8(R13)
-	FMOVD.P	F3, 8(R14)
-	ADD	$8, R4
-
-w4c1:
-	TBZ	$0, R5, w4Done
-	FMOVS	(R6), F0
-	FMOVS	(R12), F1
-	FMOVS	(R13), F2
-	FMOVS	(R14), F3
-	WS4START
-
-w4c1Row:
-	FMOVS	(R21), F16
-	ADD	R23, R21
-	WS4W
-	WS4FMA1
-	SUBS	$1, R22
-	BNE	w4c1Row
-	FMOVS	F0, (R6)
-	FMOVS	F1, (R12)
-	FMOVS	F2, (R13)
-	FMOVS	F3, (R14)
-
-w4Done:
+gatherNext:
+	SUBS	$1, R3
+	BNE	gatherRow
 	RET
 
-// func wsums4F16NEON(p *float32, pn, p3, n int, vals *uint16, d int, out *float32, o3 int)
+// func fmaPeak(n int)
 //
-// wsums4NEON over float16 value rows, widened exactly by FCVTL/FCVTL2 as
-// they are loaded.
-TEXT ·wsums4F16NEON(SB), NOSPLIT|NOFRAME, $0-64
-	MOVD	p+0(FP), R0
-	MOVD	pn+8(FP), R1
-	MOVD	p3+16(FP), R2
-	MOVD	n+24(FP), R3
-	MOVD	vals+32(FP), R4
-	MOVD	d+40(FP), R5
-	MOVD	out+48(FP), R6
-	MOVD	o3+56(FP), R7
-	LSL	$2, R5, R8
-	LSL	$1, R5, R23
-	ADD	R1<<2, R0, R9
-	ADD	R1<<2, R9, R10
-	ADD	R2<<2, R0, R11
-	ADD	R8, R6, R12
-	ADD	R8, R12, R13
-	ADD	R7<<2, R6, R14
-	LSR	$4, R5, R15
-	CBZ	R15, h4c8
+// The FMA roofline for the benchmarks, not a kernel: n iterations of 24
+// VFMLA on 12 independent accumulators (192 flops).
+TEXT ·fmaPeak(SB), NOSPLIT|NOFRAME, $0-8
+	MOVD	n+0(FP), R0
+	VEOR	V12.B16, V12.B16, V12.B16
+	VEOR	V13.B16, V13.B16, V13.B16
+	VMOV	V12.B16, V14.B16
+	VMOV	V12.B16, V15.B16
+	VMOV	V12.B16, V16.B16
+	VMOV	V12.B16, V17.B16
+	VMOV	V12.B16, V18.B16
+	VMOV	V12.B16, V0.B16
+	VMOV	V12.B16, V1.B16
+	VMOV	V12.B16, V2.B16
+	VMOV	V12.B16, V3.B16
+	VMOV	V12.B16, V4.B16
+	VMOV	V12.B16, V5.B16
+	VMOV	V12.B16, V6.B16
+	VMOV	V12.B16, V7.B16
+	VMOV	V12.B16, V8.B16
+	VMOV	V12.B16, V9.B16
+	VMOV	V12.B16, V10.B16
+	VMOV	V12.B16, V11.B16
 
-h4c16:
-	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1	(R13), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1	(R14), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WS4START
-
-h4c16Row:
-	VLD1	(R21), [V24.B16, V25.B16]
-	ADD	R23, R21
-	WS4W
-	WSCVT16
-	WS4FMA4
-	SUBS	$1, R22
-	BNE	h4c16Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
-	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
-	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R13)
-	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R14)
-	ADD	$32, R4
-	SUBS	$1, R15
-	BNE	h4c16
-
-h4c8:
-	TBZ	$3, R5, h4c4
-	VLD1	(R6), [V0.S4, V1.S4]
-	VLD1	(R12), [V2.S4, V3.S4]
-	VLD1	(R13), [V4.S4, V5.S4]
-	VLD1	(R14), [V6.S4, V7.S4]
-	WS4START
-
-h4c8Row:
-	VLD1	(R21), [V24.B16]
-	ADD	R23, R21
-	WS4W
-	WSCVT8
-	WS4FMA2
-	SUBS	$1, R22
-	BNE	h4c8Row
-	VST1.P	[V0.S4, V1.S4], 32(R6)
-	VST1.P	[V2.S4, V3.S4], 32(R12)
-	VST1.P	[V4.S4, V5.S4], 32(R13)
-	VST1.P	[V6.S4, V7.S4], 32(R14)
-	ADD	$16, R4
-
-h4c4:
-	TBZ	$2, R5, h4c2
-	VLD1	(R6), [V0.S4]
-	VLD1	(R12), [V1.S4]
-	VLD1	(R13), [V2.S4]
-	VLD1	(R14), [V3.S4]
-	WS4START
-
-h4c4Row:
-	FMOVD	(R21), F24
-	ADD	R23, R21
-	WS4W
-	WSCVT4
-	WS4FMA1
-	SUBS	$1, R22
-	BNE	h4c4Row
-	VST1.P	[V0.S4], 16(R6)
-	VST1.P	[V1.S4], 16(R12)
-	VST1.P	[V2.S4], 16(R13)
-	VST1.P	[V3.S4], 16(R14)
-	ADD	$8, R4
-
-h4c2:
-	TBZ	$1, R5, h4c1
-	FMOVD	(R6), F0
-	FMOVD	(R12), F1
-	FMOVD	(R13), F2
-	FMOVD	(R14), F3
-	WS4START
-
-h4c2Row:
-	FMOVS	(R21), F24
-	ADD	R23, R21
-	WS4W
-	WSCVT4
-	WS4FMA1
-	SUBS	$1, R22
-	BNE	h4c2Row
-	FMOVD.P	F0, 8(R6)
-	FMOVD.P	F1, 8(R12)
-	FMOVD.P	F2, 8(R13)
-	FMOVD.P	F3, 8(R14)
-	ADD	$4, R4
-
-h4c1:
-	TBZ	$0, R5, h4Done
-	FMOVS	(R6), F0
-	FMOVS	(R12), F1
-	FMOVS	(R13), F2
-	FMOVS	(R14), F3
-	WS4START
-
-h4c1Row:
-	MOVHU	(R21), R24
-	FMOVS	R24, F24
-	ADD	R23, R21
-	WS4W
-	WSCVT4
-	WS4FMA1
-	SUBS	$1, R22
-	BNE	h4c1Row
-	FMOVS	F0, (R6)
-	FMOVS	F1, (R12)
-	FMOVS	F2, (R13)
-	FMOVS	F3, (R14)
-
-h4Done:
-	RET
-
-// func wsums2NEON(p *float32, pn, n int, vals *float32, d int, out *float32)
-//
-// wsums4NEON for two output rows (weights at p and p+pn, outputs at out and
-// out+d): blocks of 32 columns keep the 16 accumulators, then the 16-, 8-,
-// 4-, 2- and 1-column tails.
-TEXT ·wsums2NEON(SB), NOSPLIT|NOFRAME, $0-48
-	MOVD	p+0(FP), R0
-	MOVD	pn+8(FP), R1
-	MOVD	n+16(FP), R3
-	MOVD	vals+24(FP), R4
-	MOVD	d+32(FP), R5
-	MOVD	out+40(FP), R6
-	LSL	$2, R5, R8
-	MOVD	R8, R23
-	ADD	R1<<2, R0, R9
-	ADD	R8, R6, R12
-	LSR	$5, R5, R15
-	CBZ	R15, w2c16
-
-w2c32:
-	ADD	$64, R6, R7
-	ADD	$64, R12, R13
-	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1	(R7), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1	(R12), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1	(R13), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WS2START
-
-w2c32Row:
-	ADD	$64, R21, R24
-	VLD1	(R21), [V16.S4, V17.S4, V18.S4, V19.S4]
-	VLD1	(R24), [V20.S4, V21.S4, V22.S4, V23.S4]
-	ADD	R23, R21
-	WS2W
-	WS2FMA8
-	SUBS	$1, R22
-	BNE	w2c32Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
-	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R6)
-	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R12)
-	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R12)
-	ADD	$128, R4
-	SUBS	$1, R15
-	BNE	w2c32
-
-w2c16:
-	TBZ	$4, R5, w2c8
-	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WS2START
-
-w2c16Row:
-	VLD1	(R21), [V16.S4, V17.S4, V18.S4, V19.S4]
-	ADD	R23, R21
-	WS2W
-	WS2FMA4
-	SUBS	$1, R22
-	BNE	w2c16Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
-	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
-	ADD	$64, R4
-
-w2c8:
-	TBZ	$3, R5, w2c4
-	VLD1	(R6), [V0.S4, V1.S4]
-	VLD1	(R12), [V2.S4, V3.S4]
-	WS2START
-
-w2c8Row:
-	VLD1	(R21), [V16.S4, V17.S4]
-	ADD	R23, R21
-	WS2W
-	WS2FMA2
-	SUBS	$1, R22
-	BNE	w2c8Row
-	VST1.P	[V0.S4, V1.S4], 32(R6)
-	VST1.P	[V2.S4, V3.S4], 32(R12)
-	ADD	$32, R4
-
-w2c4:
-	TBZ	$2, R5, w2c2
-	VLD1	(R6), [V0.S4]
-	VLD1	(R12), [V1.S4]
-	WS2START
-
-w2c4Row:
-	VLD1	(R21), [V16.S4]
-	ADD	R23, R21
-	WS2W
-	WS2FMA1
-	SUBS	$1, R22
-	BNE	w2c4Row
-	VST1.P	[V0.S4], 16(R6)
-	VST1.P	[V1.S4], 16(R12)
-	ADD	$16, R4
-
-w2c2:
-	TBZ	$1, R5, w2c1
-	FMOVD	(R6), F0
-	FMOVD	(R12), F1
-	WS2START
-
-w2c2Row:
-	FMOVD	(R21), F16
-	ADD	R23, R21
-	WS2W
-	WS2FMA1
-	SUBS	$1, R22
-	BNE	w2c2Row
-	FMOVD.P	F0, 8(R6)
-	FMOVD.P	F1, 8(R12)
-	ADD	$8, R4
-
-w2c1:
-	TBZ	$0, R5, w2Done
-	FMOVS	(R6), F0
-	FMOVS	(R12), F1
-	WS2START
-
-w2c1Row:
-	FMOVS	(R21), F16
-	ADD	R23, R21
-	WS2W
-	WS2FMA1
-	SUBS	$1, R22
-	BNE	w2c1Row
-	FMOVS	F0, (R6)
-	FMOVS	F1, (R12)
-
-w2Done:
-	RET
-
-// func wsums2F16NEON(p *float32, pn, n int, vals *uint16, d int, out *float32)
-//
-// wsums2NEON over float16 value rows.
-TEXT ·wsums2F16NEON(SB), NOSPLIT|NOFRAME, $0-48
-	MOVD	p+0(FP), R0
-	MOVD	pn+8(FP), R1
-	MOVD	n+16(FP), R3
-	MOVD	vals+24(FP), R4
-	MOVD	d+32(FP), R5
-	MOVD	out+40(FP), R6
-	LSL	$2, R5, R8
-	LSL	$1, R5, R23
-	ADD	R1<<2, R0, R9
-	ADD	R8, R6, R12
-	LSR	$5, R5, R15
-	CBZ	R15, h2c16
-
-h2c32:
-	ADD	$64, R6, R7
-	ADD	$64, R12, R13
-	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1	(R7), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1	(R12), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1	(R13), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WS2START
-
-h2c32Row:
-	VLD1	(R21), [V24.B16, V25.B16, V26.B16, V27.B16]
-	ADD	R23, R21
-	WS2W
-	WSCVT32
-	WS2FMA8
-	SUBS	$1, R22
-	BNE	h2c32Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
-	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R6)
-	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R12)
-	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R12)
-	ADD	$64, R4
-	SUBS	$1, R15
-	BNE	h2c32
-
-h2c16:
-	TBZ	$4, R5, h2c8
-	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WS2START
-
-h2c16Row:
-	VLD1	(R21), [V24.B16, V25.B16]
-	ADD	R23, R21
-	WS2W
-	WSCVT16
-	WS2FMA4
-	SUBS	$1, R22
-	BNE	h2c16Row
-	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6)
-	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12)
-	ADD	$32, R4
-
-h2c8:
-	TBZ	$3, R5, h2c4
-	VLD1	(R6), [V0.S4, V1.S4]
-	VLD1	(R12), [V2.S4, V3.S4]
-	WS2START
-
-h2c8Row:
-	VLD1	(R21), [V24.B16]
-	ADD	R23, R21
-	WS2W
-	WSCVT8
-	WS2FMA2
-	SUBS	$1, R22
-	BNE	h2c8Row
-	VST1.P	[V0.S4, V1.S4], 32(R6)
-	VST1.P	[V2.S4, V3.S4], 32(R12)
-	ADD	$16, R4
-
-h2c4:
-	TBZ	$2, R5, h2c2
-	VLD1	(R6), [V0.S4]
-	VLD1	(R12), [V1.S4]
-	WS2START
-
-h2c4Row:
-	FMOVD	(R21), F24
-	ADD	R23, R21
-	WS2W
-	WSCVT4
-	WS2FMA1
-	SUBS	$1, R22
-	BNE	h2c4Row
-	VST1.P	[V0.S4], 16(R6)
-	VST1.P	[V1.S4], 16(R12)
-	ADD	$8, R4
-
-h2c2:
-	TBZ	$1, R5, h2c1
-	FMOVD	(R6), F0
-	FMOVD	(R12), F1
-	WS2START
-
-h2c2Row:
-	FMOVS	(R21), F24
-	ADD	R23, R21
-	WS2W
-	WSCVT4
-	WS2FMA1
-	SUBS	$1, R22
-	BNE	h2c2Row
-	FMOVD.P	F0, 8(R6)
-	FMOVD.P	F1, 8(R12)
-	ADD	$4, R4
-
-h2c1:
-	TBZ	$0, R5, h2Done
-	FMOVS	(R6), F0
-	FMOVS	(R12), F1
-	WS2START
-
-h2c1Row:
-	MOVHU	(R21), R24
-	FMOVS	R24, F24
-	ADD	R23, R21
-	WS2W
-	WSCVT4
-	WS2FMA1
-	SUBS	$1, R22
-	BNE	h2c1Row
-	FMOVS	F0, (R6)
-	FMOVS	F1, (R12)
-
-h2Done:
+peak:
+	SCOREFMA
+	SCOREFMA
+	SUBS	$1, R0
+	BNE	peak
 	RET

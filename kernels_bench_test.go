@@ -1,4 +1,4 @@
-//go:build amd64 && gc && !purego
+//go:build (amd64 || arm64) && gc && !purego
 
 package lava
 
@@ -9,10 +9,11 @@ package lava
 //	op=copy     the runtime's copy of the same bytes: the memory roof
 //
 // SetBytes counts the bytes a kernel reads (copy: the bytes copied, each read
-// and written once). Compare impl=asm with impl=generic, and each kernel with
+// and written once). Compare impl=avx2 (impl=neon) with impl=generic, and each kernel with
 // the roofline beside it; docs/BENCHMARKS.md has a table and the command.
 //
-// The file is amd64-only because the FMA roofline is an AVX2 loop.
+// The file needs the assembly because the FMA roofline is an assembly loop
+// (fmaPeak).
 
 import (
 	"fmt"
@@ -21,14 +22,15 @@ import (
 	"testing"
 )
 
-// benchImpls runs f as sub-benchmarks impl=asm and impl=generic.
+// benchImpls runs f as sub-benchmarks impl=avx2 or impl=neon, and
+// impl=generic.
 func benchImpls(b *testing.B, f func(b *testing.B)) {
 	asm := useAsm
 	defer func() { useAsm = asm }()
 	for _, impl := range []struct {
 		name string
 		on   bool
-	}{{"asm", true}, {"generic", false}} {
+	}{{asmImpl, true}, {"generic", false}} {
 		b.Run("impl="+impl.name, func(b *testing.B) {
 			if impl.on && !asm {
 				b.Skip("no assembly kernels on this CPU")
@@ -80,12 +82,12 @@ func benchCopy(b *testing.B, seen map[int]bool, n int) {
 
 func BenchmarkKernel(b *testing.B) {
 	if !useAsm {
-		b.Skip("no AVX2+FMA+F16C: the rooflines need them")
+		b.Skip("no assembly kernels: the rooflines need them")
 	}
 	b.Run("op=fmapeak", func(b *testing.B) {
 		const iters = 1 << 12
 		for b.Loop() {
-			fmaPeakAVX2(iters)
+			fmaPeak(iters)
 		}
 		reportGFLOPS(b, 192*iters)
 	})

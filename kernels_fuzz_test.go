@@ -17,7 +17,7 @@ func eachKernelImpl(f func(impl string)) {
 	defer func() { useAsm = asm }()
 	if asm {
 		useAsm = true
-		f("asm")
+		f(asmImpl)
 	}
 	useAsm = false
 	f("generic")
@@ -170,9 +170,9 @@ func FuzzWeightedSum(f *testing.F) {
 		eachKernelImpl(func(impl string) {
 			out := make([]float32, d)
 			if f16 {
-				weightedSumF16(p, vals16, out)
+				weightedSumsF16(p, vals16, out, len(out))
 			} else {
-				weightedSum(p, vals, out)
+				weightedSums(p, vals, out, len(out))
 			}
 			for c := range d {
 				var s, abs float64

@@ -98,8 +98,12 @@ func weightedSumF16Generic(p []float32, vals []uint16, out []float32) {
 
 // weightedSumsGeneric sets row i of out to Σ_j p[i·n+j]·row_j of vals, for
 // the g = len(out)/d rows of out and n = len(p)/g value rows of d elements:
-// the weighted sums of g query heads that share one KV head.
+// the weighted sums of g query heads that share one KV head. With no output
+// row (d ≤ 0 or len(out) < d) it does nothing.
 func weightedSumsGeneric(p, vals, out []float32, d int) {
+	if d <= 0 || len(out) < d {
+		return
+	}
 	g := len(out) / d
 	n := len(p) / g
 	for i := range g {
@@ -109,6 +113,9 @@ func weightedSumsGeneric(p, vals, out []float32, d int) {
 
 // weightedSumsF16Generic is weightedSumsGeneric over float16 values.
 func weightedSumsF16Generic(p []float32, vals []uint16, out []float32, d int) {
+	if d <= 0 || len(out) < d {
+		return
+	}
 	g := len(out) / d
 	n := len(p) / g
 	for i := range g {

@@ -104,8 +104,8 @@ func TestKernelsStayInsideTheirSlices(t *testing.T) {
 				}
 				for _, rows := range []int{0, 1, 2, 5, 9, 40} {
 					what := fmt.Sprintf("d=%d rows=%d atStart=%v", d, rows, atStart)
-					noFault(t, "weightedSum "+what, func() { weightedSum(f32(rows), f32(rows*d), f32(d)) })
-					noFault(t, "weightedSumF16 "+what, func() { weightedSumF16(f32(rows), f16(rows*d), f32(d)) })
+					noFault(t, "weightedSum "+what, func() { weightedSums(f32(rows), f32(rows*d), f32(d), d) })
+					noFault(t, "weightedSumF16 "+what, func() { weightedSumsF16(f32(rows), f16(rows*d), f32(d), d) })
 					idx := make([]int32, 0, rows)
 					for i := 0; i < 2*rows; i += 2 {
 						idx = append(idx, int32(i))

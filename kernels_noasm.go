@@ -15,12 +15,10 @@ func scoreBlockF16(q []float32, keys []uint16, d int, scale float32, out []float
 	scoreBlockF16Generic(q, keys, d, scale, out)
 }
 
-func maxOf(x []float32) float32                                { return maxGeneric(x) }
-func expSub(x []float32, m float32) float32                    { return expSubGeneric(x, m) }
-func axpy(a float32, x, y []float32)                           { axpyGeneric(a, x, y) }
-func weightedSum(p, vals, out []float32)                       { weightedSumGeneric(p, vals, out) }
-func weightedSumF16(p []float32, vals []uint16, out []float32) { weightedSumF16Generic(p, vals, out) }
-func weightedSums(p, vals, out []float32, d int)               { weightedSumsGeneric(p, vals, out, d) }
+func maxOf(x []float32) float32                  { return maxGeneric(x) }
+func expSub(x []float32, m float32) float32      { return expSubGeneric(x, m) }
+func axpy(a float32, x, y []float32)             { axpyGeneric(a, x, y) }
+func weightedSums(p, vals, out []float32, d int) { weightedSumsGeneric(p, vals, out, d) }
 func weightedSumsF16(p []float32, vals []uint16, out []float32, d int) {
 	weightedSumsF16Generic(p, vals, out, d)
 }

@@ -3,18 +3,23 @@ package lava
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
 
 // The kernel tests call only the dispatch functions (scoreBlock, expSub, …)
-// and flip useAsm, so the same bodies check the assembly of every
+// and flip useAsm, so the same bodies check the assembly of this
 // architecture (AVX2 on amd64, NEON on arm64) and the generic Go code in one
-// run. The expected values come from float64 oracles, not from the generic
-// kernels, so a bug shared by both variants still fails.
+// run, as subtests avx2 or neon and generic. The expected values come from
+// float64 oracles, not from the generic kernels, so a bug shared by both
+// variants still fails.
 
-// forEachImpl runs f once per kernel variant this build and CPU can execute,
-// as subtests impl=asm and impl=generic.
+// asmImpl names the assembly kernels of this architecture.
+var asmImpl = map[string]string{"amd64": "avx2", "arm64": "neon"}[runtime.GOARCH]
+
+// forEachImpl runs f once per kernel variant, as subtests named after it:
+// the assembly (skipped where this build or CPU has none) and generic.
 func forEachImpl(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	asm := useAsm
@@ -22,8 +27,11 @@ func forEachImpl(t *testing.T, f func(t *testing.T)) {
 	for _, impl := range []struct {
 		name string
 		on   bool
-	}{{"asm", true}, {"generic", false}} {
-		t.Run("impl="+impl.name, func(t *testing.T) {
+	}{{asmImpl, true}, {"generic", false}} {
+		if impl.name == "" {
+			continue // no assembly for this architecture
+		}
+		t.Run(impl.name, func(t *testing.T) {
 			if impl.on && !asm {
 				t.Skip("no assembly kernels in this build or on this CPU")
 			}
@@ -148,10 +156,20 @@ func TestScoreBlock(t *testing.T) {
 				}
 			}
 		}
+		// Every row length up to 70: each vector step and tail of both
+		// architectures' tiles.
+		for d := 1; d <= 70; d++ {
+			checkScore(t, rng, d, 1+d%3, d%9, d%8, false)
+			checkScore(t, rng, d, 1+d%3, d%9, d%8, true)
+		}
 		// Long key blocks cross the wrappers' per-call key limit.
 		for _, c := range []struct{ d, nq, nk int }{{4, 2, 5000}, {128, 32, 300}, {96, 5, 1027}, {13, 3, 2000}} {
 			checkScore(t, rng, c.d, c.nq, c.nk, 3, false)
 			checkScore(t, rng, c.d, c.nq, c.nk, 6, true)
+		}
+		for _, d := range []int{3, 8, 13, 64} {
+			checkScore(t, rng, d, 4, 2*scoreKeys(d, 4)+5, d%8, false)
+			checkScore(t, rng, d, 4, 2*scoreKeys(d, 2)+5, (d+1)%8, true)
 		}
 	})
 }
@@ -251,7 +269,7 @@ func vecLens() []int {
 	for i := 0; i <= 140; i++ {
 		n = append(n, i)
 	}
-	return append(n, 255, 256, 257, 1000, 4099, 70001)
+	return append(n, 255, 256, 257, 1000, 4099, asmWork-1, asmWork+1, 2*asmWork+13)
 }
 
 func TestMaxOf(t *testing.T) {
@@ -266,6 +284,10 @@ func TestMaxOf(t *testing.T) {
 				}
 				if n > 0 && k%2 == 1 {
 					x[rng.IntN(n)] = float32(math.NaN()) // ignored, as v > m is false
+				}
+				if n > 0 && k%4 == 3 {
+					x[rng.IntN(n)] = math.Float32frombits(0x7f800001) // signalling
+					x[rng.IntN(n)] = float32(math.Inf(-1))
 				}
 				want := math.Inf(-1)
 				for _, v := range x {
@@ -381,6 +403,27 @@ func TestExpSubSpecial(t *testing.T) {
 	})
 }
 
+// TestExpSubSweep sweeps the exp argument over its whole range, subnormal
+// results and the special values included.
+func TestExpSubSweep(t *testing.T) {
+	inf, nan := float32(math.Inf(1)), float32(math.NaN())
+	var xs []float32
+	for v := float32(-110); v < 90; v += 0.0009765625 * 3.1 {
+		xs = append(xs, v)
+	}
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, -103.97, -103.98, -87.33, -87.34,
+		88.72, 88.73, inf, -inf, nan, -1e30, 1e30)
+	forEachImpl(t, func(t *testing.T) {
+		got := slices.Clone(xs)
+		expSub(got, 0)
+		for i, v := range xs {
+			if !expOK(got[i], v) || v == 0 && got[i] != 1 {
+				t.Fatalf("exp(%g) = %g (%#08x), want %g", v, got[i], math.Float32bits(got[i]), math.Exp(float64(v)))
+			}
+		}
+	})
+}
+
 func TestAxpy(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
@@ -449,9 +492,9 @@ func checkWeightedSum(t *testing.T, rng *rand.Rand, d, n, k int, f16 bool) {
 	name := "weightedSum"
 	if f16 {
 		name = "weightedSumF16"
-		weightedSumF16(p, v16, out)
+		weightedSumsF16(p, v16, out, len(out))
 	} else {
-		weightedSum(p, v32, out)
+		weightedSums(p, v32, out, len(out))
 	}
 	checkGuard32(t, buf, guardLen+oo, d, name)
 	for c := range d {
@@ -485,10 +528,25 @@ func TestWeightedSums(t *testing.T) {
 				}
 			}
 		}
+		// Every column count up to 70 (each column block and tail of
+		// both architectures' kernels) with every group split.
+		for g := 1; g <= 9; g++ {
+			for d := 1; d <= 70; d++ {
+				for _, n := range []int{0, 1, 2, 5} {
+					checkWeightedSums(t, rng, g, d, n, k%8, false)
+					checkWeightedSums(t, rng, g, d, n, (k+3)%8, true)
+					k++
+				}
+			}
+		}
 		// Row counts that cross the wrappers' per-call row limit.
 		for _, c := range []struct{ g, d, n int }{{4, 128, 1000}, {8, 128, 301}, {5, 64, 777}, {3, 8, 3000}, {6, 33, 777}, {2, 256, 200}} {
 			checkWeightedSums(t, rng, c.g, c.d, c.n, 1, false)
 			checkWeightedSums(t, rng, c.g, c.d, c.n, 6, true)
+		}
+		for _, c := range []struct{ g, d int }{{1, 8}, {2, 9}, {3, 33}, {4, 128}, {5, 64}, {9, 15}} {
+			checkWeightedSums(t, rng, c.g, c.d, 2*wsumsRows(c.d, 4*c.d)+3, c.g, false)
+			checkWeightedSums(t, rng, c.g, c.d, 2*wsumsRows(c.d, 2*c.d)+3, c.g+1, true)
 		}
 	})
 }
@@ -600,6 +658,23 @@ func TestL1Norm(t *testing.T) {
 				if got := l1NormF16(h); !within(got, s16, dotBound(n, 0, s16)) {
 					t.Fatalf("l1NormF16 n=%d = %g, want %g", n, got, s16)
 				}
+			}
+		}
+		// Infinities and NaNs, in a vector and in the tail: the sum is
+		// +Inf or NaN.
+		inf, nan := float32(math.Inf(-1)), float32(math.NaN())
+		for _, c := range []struct {
+			x    []float32
+			want float64
+		}{{[]float32{1, inf, 2}, math.Inf(1)}, {[]float32{1, nan}, math.NaN()}, {[]float32{inf, nan, 3, 4, 5, 6, 7, 8, 9}, math.NaN()},
+			{[]float32{1, 2, 3, 4, 5, 6, 7, 8, inf}, math.Inf(1)}, {[]float32{1, 2, 3, 4, 5, 6, 7, nan, 9}, math.NaN()}} {
+			h := make([]uint16, len(c.x))
+			narrowF16Generic(h, c.x)
+			if got := l1Norm(c.x); !within(got, c.want, 0) {
+				t.Errorf("l1Norm(%v) = %g, want %g", c.x, got, c.want)
+			}
+			if got := l1NormF16(h); !within(got, c.want, 0) {
+				t.Errorf("l1NormF16(%v) = %g, want %g", c.x, got, c.want)
 			}
 		}
 	})
@@ -852,6 +927,88 @@ func TestNarrowF16(t *testing.T) {
 	})
 }
 
+// TestConvertLengths widens and narrows every length up to 140 and past the
+// per-call limit at every pair of offsets, bit for bit against the reference
+// conversions.
+func TestConvertLengths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	forEachImpl(t, func(t *testing.T) {
+		for _, n := range vecLens() {
+			for k := range 8 {
+				oa, ob, _ := offsets(k)
+				h, _ := guarded16(n, oa, poisonF16)
+				for i := range h {
+					h[i] = uint16(rng.Uint32())
+				}
+				wide, wbuf := guarded32(n, ob, canaryF32)
+				widenF16(wide, h)
+				checkGuard32(t, wbuf, guardLen+ob, n, "widenF16")
+				back, nbuf := guarded16(n, oa, canaryF16)
+				narrowF16(back, wide)
+				checkGuard16(t, nbuf, guardLen+oa, n, "narrowF16")
+				for i := range n {
+					if w := f16ToF32(h[i]); math.Float32bits(wide[i]) != math.Float32bits(w) {
+						t.Fatalf("n=%d: widenF16(%#04x) = %#08x, want %#08x", n, h[i], math.Float32bits(wide[i]), math.Float32bits(w))
+					}
+					if w := refNarrow(wide[i]); back[i] != w {
+						t.Fatalf("n=%d: narrowF16(%#08x) = %#04x, want %#04x", n, math.Float32bits(wide[i]), back[i], w)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestNarrowF16Random rounds random float32 bit patterns, NaNs and
+// signalling NaNs with assorted payloads among them, at every offset.
+func TestNarrowF16Random(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	forEachImpl(t, func(t *testing.T) {
+		for k := range 8 {
+			src, _ := guarded32(25000+k, k, poisonF32)
+			for i := range src {
+				src[i] = math.Float32frombits(rng.Uint32())
+			}
+			dst, buf := guarded16(len(src), (k+5)%8, canaryF16)
+			narrowF16(dst, src)
+			checkGuard16(t, buf, guardLen+(k+5)%8, len(dst), "narrowF16")
+			for i, f := range src {
+				if want := refNarrow(f); dst[i] != want {
+					t.Fatalf("narrowF16(%#08x) = %#04x, want %#04x", math.Float32bits(f), dst[i], want)
+				}
+			}
+		}
+	})
+}
+
+// TestKernelPanics checks that a precondition violation panics before
+// anything is written out of bounds, whichever variant runs.
+func TestKernelPanics(t *testing.T) {
+	mustPanic := func(t *testing.T, name string, f func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s did not panic", name)
+			}
+		}()
+		f()
+	}
+	forEachImpl(t, func(t *testing.T) {
+		f32, f16 := func(n int) []float32 { return make([]float32, n) }, func(n int) []uint16 { return make([]uint16, n) }
+		mustPanic(t, "scoreBlock", func() { scoreBlock(f32(4), f32(8), 4, 1, f32(1)) })
+		mustPanic(t, "scoreBlockF16", func() { scoreBlockF16(f32(16), f16(32), 16, 1, f32(1)) })
+		mustPanic(t, "weightedSums", func() { weightedSums(f32(2*5), f32(4*8+7), f32(2*8), 8) })
+		mustPanic(t, "weightedSumsF16", func() { weightedSumsF16(f32(2*5), f16(4*8+7), f32(2*8), 8) })
+		mustPanic(t, "weightedSums g=1", func() { weightedSums(f32(3), f32(5), f32(2), 2) })
+		mustPanic(t, "axpy", func() { axpy(1, f32(3), f32(2)) })
+		mustPanic(t, "widenF16", func() { widenF16(f32(2), f16(3)) })
+		mustPanic(t, "narrowF16", func() { narrowF16(f16(2), f32(3)) })
+		mustPanic(t, "gatherRows index", func() { gatherRows(f32(16), f32(32), []int32{0, 2}, 16) })
+		mustPanic(t, "gatherRows dst", func() { gatherRows(f32(16), f32(32), []int32{0, 1}, 16) })
+		mustPanic(t, "gatherRowsF16 index", func() { gatherRowsF16(f16(32), f16(64), []int32{-1, 0}, 32) })
+	})
+}
+
 // TestNarrowWidenRoundTrip checks that every float16 survives widening and
 // narrowing unchanged, NaNs included (they are quiet after widening).
 func TestNarrowWidenRoundTrip(t *testing.T) {
@@ -887,8 +1044,8 @@ func TestKernelsAllocateNothing(t *testing.T) {
 			scoreBlock(q, keys, d, 1, out)
 			scoreBlockF16(q, k16, d, 1, out)
 			expSub(out[:n], maxOf(out[:n]))
-			weightedSum(out[:n], keys, v)
-			weightedSumF16(out[:n], k16, v)
+			weightedSums(out[:n], keys, v, len(v))
+			weightedSumsF16(out[:n], k16, v, len(v))
 			weightedSums(out[:4*(n/4)], keys[:n/4*d], q[:4*d], d)
 			weightedSumsF16(out[:4*(n/4)], k16[:n/4*d], q[:4*d], d)
 			axpy(2, v, q[:d])
