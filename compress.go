@@ -270,9 +270,9 @@ func (c *KVCache) compact(h *head, idx []int32) {
 	fresh := 2*size <= room || size > room
 	h.k.gather(idx, d, size, fresh)
 	h.v.gather(idx, d, size, fresh)
-	h.pos = gatherInto(h.pos, idx, 1, size, fresh, gatherRowsGeneric[int32])
+	h.pos = gatherElems(h.pos, idx, size, fresh)
 	if h.heavy != nil {
-		h.heavy = gatherInto(h.heavy, idx, 1, size, fresh, gatherRowsGeneric[float32])
+		h.heavy = gatherElems(h.heavy, idx, size, fresh)
 	}
 	if fresh {
 		h.order = slices.Clone(h.order)

@@ -173,9 +173,9 @@ func (c *KVCache) evictLeast(h *head, es []float32, cand, k int) {
 	d := c.cfg.HeadDim
 	h.k.gather(keep, d, 0, false)
 	h.v.gather(keep, d, 0, false)
-	h.pos = gatherInto(h.pos, keep, 1, 0, false, gatherRowsGeneric[int32])
+	h.pos = gatherElems(h.pos, keep, 0, false)
 	if h.heavy != nil {
-		h.heavy = gatherInto(h.heavy, keep, 1, 0, false, gatherRowsGeneric[float32])
+		h.heavy = gatherElems(h.heavy, keep, 0, false)
 	}
 	h.order = nil // no re-trim of a layer that decode eviction changed
 }

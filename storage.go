@@ -144,21 +144,31 @@ func (r *rows) float32s() []float32 {
 // or, with fresh, in a new array with room for size rows.
 func (r *rows) gather(idx []int32, d, size int, fresh bool) {
 	if r.elem == Float16 {
-		r.f16 = gatherInto(r.f16, idx, d, size, fresh, gatherRowsF16)
+		dst := gatherDst(r.f16, len(idx), d, size, fresh)
+		gatherRowsF16(dst, r.f16, idx, d)
+		r.f16 = dst
 		return
 	}
-	r.f32 = gatherInto(r.f32, idx, d, size, fresh, gatherRows)
+	dst := gatherDst(r.f32, len(idx), d, size, fresh)
+	gatherRows(dst, r.f32, idx, d)
+	r.f32 = dst
 }
 
-// gatherInto keeps the rows idx of src, in place or in a new array with
-// room for size rows.
-func gatherInto[T any](src []T, idx []int32, d, size int, fresh bool, gather func(dst, src []T, idx []int32, d int)) []T {
-	dst := src
+// gatherDst is where a gather of n rows of d elements from src goes: src
+// itself (rows move down in place), or, with fresh, a new array with room
+// for size rows.
+func gatherDst[T any](src []T, n, d, size int, fresh bool) []T {
 	if fresh {
-		dst = make([]T, len(idx)*d, size*d)
+		return make([]T, n*d, size*d)
 	}
-	gather(dst[:len(idx)*d], src, idx, d)
-	return dst[:len(idx)*d]
+	return src[:n*d]
+}
+
+// gatherElems keeps the elements idx of src (positions, H2O sums), as gather does for rows.
+func gatherElems[T int32 | float32](src []T, idx []int32, size int, fresh bool) []T {
+	dst := gatherDst(src, len(idx), 1, size, fresh)
+	gatherRowsGeneric(dst, src, idx, 1)
+	return dst
 }
 
 // remove deletes rows i..i+k−1 of the first n, moving later rows down; the
