@@ -3,6 +3,7 @@ package lava
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -80,5 +81,47 @@ func testAttendMultiToken(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Config.AttentionScale multiplies every query·key product: a cache whose
+// scale is twice the default attends and scores exactly as one of default
+// scale given twice the queries (doubling is exact in float32).
+func TestAttentionScale(t *testing.T) {
+	cfg := Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16}
+	const n = 60
+	p := randomPrompt(rand.New(rand.NewPCG(37, 1)), cfg, n)
+	scaled := cfg
+	scaled.AttentionScale = 2 / math.Sqrt(float64(cfg.HeadDim))
+	a, b := newCache(t, scaled), newCache(t, cfg)
+	p.appendLayer(t, a, 0, n, false)
+	for i := range p.q[0] {
+		p.q[0][i] *= 2
+	}
+	p.appendLayer(t, b, 0, n, false)
+	if !slices.Equal(scoresOf(t, a, 0), scoresOf(t, b, 0)) {
+		t.Errorf("scores differ between AttentionScale ×2 and queries ×2")
+	}
+	q := p.q[0][(n-1)*cfg.Heads*cfg.HeadDim:]
+	outA, outB := make([]float32, len(q)), make([]float32, len(q))
+	for i := range q {
+		q[i] /= 2 // a's queries at their own scale; b's doubled
+	}
+	if err := a.Attend(0, q, outA); err != nil {
+		t.Fatal(err)
+	}
+	for i := range q {
+		q[i] *= 2
+	}
+	if err := b.Attend(0, q, outB); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(outA, outB) {
+		t.Errorf("Attend differs between AttentionScale ×2 and queries ×2")
+	}
+	bad := cfg
+	bad.AttentionScale = math.Inf(1)
+	if _, err := New(bad); err == nil {
+		t.Errorf("New accepted AttentionScale = +Inf")
 	}
 }

@@ -38,6 +38,10 @@ type Config struct {
 	Redistribute bool
 	// Element is the storage type of keys and values. Default Float32.
 	Element Element
+	// AttentionScale multiplies query·key products before the softmax, in
+	// Attend and in scoring. Default 1/√HeadDim; some model families use
+	// another. It must be finite and positive.
+	AttentionScale float64
 	// Policy selects how tokens are ranked and budgets split, with its
 	// pooling and head floor. The zero Policy is LAVa.
 	Policy Policy
@@ -72,6 +76,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Window == 0 {
 		c.Window = DefaultWindow
 	}
+	if c.AttentionScale == 0 && c.HeadDim > 0 {
+		c.AttentionScale = 1 / math.Sqrt(float64(c.HeadDim))
+	}
 	c.Policy = c.Policy.withDefaults()
 	switch {
 	case c.Layers < 1 || c.Layers > maxLayers:
@@ -90,6 +97,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, invalidf("Config.Budget = %d, want > the window %d (the budget includes the window)", c.Budget, c.Policy.windowOf(&c))
 	case c.Budget > math.MaxInt32/c.KVHeads:
 		return c, invalidf("Config.Budget = %d, want ≤ %d", c.Budget, math.MaxInt32/c.KVHeads)
+	case !(c.AttentionScale > 0 && c.AttentionScale <= math.MaxFloat32):
+		return c, invalidf("Config.AttentionScale = %v, want a finite value > 0 (0 for 1/√HeadDim)", c.AttentionScale)
 	case !c.Element.valid():
 		return c, invalidf("Config.Element = %d, want Float32 or Float16", int(c.Element))
 	case c.DecodeReserve < 0 || c.DecodeReserve > maxDecodeReserve:

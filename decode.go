@@ -1,7 +1,5 @@
 package lava
 
-import "math"
-
 // This file is the decode path: attention of new tokens over the cache, and
 // the eviction of the policies that hold a fixed cache size while
 // generating (Policy.decode): the oldest non-sink entry at Append
@@ -38,7 +36,7 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	}
 	t := len(q) / (H * d)
 	c.recordQueries(L, q, t)
-	scale := float32(1 / math.Sqrt(float64(d)))
+	scale := float32(c.cfg.AttentionScale)
 	g := c.group
 	mode := c.cfg.Policy.decode
 	// The policies that evict at Attend keep uniform heads (TOVA one shared

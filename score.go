@@ -96,7 +96,7 @@ func (s *scratch) windowAttention(L *layer, qh int) []float32 {
 	}
 	s.z = growTo(s.z, w*n)
 	s.rowInv = growTo(s.rowInv, w)
-	scale := float32(1 / math.Sqrt(float64(d)))
+	scale := float32(c.cfg.AttentionScale)
 	h.k.score(s.qblk, n, d, scale, s.z)
 	s.abar = growTo(s.abar, m)
 	clear(s.abar)
@@ -289,7 +289,7 @@ const h2oBlock = 32
 // queries arrive so that no n×n matrix is ever held.
 func (c *KVCache) accumulateHeavy(L *layer, q []float32, t int) {
 	d, H, g := c.cfg.HeadDim, c.cfg.Heads, c.group
-	scale := float32(1 / math.Sqrt(float64(d)))
+	scale := float32(c.cfg.AttentionScale)
 	qblk := growTo(c.heavyQ, h2oBlock*d)
 	c.heavyQ = qblk
 	for kv := range L.heads {
