@@ -89,8 +89,17 @@ type HeadView struct {
 	Keys, Values     []float32
 	Keys16, Values16 []uint16
 	// Positions are the entries' original token positions, increasing.
-	Positions []int32
+	Positions    []int32
+	keys, values rows
 }
+
+// AppendKeys appends the view's keys, [Len][HeadDim], widened to float32
+// whatever the storage type, to dst and returns the extended slice; it
+// allocates nothing when dst has room.
+func (v HeadView) AppendKeys(dst []float32) []float32 { return v.keys.appendFloat32(dst) }
+
+// AppendValues is AppendKeys for the values.
+func (v HeadView) AppendValues(dst []float32) []float32 { return v.values.appendFloat32(dst) }
 
 // Len is the number of entries in the view.
 func (v HeadView) Len() int { return len(v.Positions) }
@@ -205,7 +214,7 @@ func (c *KVCache) View(layer, kvHead int) (HeadView, error) {
 		return HeadView{}, invalidf("View: kvHead = %d, want 0 ≤ kvHead < %d", kvHead, c.cfg.KVHeads)
 	}
 	h := &c.layers[layer].heads[kvHead]
-	v := HeadView{Positions: h.pos}
+	v := HeadView{Positions: h.pos, keys: h.k, values: h.v}
 	v.Keys, v.Keys16 = h.k.raw()
 	v.Values, v.Values16 = h.v.raw()
 	return v, nil
@@ -230,15 +239,64 @@ func (c *KVCache) Tokens(layer int) int {
 }
 
 // Bytes returns the bytes of keys and values the cache holds: entries ×
-// 2 × HeadDim × element size, over all layers and heads.
+// 2 × HeadDim × element size, over all layers and heads. The README's and
+// Report's memory figures are these. AllocatedBytes gives what the cache
+// keeps allocated.
 func (c *KVCache) Bytes() int64 {
 	var n int64
 	for l := range c.layers {
-		for _, h := range c.layers[l].heads {
-			n += int64(h.len())
-		}
+		held, _ := c.LayerBytes(l)
+		n += held
 	}
-	return n * c.EntryBytes()
+	return n
+}
+
+// AllocatedBytes returns the bytes of memory the cache keeps allocated:
+// the capacity of its key and value storage (held entries plus the room
+// kept for decode tokens and growth), positions, rankings, queries and
+// scratch. It is what the cache costs the Go heap, apart from small fixed
+// headers.
+func (c *KVCache) AllocatedBytes() int64 {
+	n := int64(4*(cap(c.attn)+cap(c.attnInv)+cap(c.evictScore)+cap(c.groupQ)+cap(c.evictKeep)+cap(c.heavyQ)+cap(c.heavyZ)) + cap(c.evictDrop))
+	for l := range c.layers {
+		_, alloc := c.LayerBytes(l)
+		n += alloc
+	}
+	return n
+}
+
+// LayerBytes returns the key and value bytes one layer holds and the bytes
+// it keeps allocated (as AllocatedBytes counts them), or zeros for a layer
+// out of range.
+func (c *KVCache) LayerBytes(layer int) (held, allocated int64) {
+	if layer < 0 || layer >= len(c.layers) {
+		return 0, 0
+	}
+	L := &c.layers[layer]
+	allocated = int64(4*cap(L.queries) + 8*cap(L.winners) + 8*(cap(L.cand)+cap(L.off)))
+	for kv := range L.heads {
+		h := &L.heads[kv]
+		held += int64(h.len())
+		allocated += h.k.capBytes() + h.v.capBytes() + int64(4*(cap(h.pos)+cap(h.order)+cap(h.heavy)))
+	}
+	return held * c.EntryBytes(), allocated
+}
+
+// Reset empties the cache for a new sequence with the same configuration,
+// keeping its storage: appending to it allocates nothing until it holds
+// more than it held before.
+func (c *KVCache) Reset() {
+	for l := range c.layers {
+		L := &c.layers[l]
+		heads, queries := L.heads, L.queries
+		for kv := range heads {
+			h := &heads[kv]
+			h.k.reset()
+			h.v.reset()
+			h.pos, h.order, h.heavy = h.pos[:0], h.order[:0], h.heavy[:0]
+		}
+		*L = layer{heads: heads, queries: queries, winners: L.winners[:0], cand: L.cand[:0], off: L.off[:0]}
+	}
 }
 
 // EntryBytes returns the bytes one entry (a key and a value of one KV head)

@@ -129,13 +129,28 @@ func (r *rows) finite() bool {
 	return finite(r.f32)
 }
 
+// appendFloat32 appends the rows, widened to float32, to dst.
+func (r *rows) appendFloat32(dst []float32) []float32 {
+	if r.elem == Float16 {
+		n := len(dst)
+		dst = slices.Grow(dst, len(r.f16))[:n+len(r.f16)]
+		widenF16(dst[n:], r.f16)
+		return dst
+	}
+	return append(dst, r.f32...)
+}
+
+// reset empties the storage and keeps its capacity.
+func (r *rows) reset() { r.f32, r.f16 = r.f32[:0], r.f16[:0] }
+
+// capBytes is the bytes the storage has allocated.
+func (r *rows) capBytes() int64 { return int64(4*cap(r.f32) + 2*cap(r.f16)) }
+
 // float32s returns the rows as float32: the storage itself for Float32, or
 // a widened copy.
 func (r *rows) float32s() []float32 {
 	if r.elem == Float16 {
-		x := make([]float32, len(r.f16))
-		widenF16(x, r.f16)
-		return x
+		return r.appendFloat32(nil)
 	}
 	return r.f32
 }

@@ -1,0 +1,103 @@
+package lava
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"testing"
+)
+
+// Reset empties the cache, keeps its storage, and a refill behaves as a
+// new cache.
+func TestReset(t *testing.T) {
+	for _, el := range []Element{Float32, Float16} {
+		for _, pol := range []Policy{LAVa(), H2O(), TOVA()} {
+			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, Element: el, Policy: pol, DecodeSlack: 4}
+			const n = 100
+			p := randomPrompt(rand.New(rand.NewPCG(41, 1)), cfg, n)
+			c := newCache(t, cfg)
+			p.fill(t, c, 30, false, false)
+			decodeSteps(t, c, rand.New(rand.NewPCG(1, 2)), 10)
+			allocated := c.AllocatedBytes()
+			c.Reset()
+			// Printed, so that an emptied slice equals a nil one.
+			if fmt.Sprint(snapshot(c)) != fmt.Sprint(snapshot(newCache(t, cfg))) {
+				t.Fatalf("%s %v: a Reset cache differs from a new one", pol.Name(), el)
+			}
+			if got := c.AllocatedBytes(); got != allocated {
+				t.Errorf("%s %v: AllocatedBytes %d after Reset, %d before: storage not kept", pol.Name(), el, got, allocated)
+			}
+			fresh := newCache(t, cfg)
+			p.fill(t, c, 30, false, false)
+			p.fill(t, fresh, 30, false, false)
+			if !reflect.DeepEqual(snapshot(c), snapshot(fresh)) {
+				t.Errorf("%s %v: refilled after Reset differs from a new cache", pol.Name(), el)
+			}
+		}
+	}
+}
+
+// AppendKeys and AppendValues widen every storage type into the caller's
+// buffer, without allocating when it has room.
+func TestAppendKeysValues(t *testing.T) {
+	for _, el := range []Element{Float32, Float16} {
+		cfg := Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 5, Window: 2, Budget: 8, Element: el}
+		p := randomPrompt(rand.New(rand.NewPCG(43, 1)), cfg, 20)
+		c := newCache(t, cfg)
+		p.appendLayer(t, c, 0, 20, false)
+		v, _ := c.View(0, 0)
+		buf := make([]float32, 3, 3+v.Len()*cfg.HeadDim)
+		keys, values := v.AppendKeys(buf), v.AppendValues(nil)
+		for i := range v.Len() * cfg.HeadDim {
+			k, val := viewAt(v, i)
+			if math.Float32bits(keys[3+i]) != math.Float32bits(k) || math.Float32bits(values[i]) != math.Float32bits(val) {
+				t.Fatalf("%v element %d: widened %v, %v; stored %v, %v", el, i, keys[3+i], values[i], k, val)
+			}
+		}
+		if allocs := testing.AllocsPerRun(10, func() { _ = v.AppendKeys(buf[:0]) }); allocs != 0 {
+			t.Errorf("%v: AppendKeys into a buffer with room allocated %v times", el, allocs)
+		}
+	}
+}
+
+// AllocatedBytes accounts for what the cache costs the Go heap, and
+// Bytes for what it holds.
+func TestAllocatedBytesMatchesHeap(t *testing.T) {
+	for _, el := range []Element{Float32, Float16} {
+		cfg := Config{Layers: 4, Heads: 8, KVHeads: 4, HeadDim: 64, Window: 8, Budget: 64, Element: el, DecodeReserve: 32}
+		const n = 2000
+		p := randomPrompt(rand.New(rand.NewPCG(47, 1)), cfg, n)
+		heap := func() int64 {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return int64(m.HeapAlloc)
+		}
+		for _, compress := range []bool{false, true} {
+			base := heap()
+			c := newCache(t, cfg)
+			for l := range cfg.Layers {
+				p.appendLayer(t, c, l, 500, true)
+			}
+			if compress {
+				if _, err := c.Compress(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			live := heap() - base
+			alloc, held := c.AllocatedBytes(), c.Bytes()
+			if held > alloc {
+				t.Errorf("%v: Bytes %d exceeds AllocatedBytes %d", el, held, alloc)
+			}
+			// Size classes round allocations up by at most 1/8; headers
+			// and the test's own small allocations add a few KiB.
+			if d := float64(live-alloc) / float64(alloc); d < -0.02 || d > 0.15 {
+				t.Errorf("%v compressed=%v: heap grew by %d, AllocatedBytes %d (%+.1f %%)", el, compress, live, alloc, 100*d)
+			}
+			runtime.KeepAlive(c)
+		}
+	}
+}
+
