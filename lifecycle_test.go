@@ -100,4 +100,3 @@ func TestAllocatedBytesMatchesHeap(t *testing.T) {
 		}
 	}
 }
-
