@@ -158,9 +158,17 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	}
 	acc := c.cfg.Policy.accumulates
 	for kv := range L.heads {
+		if err := c.appendRows(layer, kv, k, v, t); err != nil {
+			for back := range kv { // leave the cache as it was
+				h := &L.heads[back]
+				h.k.truncate(h.len(), d)
+				h.v.truncate(h.len(), d)
+			}
+			return err
+		}
+	}
+	for kv := range L.heads {
 		h := &L.heads[kv]
-		h.k.append(k, kv*d, row, d, t)
-		h.v.append(v, kv*d, row, d, t)
 		h.pos = growBy(h.pos, t)
 		for i := range t {
 			h.pos = append(h.pos, int32(L.tokens+i))
@@ -177,6 +185,29 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 		c.evictOldest(L)
 	}
 	return nil
+}
+
+// appendRows appends KV head kv's rows of the t tokens in k and v,
+// checking them as they are stored; on a NaN, infinite or out-of-range
+// element it leaves the head as it was and names the element.
+func (c *KVCache) appendRows(layer, kv int, k, v []float32, t int) error {
+	d, row := c.cfg.HeadDim, c.cfg.KVHeads*c.cfg.HeadDim
+	L := &c.layers[layer]
+	h := &L.heads[kv]
+	bad := h.k.append(k, kv*d, row, d, t)
+	what, src := "key", k
+	if bad < 0 {
+		if bad = h.v.append(v, kv*d, row, d, t); bad >= 0 {
+			h.k.truncate(h.len(), d)
+			what, src = "value", v
+		}
+	}
+	if bad < 0 {
+		return nil
+	}
+	tok, j := bad/d, bad%d
+	return invalidf("Append: layer %d, token %d (position %d), KV head %d: %s element %d is %v, want a finite value within %v range",
+		layer, tok, L.tokens+tok, kv, what, j, src[tok*row+kv*d+j], c.cfg.Element)
 }
 
 // recordQueries keeps the queries q of the last t tokens of L (positions

@@ -390,9 +390,12 @@ func TestBadInputLeavesCacheUnchanged(t *testing.T) {
 		{"attend out", "len(out) = 1", func(c *KVCache) error { return c.Attend(0, make([]float32, qr), make([]float32, 1)) }, nil},
 		{"view layer", "layer = 9", func(c *KVCache) error { _, err := c.View(9, 0); return err }, nil},
 		{"view head", "kvHead = 2", func(c *KVCache) error { _, err := c.View(0, 2); return err }, nil},
-		{"NaN key", "NaN", compress, func(c *KVCache) error {
+		{"NaN key", "layer 1, token 1 (position 1), KV head 0: key element 1 is NaN", func(c *KVCache) error {
 			return c.Append(1, make([]float32, 10*qr), withAt(10*kr, 5, nan), make([]float32, 10*kr))
-		}},
+		}, nil},
+		{"Inf value", "layer 0, token 0 (position 10), KV head 1: value element 1 is -Inf", func(c *KVCache) error {
+			return c.Append(0, nil, make([]float32, 10*kr), withAt(10*kr, 3, float32(math.Inf(-1))))
+		}, nil},
 		{"Inf query", "query", compress, func(c *KVCache) error {
 			return c.Append(1, withAt(10*qr, 10*qr-1, float32(math.Inf(1))), make([]float32, 10*kr), make([]float32, 10*kr))
 		}},

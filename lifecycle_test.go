@@ -1,11 +1,13 @@
 package lava
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -97,6 +99,47 @@ func TestAllocatedBytesMatchesHeap(t *testing.T) {
 				t.Errorf("%v compressed=%v: heap grew by %d, AllocatedBytes %d (%+.1f %%)", el, compress, live, alloc, 100*d)
 			}
 			runtime.KeepAlive(c)
+		}
+	}
+}
+
+// Append rejects NaN, ±Inf and (for float16 storage) values beyond its
+// range, naming the layer, token and head, and leaves the cache unchanged,
+// for every element type, in keys and in values, in any head.
+func TestAppendRejectsNonFinite(t *testing.T) {
+	for _, el := range []Element{Float32, Float16} {
+		cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 3, Window: 2, Budget: 6, Element: el}
+		kr := cfg.KVHeads * cfg.HeadDim
+		bad := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))}
+		if el == Float16 {
+			bad = append(bad, 65520, -1e6) // round beyond float16's largest finite 65504
+		}
+		for _, x := range bad {
+			for _, inValue := range []bool{false, true} {
+				for tok := range 3 {
+					for kv := range cfg.KVHeads {
+						c := newCache(t, cfg)
+						p := randomPrompt(rand.New(rand.NewPCG(3, 3)), cfg, 5)
+						p.appendLayer(t, c, 1, 5, false)
+						before := fmt.Sprint(snapshot(c))
+						k, v := make([]float32, 3*kr), make([]float32, 3*kr)
+						target := k
+						if inValue {
+							target = v
+						}
+						target[tok*kr+kv*cfg.HeadDim+2] = x
+						err := c.Append(1, nil, k, v)
+						what := map[bool]string{false: "key", true: "value"}[inValue]
+						want := fmt.Sprintf("layer 1, token %d (position %d), KV head %d: %s element 2", tok, 5+tok, kv, what)
+						if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+							t.Fatalf("%v, %v at %s of token %d head %d: Append = %v, want an ErrInvalid containing %q", el, x, what, tok, kv, err, want)
+						}
+						if fmt.Sprint(snapshot(c)) != before {
+							t.Fatalf("%v, %v: the failed Append changed the cache", el, x)
+						}
+					}
+				}
+			}
 		}
 	}
 }

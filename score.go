@@ -46,15 +46,11 @@ type layerScores struct {
 	dispersion, shift float64
 }
 
-// scoreLayer checks pending layer l's data and scores its prefix tokens
-// under the cache's policy.
+// scoreLayer checks layer l's queries and scores its candidates under the
+// cache's policy.
 func (c *KVCache) scoreLayer(s *scratch, l int) (layerScores, error) {
 	L := &c.layers[l]
-	for kv, h := range L.heads {
-		if !h.k.finite() || !h.v.finite() {
-			return layerScores{}, invalidf("Compress: layer %d KV head %d holds a NaN or infinite key or value (or one beyond float16 range)", l, kv)
-		}
-	}
+	// Keys and values were checked at Append; queries are not.
 	if !finite(L.queries) {
 		return layerScores{}, invalidf("Compress: layer %d holds a NaN or infinite query", l)
 	}

@@ -71,20 +71,80 @@ func (r *rows) capRows(d int) int {
 }
 
 // append adds t rows of d elements taken every stride elements of src,
-// starting at off, converting them to the storage type.
-func (r *rows) append(src []float32, off, stride, d, t int) {
+// starting at off, converting them to the storage type, and checks them on
+// the way: it returns −1, or the index i·d + j of the first element that is
+// NaN, infinite or (for float16) beyond the storage's range, in which case
+// the storage is left as it was.
+func (r *rows) append(src []float32, off, stride, d, t int) int {
 	if r.elem == Float16 {
 		n := len(r.f16)
 		r.f16 = growBy(r.f16, t*d)[:n+t*d]
 		for i := range t {
-			narrowF16(r.f16[n+i*d:n+(i+1)*d], src[off+i*stride:off+i*stride+d])
+			row := r.f16[n+i*d : n+(i+1)*d]
+			narrowF16(row, src[off+i*stride:off+i*stride+d])
+			// An exponent of all ones (Inf, NaN, or an input that
+			// overflowed) carries into bit 15 when its lowest bit is added.
+			if !finiteF16Row(row) {
+				r.f16 = r.f16[:n]
+				return i*d + slices.IndexFunc(row, func(h uint16) bool { return h&0x7c00 == 0x7c00 })
+			}
 		}
-		return
+		return -1
 	}
-	r.f32 = growBy(r.f32, t*d)
+	n := len(r.f32)
+	r.f32 = growBy(r.f32, t*d)[:n+t*d]
 	for i := range t {
-		r.f32 = append(r.f32, src[off+i*stride:off+i*stride+d]...)
+		if j := copyFinite(r.f32[n+i*d:n+(i+1)*d], src[off+i*stride:off+i*stride+d]); j >= 0 {
+			r.f32 = r.f32[:n]
+			return i*d + j
+		}
 	}
+	return -1
+}
+
+// finiteF16Row tells whether no element of a float16 row has an exponent of
+// all ones (Inf, NaN, or an input that overflowed), which carries into bit
+// 15 when its lowest bit is added; four lanes at a time.
+func finiteF16Row(row []uint16) bool {
+	const exp, one = 0x7c00, 0x0400
+	var a0, a1, a2, a3 uint16
+	i := 0
+	for ; i+4 <= len(row); i += 4 {
+		x := row[i : i+4 : i+4]
+		a0 |= x[0]&exp + one
+		a1 |= x[1]&exp + one
+		a2 |= x[2]&exp + one
+		a3 |= x[3]&exp + one
+	}
+	for ; i < len(row); i++ {
+		a0 |= row[i]&exp + one
+	}
+	return (a0|a1|a2|a3)&0x8000 == 0
+}
+
+// copyFinite copies src to dst and returns −1, or the index of the first
+// NaN or infinite element. The check reads src right after the copy, while
+// it is in L1: an exponent of all ones carries into bit 31 when its lowest
+// bit is added, so the loop only adds and ors, four lanes at a time.
+func copyFinite(dst, src []float32) int {
+	copy(dst, src)
+	const exp, one = 0x7f800000, 0x00800000
+	var a0, a1, a2, a3 uint32
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		x := src[i : i+4 : i+4]
+		a0 |= math.Float32bits(x[0])&exp + one
+		a1 |= math.Float32bits(x[1])&exp + one
+		a2 |= math.Float32bits(x[2])&exp + one
+		a3 |= math.Float32bits(x[3])&exp + one
+	}
+	for ; i < len(src); i++ {
+		a0 |= math.Float32bits(src[i])&exp + one
+	}
+	if (a0|a1|a2|a3)&0x80000000 == 0 {
+		return -1
+	}
+	return slices.IndexFunc(src, func(x float32) bool { return math.Float32bits(x)&exp == exp })
 }
 
 // score sets out[i·n+j] = scale·dot(q_i, row_j) for the len(q)/d queries
@@ -115,20 +175,6 @@ func (r *rows) l1(i, d int) float32 {
 	return l1Norm(r.f32[i*d : (i+1)*d])
 }
 
-// finite tells whether no element is NaN or infinite (for float16 storage
-// this includes inputs that overflowed its range when stored).
-func (r *rows) finite() bool {
-	if r.elem == Float16 {
-		for _, v := range r.f16 {
-			if v&0x7c00 == 0x7c00 { // exponent all ones: Inf or NaN
-				return false
-			}
-		}
-		return true
-	}
-	return finite(r.f32)
-}
-
 // appendFloat32 appends the rows, widened to float32, to dst.
 func (r *rows) appendFloat32(dst []float32) []float32 {
 	if r.elem == Float16 {
@@ -138,6 +184,15 @@ func (r *rows) appendFloat32(dst []float32) []float32 {
 		return dst
 	}
 	return append(dst, r.f32...)
+}
+
+// truncate keeps the first n rows of d elements.
+func (r *rows) truncate(n, d int) {
+	if r.elem == Float16 {
+		r.f16 = r.f16[:n*d]
+		return
+	}
+	r.f32 = r.f32[:n*d]
 }
 
 // reset empties the storage and keeps its capacity.
