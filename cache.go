@@ -29,9 +29,10 @@ type layer struct {
 	tokens int // P: tokens ever appended, the position of the next one
 
 	// Queries of the most recent tokens, from Append or Attend: token p's
-	// [Heads][HeadDim] row is at slot p mod Window. Queries are known for
-	// the contiguous positions qFrom … qNext−1 (the ring holds the last
-	// Window of them).
+	// [Heads][HeadDim] row is at slot p mod 2·Window, so that a Truncate of
+	// up to Window tokens keeps the window's. Queries are known for the
+	// contiguous positions qFrom … qNext−1 (the ring holds the last
+	// 2·Window of them).
 	queries      []float32
 	qFrom, qNext int
 
@@ -214,7 +215,7 @@ func (c *KVCache) appendRows(layer, kv int, k, v []float32, t int) error {
 // P−t … P−1) that are not known yet: the last Window of them in the ring,
 // and, for a policy that accumulates, their attention in the heads' sums.
 func (c *KVCache) recordQueries(L *layer, q []float32, t int) {
-	W, row := c.cfg.Window, c.cfg.Heads*c.cfg.HeadDim
+	W, row := c.cfg.queryRing(), c.cfg.Heads*c.cfg.HeadDim
 	first := L.tokens - t
 	skip := max(0, L.qNext-first) // tokens whose queries came before
 	if skip >= t {

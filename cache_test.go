@@ -208,9 +208,9 @@ func TestMemoryIsFreed(t *testing.T) {
 	var kept int64
 	for l := range cfg.Layers {
 		// What streaming keeps beside the rows: the ranking of the kept
-		// candidates (for a later re-trim) and the ring of Window queries.
+		// candidates (for a later re-trim) and the ring of 2·Window queries.
 		L := &c.layers[l]
-		if len(L.winners) > cfg.KVHeads*L.budget || cap(L.winners) > 2*cfg.KVHeads*L.budget || len(L.queries) != cfg.Window*cfg.Heads*cfg.HeadDim {
+		if len(L.winners) > cfg.KVHeads*L.budget || cap(L.winners) > 2*cfg.KVHeads*L.budget || len(L.queries) != 2*cfg.Window*cfg.Heads*cfg.HeadDim {
 			t.Errorf("layer %d holds %d ranked entries (capacity %d) for a budget of %d per head, and %d query values", l, len(L.winners), cap(L.winners), L.budget, len(L.queries))
 		}
 		for kv := range cfg.KVHeads {

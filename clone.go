@@ -72,9 +72,9 @@ func (c *KVCache) CloneWith(cfg Config) (*KVCache, error) {
 			continue
 		}
 		// Re-slot the kept queries for the new ring size.
-		q := make([]float32, cfg.Window*row)
-		for p := max(L.qFrom, L.qNext-cfg.Window); p < L.qNext; p++ {
-			from, to := p%s.Window, p%cfg.Window
+		q := make([]float32, cfg.queryRing()*row)
+		for p := max(L.qFrom, L.qNext-cfg.queryRing()); p < L.qNext; p++ {
+			from, to := p%s.queryRing(), p%cfg.queryRing()
 			copy(q[to*row:(to+1)*row], L.queries[from*row:(from+1)*row])
 		}
 		L.queries = q

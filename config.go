@@ -28,8 +28,9 @@ type Config struct {
 	// including the Window tokens (the paper's unit). It must exceed Window.
 	Budget int
 	// Window is w, the number of most recent tokens whose queries score the
-	// rest and which are always kept. Default [DefaultWindow]; the queries
-	// it keeps, Window·H·d values per layer, may not exceed 2²⁶.
+	// rest and which are always kept. Default [DefaultWindow]. A layer
+	// keeps the queries of its last 2·Window tokens (so that a Truncate
+	// keeps the window's), 2·Window·H·d values, at most 2²⁶.
 	Window int
 	// Redistribute gives the budget a layer cannot use (its budget reaches
 	// its prefix length) to the other layers in proportion to their
@@ -70,6 +71,11 @@ const (
 	maxDecodeReserve = 1 << 20
 )
 
+// queryRing is how many of the most recent tokens' queries a layer keeps:
+// twice the window, so that rolling back up to Window tokens (Truncate)
+// leaves the window's queries in place.
+func (c *Config) queryRing() int { return 2 * c.Window }
+
 // withDefaults returns c with its zero optional fields set to defaults and
 // checks every field, naming the first bad one.
 func (c Config) withDefaults() (Config, error) {
@@ -91,8 +97,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, invalidf("Config.Heads = %d is not a multiple of Config.KVHeads = %d", c.Heads, c.KVHeads)
 	case c.HeadDim < 1 || c.HeadDim > maxQueryRow/c.Heads:
 		return c, invalidf("Config.HeadDim = %d, want 1 ≤ HeadDim and Heads·HeadDim ≤ %d", c.HeadDim, maxQueryRow)
-	case c.Window < 1 || c.Window > maxQueryRing/(c.Heads*c.HeadDim):
-		return c, invalidf("Config.Window = %d, want 1 ≤ Window and Window·Heads·HeadDim ≤ %d", c.Window, maxQueryRing)
+	case c.Window < 1 || c.Window > maxQueryRing/(2*c.Heads*c.HeadDim):
+		return c, invalidf("Config.Window = %d, want 1 ≤ Window and 2·Window·Heads·HeadDim ≤ %d", c.Window, maxQueryRing)
 	case c.Budget <= c.Policy.windowOf(&c):
 		return c, invalidf("Config.Budget = %d, want > the window %d (the budget includes the window)", c.Budget, c.Policy.windowOf(&c))
 	case c.Budget > math.MaxInt32/c.KVHeads:

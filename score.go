@@ -80,7 +80,7 @@ func (c *KVCache) scoreLayer(s *scratch, l int) (layerScores, error) {
 // the head's candidates.
 func (s *scratch) windowAttention(L *layer, qh int) []float32 {
 	c := s.c
-	d, W, w := c.cfg.HeadDim, c.cfg.Window, s.w
+	d, W, w := c.cfg.HeadDim, c.cfg.queryRing(), s.w
 	kv := qh / c.group
 	h := &L.heads[kv]
 	n, m := h.len(), s.cand[kv]
