@@ -210,14 +210,14 @@ func (c *KVCache) scatterRows(out, outs []float32, kv, t int) {
 
 // decodeLimit is the number of entries per KV head that decode eviction
 // holds a layer to once a Compress has seen it, or 0 for policies that never
-// evict while decoding: the layer's budget plus the window, or Budget for a
-// layer not scored yet.
+// evict while decoding: the layer's budget plus the window (a layer scored
+// when it held fewer grows up to it), or Budget for a layer not scored yet.
 func (c *KVCache) decodeLimit(L *layer) int {
 	if L.tokens == 0 || c.cfg.Policy.decode == decodeKeep {
 		return 0
 	}
 	if L.ranked {
-		return min(L.budget, c.candidates(L)) + c.cfg.Policy.windowOf(&c.cfg)
+		return L.budget + c.cfg.Policy.windowOf(&c.cfg)
 	}
 	return c.cfg.Budget
 }

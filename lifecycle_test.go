@@ -143,3 +143,92 @@ func TestAppendRejectsNonFinite(t *testing.T) {
 		}
 	}
 }
+
+// A rollback of draft tokens, then the same continuation, gives the cache
+// of never having appended them (for the policies that neither evict while
+// decoding nor accumulate, as Truncate documents).
+func TestTruncateThenContinue(t *testing.T) {
+	for _, pol := range []Policy{LAVa(), SnapKV(), AdaSnapKV(), VATP(), PyramidKV(DefaultPyramidBeta), Random(3)} {
+		for _, el := range []Element{Float32, Float16} {
+			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, Element: el, Policy: pol}
+			const n, drafts, steps = 80, 3, 6
+			p := randomPrompt(rand.New(rand.NewPCG(53, 1)), cfg, n+drafts+steps)
+			junk := randomPrompt(rand.New(rand.NewPCG(59, 1)), cfg, n+drafts)
+			qrow := cfg.Heads * cfg.HeadDim
+			build := func(withDrafts bool) *KVCache {
+				c := newCache(t, cfg)
+				for l := range cfg.Layers {
+					p.appendRange(t, c, l, 0, n, true)
+				}
+				if _, err := c.Compress(); err != nil {
+					t.Fatal(err)
+				}
+				if withDrafts { // appended and attended, then rejected
+					out := make([]float32, drafts*qrow)
+					for l := range cfg.Layers {
+						junk.appendRange(t, c, l, n, n+drafts, false)
+						if err := c.Attend(l, junk.q[l][n*qrow:(n+drafts)*qrow], out); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := c.Truncate(n); err != nil {
+						t.Fatal(err)
+					}
+				}
+				out := make([]float32, qrow)
+				for i := n; i < n+steps; i++ {
+					for l := range cfg.Layers {
+						p.appendRange(t, c, l, i, i+1, false)
+						if err := c.Attend(l, p.q[l][i*qrow:(i+1)*qrow], out); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if _, err := c.Compress(); err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			if a, b := fmt.Sprint(snapshot(build(true))), fmt.Sprint(snapshot(build(false))); a != b {
+				t.Errorf("%s %v: rollback then continue differs from never appending the drafts", pol.Name(), el)
+			}
+		}
+	}
+}
+
+// After an Append fails part-way through a step, CommonTokens names the
+// disagreeing layer, and Truncate to the smaller count undoes the step.
+func TestFailedStepDetectedAndUndone(t *testing.T) {
+	cfg := Config{Layers: 3, Heads: 2, KVHeads: 1, HeadDim: 4, Window: 2, Budget: 8}
+	p := randomPrompt(rand.New(rand.NewPCG(61, 1)), cfg, 12)
+	c := newCache(t, cfg)
+	for l := range cfg.Layers {
+		p.appendRange(t, c, l, 0, 10, true)
+	}
+	before := fmt.Sprint(snapshot(c))
+	kv := make([]float32, cfg.KVHeads*cfg.HeadDim)
+	for l := range 2 {
+		if err := c.Append(l, nil, kv, kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv[0] = float32(math.NaN())
+	if err := c.Append(2, nil, kv, kv); err == nil {
+		t.Fatal("Append of a NaN succeeded")
+	}
+	if _, err := c.CommonTokens(); err == nil || !strings.Contains(err.Error(), "layer 2 holds 10 tokens, layer 0 holds 11") {
+		t.Errorf("CommonTokens = %v, want an error naming layer 2", err)
+	}
+	if err := c.Truncate(10); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.CommonTokens(); n != 10 || err != nil {
+		t.Errorf("after Truncate: CommonTokens = %d, %v", n, err)
+	}
+	if fmt.Sprint(snapshot(c)) != before {
+		t.Errorf("Truncate did not restore the cache")
+	}
+	if err := c.Truncate(-1); err == nil {
+		t.Errorf("Truncate(-1) succeeded")
+	}
+}

@@ -181,6 +181,14 @@ func (p prompt) appendRange(t testing.TB, c *KVCache, l, lo, hi int, withQ bool)
 // average (in the paper's floor mode, where no floor adds entries).
 func checkStreamInvariants(t *testing.T, c *KVCache, r Report, p prompt) {
 	t.Helper()
+	checkStreamInvariantsOf(t, c, r, p, true)
+}
+
+// checkStreamInvariantsOf is checkStreamInvariants, checking that the window
+// is held only if windowHeld: after a Truncate, tokens that decode eviction
+// removed may have become the window.
+func checkStreamInvariantsOf(t *testing.T, c *KVCache, r Report, p prompt, windowHeld bool) {
+	t.Helper()
 	cfg := c.cfg
 	w := cfg.Policy.windowOf(&cfg)
 	for l := range cfg.Layers {
@@ -195,7 +203,7 @@ func checkStreamInvariants(t *testing.T, c *KVCache, r Report, p prompt) {
 					t.Fatalf("layer %d head %d: positions %v not strictly increasing", l, kv, pos)
 				}
 			}
-			if cfg.Policy.decode != decodeLeastAttendedLayer { // TOVA may evict any entry
+			if windowHeld && cfg.Policy.decode != decodeLeastAttendedLayer { // TOVA may evict any entry
 				for j := max(0, P-w); j < P; j++ {
 					if _, ok := slices.BinarySearch(pos, int32(j)); !ok {
 						t.Fatalf("layer %d head %d: window position %d not held", l, kv, j)
@@ -384,8 +392,8 @@ func TestDecodeSlack(t *testing.T) {
 }
 
 // FuzzStream drives random sequences of Append (chunks and single tokens,
-// with and without queries), Attend (one or several tokens) and Compress
-// under every policy, and checks that nothing panics and that after every
+// with and without queries), Attend (one or several tokens), Truncate and
+// Compress under every policy, and checks that nothing panics and that after every
 // successful Compress the invariants hold.
 func FuzzStream(f *testing.F) {
 	f.Add(uint64(1), []byte{0, 1, 2, 3, 0, 2, 1, 3})
@@ -413,6 +421,7 @@ func FuzzStream(f *testing.F) {
 			t.Skip(err) // e.g. StreamingLLM's sinks above Budget − Window
 		}
 		qrow := cfg.Heads * cfg.HeadDim
+		windowHeld := true // until a Truncate may expose what decode eviction removed
 		for _, op := range ops {
 			l := int(op>>7) % cfg.Layers
 			n := 1 + int(op>>2)&31 // tokens for Append or Attend
@@ -438,6 +447,19 @@ func FuzzStream(f *testing.F) {
 					}
 				}
 			case 3:
+				if op&0x40 != 0 { // roll back n tokens
+					to := max(0, P-n)
+					// Tokens a Compress or decode eviction removed may
+					// become the window again.
+					for i := range c.layers {
+						windowHeld = windowHeld && c.layers[i].scoredAt <= to
+					}
+					windowHeld = windowHeld && pol.decode == decodeKeep
+					if err := c.Truncate(to); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
 				r, err := c.Compress()
 				if err != nil {
 					if !errors.Is(err, ErrInvalid) {
@@ -445,7 +467,7 @@ func FuzzStream(f *testing.F) {
 					}
 					continue
 				}
-				checkStreamInvariants(t, c, r, p)
+				checkStreamInvariantsOf(t, c, r, p, windowHeld)
 			}
 		}
 	})
