@@ -35,6 +35,9 @@ type layer struct {
 	// 2·Window of them).
 	queries      []float32
 	qFrom, qNext int
+	// ringFrom is the first position whose slot a Truncate did not leave
+	// holding a dropped token's query.
+	ringFrom int
 
 	// Set by Compress for layers that take part in the budget split.
 	ranked   bool
@@ -58,7 +61,7 @@ func (L *layer) windowQueries(w int) int {
 	if L.qNext != L.tokens {
 		return 0
 	}
-	return min(w, L.qNext-L.qFrom)
+	return min(w, L.qNext-L.qFrom, L.qNext-L.ringFrom)
 }
 
 // allQueries tells whether every token's queries have been seen, in order

@@ -45,7 +45,7 @@ func (c *KVCache) Truncate(pos int) error {
 		}
 		// The dropped tokens' queries took the slots of the ones a ring
 		// before them.
-		L.qFrom = max(L.qFrom, L.qNext-ring)
+		L.ringFrom = max(L.ringFrom, L.qNext-ring)
 		L.qNext = min(L.qNext, pos)
 		L.qFrom = min(L.qFrom, L.qNext)
 		L.tokens = pos
@@ -56,7 +56,7 @@ func (c *KVCache) Truncate(pos int) error {
 				heads[kv].order = nil
 			}
 			*L = layer{heads: heads, queries: queries, tokens: L.tokens,
-				qFrom: L.qFrom, qNext: L.qNext, attended: L.attended}
+				qFrom: L.qFrom, qNext: L.qNext, ringFrom: L.ringFrom, attended: L.attended}
 		}
 		L.limit = c.decodeLimit(L)
 	}
