@@ -137,3 +137,115 @@ func ExampleCustom() {
 	// key-norm layer 0: kept per head [24 24]
 	// key-norm layer 1: kept per head [24 24]
 }
+
+// A long prompt prefilled in chunks, each chunk attended with the
+// multi-token Attend and then compressed, never holds much more than the
+// budget; decoding with slack keeps it there.
+func ExampleKVCache_Compress_streaming() {
+	cfg := lava.Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 24, Window: 8, DecodeSlack: 8}
+	cache, err := lava.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	const prompt, chunk = 400, 50
+	peak := int64(0)
+	for lo := 0; lo < prompt; lo += chunk {
+		for l := range cfg.Layers {
+			q := fakeLayer(l, chunk, cfg.Heads, cfg.HeadDim, float64(lo))
+			k := fakeLayer(l, chunk, cfg.KVHeads, cfg.HeadDim, float64(lo)+1)
+			out := make([]float32, len(q))
+			if err := cache.Append(l, nil, k, k); err != nil {
+				panic(err)
+			}
+			peak = max(peak, cache.Bytes())
+			// Attend keeps q for scoring; with DecodeSlack it also
+			// compresses once every layer has attended its tokens.
+			if err := cache.Attend(l, q, out); err != nil {
+				panic(err)
+			}
+		}
+		if _, err := cache.Compress(); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println("prompt of", prompt, "tokens: peak", peak, "bytes, now", cache.Bytes(), "bytes; full would be", int64(prompt)*int64(cfg.Layers*cfg.KVHeads)*cache.EntryBytes())
+	for step := range 100 { // decode: Attend compresses every ~8 tokens
+		for l := range cfg.Layers {
+			q := fakeLayer(l, 1, cfg.Heads, cfg.HeadDim, float64(1000+step))
+			k := fakeLayer(l, 1, cfg.KVHeads, cfg.HeadDim, float64(2000+step))
+			if err := cache.Append(l, nil, k, k); err != nil {
+				panic(err)
+			}
+			if err := cache.Attend(l, q, make([]float32, len(q))); err != nil {
+				panic(err)
+			}
+		}
+	}
+	fmt.Println("after 100 decode steps:", cache.Tokens(0), "tokens,", cache.Bytes(), "bytes held")
+	// Output:
+	// prompt of 400 tokens: peak 12416 bytes, now 6016 bytes; full would be 102400
+	// after 100 decode steps: 500 tokens, 6272 bytes held
+}
+
+// Speculative decoding: draft tokens are appended and attended, the
+// rejected ones are dropped with Truncate.
+func ExampleKVCache_Truncate() {
+	cfg := lava.Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 24, Window: 8}
+	cache, _ := lava.New(cfg)
+	prefillLayer(cache, 0)
+	draft := fakeLayer(0, 4, cfg.KVHeads, cfg.HeadDim, 5) // 4 draft tokens
+	if err := cache.Append(0, nil, draft, draft); err != nil {
+		panic(err)
+	}
+	fmt.Println("with the draft:", cache.Tokens(0), "tokens")
+	if err := cache.Truncate(202); err != nil { // the first two were accepted
+		panic(err)
+	}
+	n, err := cache.CommonTokens()
+	fmt.Println("after Truncate:", n, err)
+	// Output:
+	// with the draft: 204 tokens
+	// after Truncate: 202 <nil>
+}
+
+// A compressed cache saved and restored, as for prefix reuse across
+// processes or a session file.
+func ExampleKVCache_MarshalBinary() {
+	cfg := lava.Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 24, Window: 8}
+	cache, _ := lava.New(cfg)
+	for l := range cfg.Layers {
+		prefillLayer(cache, l)
+	}
+	if _, err := cache.Compress(); err != nil {
+		panic(err)
+	}
+	data, err := cache.MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
+	var restored lava.KVCache
+	if err := restored.UnmarshalBinary(data); err != nil {
+		panic(err)
+	}
+	a, _ := cache.View(1, 0)
+	b, _ := restored.View(1, 0)
+	fmt.Println(len(data), "bytes; same positions:", fmt.Sprint(a.Positions) == fmt.Sprint(b.Positions))
+	// Output:
+	// 11987 bytes; same positions: true
+}
+
+// Reset empties a cache for the next sequence and keeps its storage;
+// AppendKeys reads rows as float32 whatever the storage type.
+func ExampleKVCache_Reset() {
+	cfg := lava.Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 24, Window: 8, Element: lava.Float16}
+	cache, _ := lava.New(cfg)
+	prefillLayer(cache, 0)
+	view, _ := cache.View(0, 0)
+	keys := view.AppendKeys(nil) // widened from float16
+	fmt.Printf("%d entries, first key %.3f; %d bytes held, %d allocated\n", view.Len(), keys[0], cache.Bytes(), cache.AllocatedBytes())
+	cache.Reset()
+	fmt.Println("after Reset:", cache.Tokens(0), "tokens,", cache.Bytes(), "bytes held")
+	// Output:
+	// 200 entries, first key 1.683; 12800 bytes held, 16648 allocated
+	// after Reset: 0 tokens, 0 bytes held
+}
