@@ -13,7 +13,7 @@ type scored struct {
 }
 
 // byRank orders scored entries best first: higher score, then lower flat
-// index, so rankings are deterministic (spec section 4).
+// index, so rankings are deterministic.
 func byRank(a, b scored) int {
 	switch {
 	case a.score > b.score:
@@ -35,7 +35,7 @@ func rankAll(s []float32) []scored {
 }
 
 // rankRows returns the indices of s ordered best first: higher score, then
-// lower index (spec section 4's tie rule, within one head).
+// lower index (the tie rule of docs/algorithm.md, within one head).
 func rankRows(s []float32) []int32 {
 	r := make([]int32, len(s))
 	for i := range r {
@@ -46,7 +46,7 @@ func rankRows(s []float32) []int32 {
 }
 
 // layerBudgets splits total prefix entries per head among layers in
-// proportion to their entropies e (spec section 5): b_l = ⌊e_l/Σe · total⌋.
+// proportion to their entropies e: b_l = ⌊e_l/Σe · total⌋.
 // A layer whose budget reaches its prefix length m_l is kept whole; with
 // redistribute, what it cannot use goes to the others, again in proportion
 // to their entropies, until no budget exceeds its layer.
@@ -123,7 +123,7 @@ func headCaps(c []int, b int, m []int, budget int, mode FloorMode, alpha float64
 }
 
 // pyramidBudget is PyramidKV's per-head budget for layer l of L whose prefix
-// has m tokens (spec section 7): a linear schedule from max down to min
+// has m tokens: a linear schedule from max down to min
 // around the mean b̄, lower layers keeping more.
 func pyramidBudget(bbar int, beta float64, l, L, m int) int {
 	lo := int(math.Floor(float64(bbar) / beta))

@@ -110,6 +110,22 @@
 // values may be stored as float16 ([Float16]) to halve memory.
 // [KVCache.Bytes] and the [Report] of each Compress give the bytes held.
 //
+// # Around the cache
+//
+// [KVCache.Truncate] rolls every layer back to a position (speculative
+// decoding, a failed step, regeneration) and [KVCache.CommonTokens] notices
+// a step that failed part-way. A cache saves and restores itself with
+// [KVCache.MarshalBinary] and [KVCache.UnmarshalBinary] (or WriteTo and
+// ReadFrom, streaming) in a versioned, checksummed format, and
+// [KVCache.Reset] empties it for the next sequence, keeping its storage.
+// [KVCache.Bytes] counts the key and value bytes held, and
+// [KVCache.AllocatedBytes] what the cache keeps allocated.
+// [HeadView.AppendKeys] widens stored rows to float32.
+//
+// The algorithm, as implemented, is written out in docs/algorithm.md of the
+// repository, and the file format in docs/format.md.
+//
 // A KVCache is not safe for concurrent use. Errors from bad input wrap
-// [ErrInvalid] and leave the cache unchanged.
+// [ErrInvalid] and leave the cache unchanged: Append rejects NaN, infinite
+// and (with float16 storage) out-of-range keys and values.
 package lava
