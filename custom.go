@@ -8,15 +8,16 @@ type Scorer interface {
 	Score(in ScoreInput, out []float32)
 }
 
-// ScoreInput is what a Scorer sees of one KV head of one layer: the prompt's
-// keys and values and the observation window's attention, all as float32
+// ScoreInput is what a Scorer sees of one KV head of one layer: the keys and
+// values it holds and the window's attention to them, all as float32
 // (widened from float16 storage). Keys and Values may alias the cache's
 // storage and must not be modified.
 type ScoreInput struct {
 	Layer, KVHead int
 	HeadDim       int
-	// Keys and Values hold the head's n prompt tokens, [n][HeadDim]; the
-	// first len(out) are the prefix to score, the rest the window.
+	// Keys and Values hold the head's n held entries, [n][HeadDim]; the
+	// first len(out) are the candidates to score, the rest the window and
+	// (when a Compress runs mid-stream) nothing else.
 	Keys, Values []float32
 	// Positions are the tokens' original positions.
 	Positions []int32
@@ -24,7 +25,7 @@ type ScoreInput struct {
 	// [group][Window][HeadDim].
 	Queries []float32
 	// Attention holds each query head's window-mean attention to the
-	// prefix tokens, [group][len(out)] (before pooling).
+	// candidates, [group][len(out)] (before pooling).
 	Attention []float32
 }
 
