@@ -16,8 +16,7 @@ type ScoreInput struct {
 	Layer, KVHead int
 	HeadDim       int
 	// Keys and Values hold the head's n held entries, [n][HeadDim]; the
-	// first len(out) are the candidates to score, the rest the window and
-	// (when a Compress runs mid-stream) nothing else.
+	// first len(out) are the candidates to score, the rest the window.
 	Keys, Values []float32
 	// Positions are the tokens' original positions.
 	Positions []int32
