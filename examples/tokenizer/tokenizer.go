@@ -38,6 +38,9 @@ type Tokenizer struct {
 	special []bool
 	// ids maps the text of every mergeable (normal) token to its id.
 	ids map[string]int
+	// maxMerged is the length of the longest text in ids: no longer pair
+	// can join, so merge need not look it up.
+	maxMerged int
 	// byteID[b] is the token of raw byte b, or -1.
 	byteID [256]int
 
@@ -112,6 +115,7 @@ func New(pieces []string, scores []float32, types []int32, bos, eos int) (*Token
 			// so text that spells "<s>" or "<0x41>" stays text.
 			if _, dup := t.ids[t.pieces[id]]; !dup {
 				t.ids[t.pieces[id]] = id
+				t.maxMerged = max(t.maxMerged, len(t.pieces[id]))
 			}
 		}
 	}
@@ -248,7 +252,11 @@ func (t *Tokenizer) merge(ids []int) []int {
 		if right < 0 {
 			return 0, false
 		}
-		buf = append(append(buf[:0], t.piece(ids[left])...), t.piece(ids[right])...)
+		a, b := t.piece(ids[left]), t.piece(ids[right])
+		if len(a)+len(b) > t.maxMerged {
+			return 0, false
+		}
+		buf = append(append(buf[:0], a...), b...)
 		id, ok := t.ids[string(buf)]
 		if !ok {
 			return 0, false
