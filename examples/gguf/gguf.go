@@ -8,6 +8,25 @@
 // hostile file gives an error, never a panic or an allocation larger than a
 // small multiple of the file's size.
 //
+// # Bounds
+//
+// Counts are bounded by the bytes left divided by the smallest encoding of
+// what they count: 14 bytes a key/value, 25 a tensor info, 1 to 12 an array
+// element by type. Keys are 1 to 65535 bytes long and tensor names 1 to 64
+// (the GGUF specification's limits), arrays nest at most 8 deep, tensors have
+// at most 4 dimensions and no more elements than 16 per byte of the file.
+// Read first checks that the source really holds the size it is given.
+// With that, Read allocates at most 6 bytes per byte of the file plus a
+// 64 KiB read buffer (about 4 at worst, for arrays of one-element arrays;
+// the tests check the 6). ReadTensor allocates its result, 4 bytes an
+// element: up to 4 times the tensor's bytes, for Q8_0.
+//
+// The tensors must tile the data section as the specification lays them
+// out: at aligned offsets, the first at 0, each next one where the one
+// before ends padded to the alignment. Overlapping tensors, tensors outside
+// the section and bytes no tensor's dimensions and type account for are
+// errors.
+//
 // Tensor data is not read by Open: ReadTensor reads one tensor at a time
 // from the file, in bounded chunks, straight into the float32 slice it
 // returns, so a model is held in memory once.
@@ -15,10 +34,14 @@ package gguf
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
+	"strings"
 )
 
 // ErrTruncated is wrapped by the errors for files that end before the
@@ -60,8 +83,11 @@ type File struct {
 	// offsets count from it.
 	DataOffset int64
 
-	keys    map[string]int
-	tensors map[string]int
+	// keys and tensors index Metadata and Tensors sorted by name, for
+	// lookups by binary search: 4 bytes an entry, where a map would take
+	// several times the bytes the entry itself takes in the file.
+	keys    []int32
+	tensors []int32
 	r       io.ReaderAt
 	size    int64
 	closer  io.Closer
@@ -119,12 +145,21 @@ func Open(path string) (*File, error) {
 
 // Read reads the header, metadata and tensor infos of the GGUF data of size
 // bytes in r. r must stay readable while the File's tensors are read.
+//
+// Read checks first that r holds size bytes, since every count in the file
+// is checked against the size before anything is allocated for it.
 func Read(r io.ReaderAt, size int64) (*File, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("gguf: size = %d, want ≥ 0", size)
 	}
-	d := &decoder{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10), size: size}
-	f := &File{r: r, size: size, keys: map[string]int{}, tensors: map[string]int{}}
+	if size > 0 {
+		var last [1]byte
+		if n, err := r.ReadAt(last[:], size-1); n != 1 {
+			return nil, fmt.Errorf("%w: size is %d bytes but byte %d cannot be read: %v", ErrTruncated, size, size-1, err)
+		}
+	}
+	d := &decoder{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), int(min(size, readBuffer))), size: size}
+	f := &File{r: r, size: size}
 	if err := f.readHeader(d); err != nil {
 		return nil, err
 	}
@@ -143,22 +178,34 @@ func (f *File) Close() error {
 }
 
 // Minimum encoded sizes, used to bound counts by the bytes left in the file
-// before allocating: a key/value is at least a key length, a type and one
-// byte of value; a tensor info at least a name length, n_dims, a type and an
-// offset.
+// before allocating: a key/value is at least a key length, a one-byte key,
+// a type and one byte of value; a tensor info at least a name length, a
+// one-byte name, n_dims, a type and an offset.
 const (
-	minKVBytes     = 8 + 4 + 1
-	minTensorBytes = 8 + 4 + 4 + 8
+	minKVBytes     = 8 + 1 + 4 + 1
+	minTensorBytes = 8 + 1 + 4 + 4 + 8
 )
 
+// Bounds from the GGUF specification: keys are at most 65535 bytes long,
+// tensor names at most 64 (ggml's GGML_MAX_NAME).
+const (
+	maxKeyLen  = 1<<16 - 1
+	maxNameLen = 64
+)
+
+// readBuffer is the size of Read's buffer, the largest allocation that
+// does not depend on the file's content.
+const readBuffer = 64 << 10
+
 func (f *File) readHeader(d *decoder) error {
-	magic, err := d.bytes(4, "magic")
-	if err != nil {
+	var magic [4]byte
+	if err := d.fill(magic[:], "magic"); err != nil {
 		return err
 	}
-	if string(magic) != Magic {
-		return fmt.Errorf("%w: magic %q at offset 0, want %q: not a GGUF file", ErrFormat, magic, Magic)
+	if string(magic[:]) != Magic {
+		return fmt.Errorf("%w: magic %q at offset 0, want %q: not a GGUF file", ErrFormat, magic[:], Magic)
 	}
+	var err error
 	if f.Version, err = d.u32("version"); err != nil {
 		return err
 	}
@@ -180,24 +227,30 @@ func (f *File) readHeader(d *decoder) error {
 		return fmt.Errorf("%w: metadata count %d cannot fit in the %d bytes left", ErrTruncated, nKV, d.remaining())
 	}
 	f.Metadata = make([]KV, 0, nKV)
+	d.sect = inMetadata
 	for i := range nKV {
-		key, err := d.str(fmt.Sprintf("metadata key %d", i))
+		d.index, d.name = i, ""
+		key, err := d.str(maxKeyLen)
 		if err != nil {
 			return err
 		}
-		if _, dup := f.keys[key]; dup {
-			return fmt.Errorf("%w: metadata key %q appears twice", ErrFormat, key)
+		if key == "" {
+			return fmt.Errorf("%w: metadata key %d is empty", ErrFormat, i)
 		}
-		typ, err := d.u32(fmt.Sprintf("type of metadata %q", key))
+		d.name = key
+		typ, err := d.u32("type")
 		if err != nil {
 			return err
 		}
-		v, err := d.value(Type(typ), 0, fmt.Sprintf("metadata %q", key))
+		v, err := d.value(Type(typ))
 		if err != nil {
 			return err
 		}
-		f.keys[key] = len(f.Metadata)
 		f.Metadata = append(f.Metadata, KV{key, v})
+	}
+	var dup string
+	if f.keys, dup = sortedIndex(len(f.Metadata), func(i int32) string { return f.Metadata[i].Key }); dup != "" {
+		return fmt.Errorf("%w: metadata key %q appears twice", ErrFormat, dup)
 	}
 
 	f.Alignment = DefaultAlignment
@@ -212,20 +265,21 @@ func (f *File) readHeader(d *decoder) error {
 		f.Alignment = uint64(a)
 	}
 
+	d.sect, d.name = inTensorInfo, ""
 	if nTensors > uint64(d.remaining()/minTensorBytes) {
 		return fmt.Errorf("%w: tensor count %d cannot fit in the %d bytes left", ErrTruncated, nTensors, d.remaining())
 	}
 	f.Tensors = make([]TensorInfo, 0, nTensors)
 	for i := range nTensors {
-		t, err := d.tensorInfo(i)
+		d.index, d.name = i, ""
+		t, err := d.tensorInfo()
 		if err != nil {
 			return err
 		}
-		if _, dup := f.tensors[t.Name]; dup {
-			return fmt.Errorf("%w: tensor %q appears twice", ErrFormat, t.Name)
-		}
-		f.tensors[t.Name] = len(f.Tensors)
 		f.Tensors = append(f.Tensors, t)
+	}
+	if f.tensors, dup = sortedIndex(len(f.Tensors), func(i int32) string { return f.Tensors[i].Name }); dup != "" {
+		return fmt.Errorf("%w: tensor %q appears twice", ErrFormat, dup)
 	}
 
 	start := (uint64(d.off) + f.Alignment - 1) / f.Alignment * f.Alignment
@@ -233,6 +287,16 @@ func (f *File) readHeader(d *decoder) error {
 		return fmt.Errorf("%w: data section would start at offset %d, file has %d bytes", ErrTruncated, start, f.size)
 	}
 	f.DataOffset = int64(min(start, uint64(f.size)))
+	return f.checkLayout()
+}
+
+// checkLayout checks that the tensors tile the data section as the GGUF
+// specification lays them out: each at an aligned offset, inside the
+// section, the first at offset 0 and each next one where the previous
+// ends, padded to the alignment. So no two overlap, and no bytes lie
+// between them that their dimensions and types do not account for; ggml
+// checks the same (in file order, which this reader does not require).
+func (f *File) checkLayout() error {
 	dataSize := uint64(f.size - f.DataOffset)
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
@@ -243,38 +307,75 @@ func (f *File) readHeader(d *decoder) error {
 			return fmt.Errorf("%w: tensor %q needs data bytes [%d, %d) but the data section has %d bytes", ErrTruncated, t.Name, t.Offset, t.Offset+t.Size, dataSize)
 		}
 	}
+	order := make([]int32, len(f.Tensors)) // the count fits: each info takes bytes
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(f.Tensors[a].Offset, f.Tensors[b].Offset), cmp.Compare(a, b))
+	})
+	var prev *TensorInfo
+	next := uint64(0) // where the next tensor must start
+	for _, i := range order {
+		t := &f.Tensors[i]
+		switch {
+		case prev != nil && t.Offset < prev.Offset+prev.Size:
+			return fmt.Errorf("%w: tensors %q (data bytes [%d, %d)) and %q ([%d, %d)) overlap", ErrFormat,
+				prev.Name, prev.Offset, prev.Offset+prev.Size, t.Name, t.Offset, t.Offset+t.Size)
+		case t.Offset != next && prev == nil:
+			return fmt.Errorf("%w: the first tensor in the data section, %q, starts at data offset %d, want 0", ErrFormat, t.Name, t.Offset)
+		case t.Offset != next:
+			return fmt.Errorf("%w: tensor %q (dimensions %v, type %v) takes %d bytes, but the next tensor, %q, starts %d bytes after it; want %d (its size padded to the alignment %d)",
+				ErrFormat, prev.Name, prev.Dims, prev.Type, prev.Size, t.Name, t.Offset-prev.Offset, next-prev.Offset, f.Alignment)
+		}
+		next = (t.Offset + t.Size + f.Alignment - 1) / f.Alignment * f.Alignment
+		prev = t
+	}
 	return nil
 }
 
-func (d *decoder) tensorInfo(i uint64) (TensorInfo, error) {
+func (d *decoder) tensorInfo() (TensorInfo, error) {
 	var t TensorInfo
 	var err error
-	if t.Name, err = d.str(fmt.Sprintf("name of tensor %d", i)); err != nil {
+	if t.Name, err = d.str(maxNameLen); err != nil {
 		return t, err
 	}
-	n, err := d.u32(fmt.Sprintf("n_dims of tensor %q", t.Name))
+	if t.Name == "" {
+		return t, fmt.Errorf("%w: the name of tensor %d is empty", ErrFormat, d.index)
+	}
+	d.name = t.Name
+	n, err := d.u32("n_dims")
 	if err != nil {
 		return t, err
 	}
 	if n > maxDims {
 		return t, fmt.Errorf("%w: tensor %q has %d dimensions, want at most %d", ErrFormat, t.Name, n, maxDims)
 	}
-	t.Dims = make([]uint64, n)
+	if err := d.need(8*uint64(n), "dimensions"); err != nil {
+		return t, err
+	}
+	if n > 0 {
+		t.Dims = make([]uint64, n)
+	}
+	// No ggml type packs more than a few elements into a byte, so a
+	// product far beyond the file's size is a lie; stopping there also
+	// keeps the product from overflowing. The exact size is checked once
+	// the type is known.
+	maxElems := uint64(math.MaxUint64)
+	if uint64(d.size) < maxElems/maxElemsPerByte {
+		maxElems = maxElemsPerByte * uint64(d.size)
+	}
 	elems := uint64(1)
 	for j := range t.Dims {
-		if t.Dims[j], err = d.u64(fmt.Sprintf("dimension %d of tensor %q", j, t.Name)); err != nil {
+		if t.Dims[j], err = d.u64("dimensions"); err != nil {
 			return t, err
 		}
-		// No ggml type packs more than a few elements into a byte, so a
-		// product far beyond the file's size is a lie; stopping there
-		// also keeps the product from overflowing. The exact size is
-		// checked once the type is known.
-		if t.Dims[j] != 0 && elems > maxElemsPerByte*uint64(d.size)/t.Dims[j] {
+		if t.Dims[j] != 0 && elems > maxElems/t.Dims[j] {
 			return t, fmt.Errorf("%w: tensor %q has dimensions %v, more elements than the file can hold", ErrFormat, t.Name, t.Dims[:j+1])
 		}
 		elems *= t.Dims[j]
 	}
-	typ, err := d.u32(fmt.Sprintf("type of tensor %q", t.Name))
+	typ, err := d.u32("type")
 	if err != nil {
 		return t, err
 	}
@@ -291,15 +392,41 @@ func (d *decoder) tensorInfo(i uint64) (TensorInfo, error) {
 		return t, fmt.Errorf("%w: tensor %q of type %v has a first dimension of %d, want a multiple of the block size %d", ErrFormat, t.Name, t.Type, first, block)
 	}
 	t.Size = elems / block * uint64(t.Type.blockBytes())
-	if t.Offset, err = d.u64(fmt.Sprintf("offset of tensor %q", t.Name)); err != nil {
+	if t.Offset, err = d.u64("offset"); err != nil {
 		return t, err
 	}
 	return t, nil
 }
 
+// sortedIndex returns the indices 0 … n−1 sorted by name, and a name that
+// appears twice, if any. n fits in an int32: every entry takes bytes of
+// the file.
+func sortedIndex(n int, name func(int32) string) (idx []int32, dup string) {
+	idx = make([]int32, n)
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(name(a), name(b)) })
+	for i := 1; i < n; i++ {
+		if name(idx[i-1]) == name(idx[i]) {
+			return nil, name(idx[i])
+		}
+	}
+	return idx, ""
+}
+
+// lookup returns the entry of idx (from sortedIndex) that has name.
+func lookup(idx []int32, key string, name func(int32) string) (int32, bool) {
+	i, ok := slices.BinarySearchFunc(idx, key, func(i int32, key string) int { return strings.Compare(name(i), key) })
+	if !ok {
+		return 0, false
+	}
+	return idx[i], true
+}
+
 // Value returns the metadata value of key.
 func (f *File) Value(key string) (Value, bool) {
-	i, ok := f.keys[key]
+	i, ok := lookup(f.keys, key, func(i int32) string { return f.Metadata[i].Key })
 	if !ok {
 		return Value{}, false
 	}
@@ -308,7 +435,7 @@ func (f *File) Value(key string) (Value, bool) {
 
 // Tensor returns the info of the named tensor.
 func (f *File) Tensor(name string) (*TensorInfo, bool) {
-	i, ok := f.tensors[name]
+	i, ok := lookup(f.tensors, name, func(i int32) string { return f.Tensors[i].Name })
 	if !ok {
 		return nil, false
 	}

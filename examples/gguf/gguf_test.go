@@ -268,7 +268,8 @@ func TestBadHeaders(t *testing.T) {
 		{"version 1", patch(4, 1, 0, 0, 0), gguf.ErrFormat, "version 1"},
 		{"huge tensor count", patch(8, le64(1<<62)...), gguf.ErrTruncated, "tensor count"},
 		{"huge metadata count", patch(16, le64(1<<62)...), gguf.ErrTruncated, "metadata count"},
-		{"huge key length", patch(24, le64(1<<62)...), gguf.ErrTruncated, "metadata key 0"},
+		{"huge key length", patch(24, le64(1<<62)...), gguf.ErrFormat, "metadata key 0 is 4611686018427387904 bytes long, want at most 65535"},
+		{"key past the end", patch(24, le64(65535)...)[:1000], gguf.ErrTruncated, "metadata key 0"},
 		{"unknown value type", patch(24+8+len("general.alignment"), 13, 0, 0, 0), gguf.ErrFormat, "value type 13"},
 		{"empty", nil, gguf.ErrTruncated, "magic"},
 	}
@@ -363,7 +364,11 @@ func FuzzRead(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		g, err := read(b)
+		var g *gguf.File
+		var err error
+		if n := allocated(func() { g, err = read(b) }); n > allocLimit(len(b)) {
+			t.Fatalf("reading %d bytes allocated %d, want ≤ %d (err = %v)", len(b), n, allocLimit(len(b)), err)
+		}
 		if err != nil {
 			if !errors.Is(err, gguf.ErrTruncated) && !errors.Is(err, gguf.ErrFormat) && !errors.Is(err, gguf.ErrUnsupported) {
 				t.Fatalf("error %v wraps none of ErrTruncated, ErrFormat, ErrUnsupported", err)

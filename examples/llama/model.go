@@ -14,6 +14,8 @@ package llama
 import (
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/lavakv/lava"
 	"github.com/lavakv/lava/examples/gguf"
@@ -50,22 +52,38 @@ func Load(path string) (*Model, *tokenizer.Tokenizer, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	m, err := FromGGUF(f)
+	m, tok, err := fromFile(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	tok, err := tokenizer.FromGGUF(f)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if tok.Size() != m.Vocab {
-		return nil, nil, fmt.Errorf("%s: the tokenizer has %d tokens, the embedding %d rows", path, tok.Size(), m.Vocab)
 	}
 	return m, tok, nil
 }
 
-// FromGGUF reads the model's hyperparameters and weights from f, checking
-// every tensor's shape.
+// fromFile reads the model and its tokenizer from f and checks that they
+// agree on the vocabulary.
+func fromFile(f *gguf.File) (*Model, *tokenizer.Tokenizer, error) {
+	m, err := FromGGUF(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tok.Size() != m.Vocab {
+		return nil, nil, fmt.Errorf("llama: the tokenizer has %d tokens, the embedding %d rows", tok.Size(), m.Vocab)
+	}
+	return m, tok, nil
+}
+
+// FromGGUF reads the model's hyperparameters and weights from f. It checks
+// the hyperparameters against the tensors (block_count against the blk.N
+// tensors present, every tensor's shape against the dimensions) before it
+// allocates anything, so what it allocates is the weights the file holds,
+// as float32 (up to 4 bytes per byte of data, for Q8_0), and about 100
+// bytes per tensor. With gguf.Read's bound, reading and loading a file,
+// tokenizer included, allocates less than 16 times its size plus 64 KiB;
+// FuzzLoad checks that.
 func FromGGUF(f *gguf.File) (*Model, error) {
 	p, err := readParams(f)
 	if err != nil {
@@ -74,50 +92,36 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 	if p.Arch != "llama" {
 		return nil, fmt.Errorf("llama: general.architecture = %q, want \"llama\"", p.Arch)
 	}
+	if err := checkBlocks(f, p.Arch+".block_count", p.Layers); err != nil {
+		return nil, err
+	}
 	m := &Model{Params: p, HeadDim: p.Dim / p.Heads}
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
 		return nil, fmt.Errorf("llama: tensor \"token_embd.weight\" is missing")
 	}
 	if len(emb.Dims) != 2 || emb.Dims[0] != uint64(p.Dim) || emb.Dims[1] < 1 || emb.Dims[1] > maxHyper {
-		return nil, fmt.Errorf("llama: tensor \"token_embd.weight\" has dimensions %v, want [%d vocab]", emb.Dims, p.Dim)
+		return nil, fmt.Errorf("llama: tensor \"token_embd.weight\" has dimensions %v, want [%d vocab] (%s = %d) with vocab 1 to %d",
+			emb.Dims, p.Dim, p.Arch+".embedding_length", p.Dim, maxHyper)
 	}
 	m.Vocab = int(emb.Dims[1])
 	kvDim := p.KVHeads * m.HeadDim
-	load := func(name string, dims ...int) ([]float32, error) {
-		t, ok := f.Tensor(name)
-		if !ok {
-			return nil, fmt.Errorf("llama: tensor %q is missing", name)
-		}
-		same := len(t.Dims) == len(dims)
-		for i := range dims {
-			same = same && t.Dims[i] == uint64(dims[i])
-		}
-		if !same {
-			return nil, fmt.Errorf("llama: tensor %q has dimensions %v, want %v", name, t.Dims, dims)
-		}
-		return f.ReadTensor(name)
+	type weight struct {
+		dst  *[]float32
+		name string
+		dims []int
 	}
-	if m.embed, err = load("token_embd.weight", p.Dim, m.Vocab); err != nil {
-		return nil, err
+	weights := []weight{
+		{&m.embed, "token_embd.weight", []int{p.Dim, m.Vocab}},
+		{&m.outNorm, "output_norm.weight", []int{p.Dim}},
 	}
-	if m.outNorm, err = load("output_norm.weight", p.Dim); err != nil {
-		return nil, err
-	}
-	m.output = m.embed // tied unless the file has its own output layer
 	if _, ok := f.Tensor("output.weight"); ok {
-		if m.output, err = load("output.weight", p.Dim, m.Vocab); err != nil {
-			return nil, err
-		}
+		weights = append(weights, weight{&m.output, "output.weight", []int{p.Dim, m.Vocab}})
 	}
-	m.blocks = make([]block, p.Layers)
+	m.blocks = make([]block, p.Layers) // checkBlocks bounded the count by the tensors
 	for l := range m.blocks {
 		b := &m.blocks[l]
-		for _, w := range []struct {
-			dst  *[]float32
-			name string
-			dims []int
-		}{
+		for _, w := range []weight{
 			{&b.attnNorm, "attn_norm", []int{p.Dim}},
 			{&b.wq, "attn_q", []int{p.Dim, p.Dim}},
 			{&b.wk, "attn_k", []int{p.Dim, kvDim}},
@@ -128,10 +132,32 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 			{&b.w2, "ffn_down", []int{p.FFN, p.Dim}},
 			{&b.w3, "ffn_up", []int{p.Dim, p.FFN}},
 		} {
-			if *w.dst, err = load(fmt.Sprintf("blk.%d.%s.weight", l, w.name), w.dims...); err != nil {
-				return nil, err
-			}
+			w.name = fmt.Sprintf("blk.%d.%s.weight", l, w.name)
+			weights = append(weights, w)
 		}
+	}
+	// Every shape first: a file whose hyperparameters and tensors disagree
+	// fails before any weight is read.
+	for _, w := range weights {
+		t, ok := f.Tensor(w.name)
+		if !ok {
+			return nil, fmt.Errorf("llama: tensor %q is missing", w.name)
+		}
+		same := len(t.Dims) == len(w.dims)
+		for i := range w.dims {
+			same = same && t.Dims[i] == uint64(w.dims[i])
+		}
+		if !same {
+			return nil, fmt.Errorf("llama: tensor %q has dimensions %v, want %v from the hyperparameters (%s)", w.name, t.Dims, w.dims, p.shapeSummary())
+		}
+	}
+	for _, w := range weights {
+		if *w.dst, err = f.ReadTensor(w.name); err != nil {
+			return nil, err
+		}
+	}
+	if m.output == nil {
+		m.output = m.embed // tied: the file has no output layer of its own
 	}
 	// Pair i rotates by pos·base^(−2i/RopeDim), computed in float32 as
 	// llama2.c does so that logits match the reference closely.
@@ -140,6 +166,38 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 		m.invFreq[i] = float32(1 / math.Pow(p.RopeBase, float64(float32(2*i)/float32(p.RopeDim))))
 	}
 	return m, nil
+}
+
+// blockTensors is the number of tensors of one transformer block.
+const blockTensors = 9
+
+// checkBlocks checks the value layers of metadata key (block_count)
+// against the tensors: the file has at least blockTensors tensors per block,
+// a tensor blk.N.… for N = layers − 1 and none beyond.
+func checkBlocks(f *gguf.File, key string, layers int) error {
+	if layers > len(f.Tensors)/blockTensors {
+		return fmt.Errorf("llama: %s = %d, but the file has %d tensors, fewer than the %d that many blocks need", key, layers, len(f.Tensors), blockTensors*layers)
+	}
+	last := -1
+	for _, t := range f.Tensors {
+		rest, ok := strings.CutPrefix(t.Name, "blk.")
+		if !ok {
+			continue
+		}
+		num, _, _ := strings.Cut(rest, ".")
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 0 {
+			return fmt.Errorf("llama: tensor %q has no block number, want blk.N.…", t.Name)
+		}
+		if n >= layers {
+			return fmt.Errorf("llama: %s = %d, but the file has tensor %q of block %d", key, layers, t.Name, n)
+		}
+		last = max(last, n)
+	}
+	if last != layers-1 {
+		return fmt.Errorf("llama: %s = %d, but the last block with tensors is %d", key, layers, last)
+	}
+	return nil
 }
 
 // CacheConfig returns a lava configuration with the model's dimensions

@@ -94,3 +94,10 @@ func readParams(f *gguf.File) (Params, error) {
 	}
 	return p, nil
 }
+
+// shapeSummary names the hyperparameters that set the tensors' shapes, for
+// errors about a shape.
+func (p *Params) shapeSummary() string {
+	return fmt.Sprintf("%[1]s.embedding_length = %[2]d, %[1]s.attention.head_count = %[3]d, %[1]s.attention.head_count_kv = %[4]d, %[1]s.feed_forward_length = %[5]d",
+		p.Arch, p.Dim, p.Heads, p.KVHeads, p.FFN)
+}
