@@ -122,16 +122,17 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	return nil
 }
 
-// slackDue tells whether the decode slack is used up: every layer that
-// holds tokens has attended its latest ones, and the cache holds more than
-// Budget + DecodeSlack entries per head on average. It allocates nothing.
+// slackDue tells whether the decode slack is used up at the end of a step:
+// every layer holds the same tokens and has attended its latest ones, and
+// the cache holds more than Budget + DecodeSlack entries per head on
+// average. It allocates nothing.
 func (c *KVCache) slackDue() bool {
 	if c.cfg.DecodeSlack == 0 {
 		return false
 	}
 	for l := range c.layers {
-		if L := &c.layers[l]; L.attended != L.tokens {
-			return false
+		if L := &c.layers[l]; L.attended != L.tokens || L.tokens != c.layers[0].tokens {
+			return false // mid-step: some layer has not received or attended the step's tokens
 		}
 	}
 	return c.heldPerHead() > float64(c.cfg.Budget+c.cfg.DecodeSlack)

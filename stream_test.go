@@ -498,3 +498,33 @@ func TestH2ODecodeZeroAllocs(t *testing.T) {
 		t.Errorf("%v allocations per H2O decode step", allocs)
 	}
 }
+
+// The slack compresses only at the end of a step, once every layer has
+// received and attended it: never between one layer's Attend and the
+// next layer's Append of the same token.
+func TestDecodeSlackAtStepEnd(t *testing.T) {
+	cfg := Config{Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, DecodeSlack: 2}
+	const n = 60
+	p := randomPrompt(rand.New(rand.NewPCG(73, 1)), cfg, n+40)
+	c := newCache(t, cfg)
+	for l := range cfg.Layers {
+		p.appendRange(t, c, l, 0, n, true)
+	}
+	if _, err := c.Compress(); err != nil {
+		t.Fatal(err)
+	}
+	qrow := cfg.Heads * cfg.HeadDim
+	out := make([]float32, qrow)
+	for i := n; i < n+40; i++ {
+		for l := range cfg.Layers {
+			held := c.heldPerHead()
+			p.appendRange(t, c, l, i, i+1, false)
+			if err := c.Attend(l, p.q[l][i*qrow:(i+1)*qrow], out); err != nil {
+				t.Fatal(err)
+			}
+			if l < cfg.Layers-1 && c.heldPerHead() < held {
+				t.Fatalf("step %d: the cache was compressed after layer %d's Attend, mid-step", i, l)
+			}
+		}
+	}
+}
