@@ -26,9 +26,9 @@
 //     compressed cache, with slack -slack and without, decode the same
 //     random tokens (Append and Attend in every layer) for one slack cycle,
 //     the copy with slack compressing back to Budget once; the copies take
-//     turns, -reps times, and the extra time of the slack copy is the cost
-//     of its Compress, given per decoded token as a fraction of the decode
-//     time without slack.
+//     turns step by step, -reps times, and the extra time of the slack
+//     copy's step that compressed is the cost of its Compress, given per
+//     decoded token as a fraction of a decode step without slack.
 //
 //     cd examples && go run ./bench
 //     go run ./bench -sizes 1024,4096 -policies lava,snapkv,pyramidkv
