@@ -13,9 +13,27 @@
 // included. Peak live heap is read after a forced GC between Append and
 // Compress and after Compress.
 //
-//	cd examples && go run ./bench
-//	go run ./bench -sizes 1024,4096 -policies lava,snapkv,pyramidkv
-//	go run ./bench -sizes 65536 -layers 8   # a quick look at 64K; scale by 32/8 yourself
+// Two more experiments (-experiments) measure the cache over a sequence's
+// life on the same shape, with the first policy of -policies:
+//
+//   - chunked: a prefill of -prefill tokens in chunks of -prefill-chunk,
+//     appended to every layer and compressed after each chunk, as an engine
+//     streams a long prompt; the heap in use is read after every chunk's
+//     Appends (the high-water mark: about Budget + chunk entries per head)
+//     and after its Compress, against the full cache that is never held.
+//
+//   - slack: the decode cost of Config.DecodeSlack. Two copies of one
+//     compressed cache, with slack -slack and without, decode the same
+//     random tokens (Append and Attend in every layer) for one slack cycle,
+//     the copy with slack compressing back to Budget once; the copies take
+//     turns step by step, -reps times, and the extra time of the slack
+//     copy's step that compressed is the cost of its Compress, given per
+//     decoded token as a fraction of a decode step without slack.
+//
+//     cd examples && go run ./bench
+//     go run ./bench -sizes 1024,4096 -policies lava,snapkv,pyramidkv
+//     go run ./bench -sizes 65536 -layers 8   # a quick look at 64K; scale by 32/8 yourself
+//     go run ./bench -experiments chunked,slack   # 64K chunked prefill, then the slack's decode cost
 package main
 
 import (
@@ -26,6 +44,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +60,10 @@ type options struct {
 	budget, window, chunk           int
 	seed                            uint64
 	args                            []string
+
+	experiments              []string
+	prefill, prefillChunk    int
+	slack, slackPrompt, reps int
 }
 
 func main() {
@@ -62,6 +85,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.window, "window", 32, "observation window w")
 	fs.IntVar(&o.chunk, "chunk", 4096, "prompt tokens per Append")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the synthetic data")
+	var experiments string
+	fs.StringVar(&experiments, "experiments", "cascade", "comma-separated experiments: cascade (Compress time and heap by -sizes), chunked (a chunked prefill), slack (decode cost of the slack)")
+	fs.IntVar(&o.prefill, "prefill", 65536, "chunked: prompt tokens")
+	fs.IntVar(&o.prefillChunk, "prefill-chunk", 512, "chunked: tokens per chunk, Compress after each")
+	fs.IntVar(&o.slack, "slack", 0, "slack: decode slack S; 0 is budget/4")
+	fs.IntVar(&o.slackPrompt, "slack-prompt", 1024, "slack: prompt tokens prefilled and compressed to the budget before decoding")
+	fs.IntVar(&o.reps, "reps", 7, "slack: repetitions of the slack cycle, with and without slack in turn")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -69,6 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.sizes, o.policies = strings.Split(sizes, ","), strings.Split(policies, ",")
+	o.experiments = strings.Split(experiments, ",")
 	if err := bench(o, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
@@ -108,6 +139,32 @@ func bench(o options, stdout, stderr io.Writer) error {
 	if o.chunk < 1 {
 		return fmt.Errorf("-chunk = %d, want ≥ 1", o.chunk)
 	}
+	for _, e := range o.experiments {
+		if !slices.Contains([]string{"cascade", "chunked", "slack"}, e) {
+			return fmt.Errorf("-experiments: %q, want cascade, chunked or slack", e)
+		}
+	}
+	if slices.Contains(o.experiments, "cascade") {
+		if err := cascade(o, ns, ps, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.experiments, "chunked") {
+		if err := chunked(o, ps[0], stdout, stderr); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.experiments, "slack") {
+		if err := slackCost(o, ps[0], stdout, stderr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cascade measures the cascade's Compress at every size and policy and
+// writes its table.
+func cascade(o options, ns []int, ps []lava.Policy, stdout, stderr io.Writer) error {
 	var rs []result
 	for _, n := range ns {
 		for _, p := range ps {

@@ -57,3 +57,28 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// The streaming experiments on a small shape: the chunked prefill never
+// holds more than the budget plus a chunk, and the slack copy compresses.
+func TestStreamSmall(t *testing.T) {
+	var out, errs bytes.Buffer
+	args := []string{"-experiments", "chunked,slack", "-layers", "2", "-heads", "4", "-kvheads", "2", "-dim", "16", "-budget", "64", "-window", "8",
+		"-prefill", "1000", "-prefill-chunk", "100", "-slack-prompt", "200", "-reps", "2"}
+	if code := run(args, &out, &errs); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, errs.String())
+	}
+	s := out.String()
+	for _, want := range []string{"## Chunked prefill of 1000 tokens", "| most KVCache.Bytes, after a chunk's Appends | 0.1 MiB = 164 |", "## Decode cost of the slack", "| median |"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "# Compress at scale") {
+		t.Error("the cascade table ran without being asked for")
+	}
+	for _, args := range [][]string{{"-experiments", "nope"}, {"-experiments", "chunked", "-prefill-chunk", "4"}, {"-experiments", "slack", "-slack-prompt", "10"}} {
+		if code := run(args, io.Discard, io.Discard); code != 1 {
+			t.Errorf("run(%q) = %d, want 1", args, code)
+		}
+	}
+}

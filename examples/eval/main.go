@@ -23,9 +23,25 @@
 // and kl.png/svg and recall.png/svg (when some prompt has a copy step), to
 // -out.
 //
-//	cd examples && go run ./eval
-//	go run ./eval -budgets 16,32 -policies lava,snapkv -n 4 -T 32
-//	go run ./eval -prompts my-prompts.txt -out /tmp/eval
+// Two more experiments measure the cache over a sequence's life
+// (-experiments selects them; the default runs the budget experiment only):
+//
+//   - chunked: every policy of -chunk-policies at every budget of
+//     -chunk-budgets prefills each prompt itself in chunks of each size of
+//     -chunks (Compress after each chunk, later chunks computed over the
+//     compressed past), and is measured like the budget experiment, against
+//     one-shot compression ("whole"). It writes chunked.md and chunked-kl.
+//
+//   - long: short sampled prompts of -long-prompt tokens continued for
+//     -long-T tokens, teacher-forced to the full cache's greedy
+//     continuation over a cache bounded at -long-budget with decode slack
+//     -slack: KL and top-1 by position, cache bytes by position. It writes
+//     long.md, long-kl and long-bytes.
+//
+//     cd examples && go run ./eval
+//     go run ./eval -budgets 16,32 -policies lava,snapkv -n 4 -T 32
+//     go run ./eval -prompts my-prompts.txt -out /tmp/eval
+//     go run ./eval -experiments chunked,long -out ../docs/results
 package main
 
 import (
@@ -35,6 +51,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -60,7 +77,16 @@ type options struct {
 	seed                     uint64
 	nSet                     bool
 	args                     []string
+
+	experiments                 string
+	chunks, chunkBudgets        string
+	chunkPolicies, longPolicies string
+	longBudget, slack           int
+	longPrompt, longSteps       int
 }
+
+// experimentNames are what -experiments accepts, in the order they run.
+var experimentNames = []string{"budgets", "chunked", "long"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -84,6 +110,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.context, "context", modelfile.TrainedContext, "most positions a prompt and its continuation may use; stories260K was trained on 512")
 	fs.IntVar(&o.workers, "j", runtime.GOMAXPROCS(0), "policy × budget runs evaluated in parallel")
 	fs.StringVar(&o.out, "out", "eval-results", "`directory` for eval.md and the plots")
+	fs.StringVar(&o.experiments, "experiments", "budgets", "comma-separated experiments to run: budgets (eval.md), chunked (chunked.md), long (long.md)")
+	fs.StringVar(&o.chunks, "chunks", "16,32,64,128,whole", "chunked: comma-separated prefill chunk sizes; whole is the prompt in one chunk (one-shot)")
+	fs.StringVar(&o.chunkBudgets, "chunk-budgets", "32,64", "chunked: comma-separated budgets")
+	fs.StringVar(&o.chunkPolicies, "chunk-policies", "lava,snapkv,ada-snapkv,cake,h2o", "chunked: comma-separated policies")
+	fs.StringVar(&o.longPolicies, "long-policies", "lava,snapkv,ada-snapkv,vatp,h2o,tova,streamingllm,cake", "long: comma-separated policies")
+	fs.IntVar(&o.longBudget, "long-budget", 64, "long: budget B of the bounded cache")
+	fs.IntVar(&o.slack, "slack", 16, "long: decode slack S (lava Config.DecodeSlack): compress back to B once the cache holds B + S entries per head")
+	fs.IntVar(&o.longPrompt, "long-prompt", 32, "long: tokens per sampled prompt, BOS included")
+	fs.IntVar(&o.longSteps, "long-T", 448, "long: decoded tokens measured per prompt")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: go run ./eval [flags]\n\n"+
 			"Measures the output quality each KV-cache policy keeps at each budget against the\n"+
@@ -136,30 +171,98 @@ func (o *options) settings() (settings, error) {
 	if o.prompts == "" && (o.length < 2 || o.length+o.steps > o.context) {
 		return s, fmt.Errorf("-length = %d with -T = %d, want 2 ≤ length and length + T ≤ -context = %d", o.length, o.steps, o.context)
 	}
-	for _, f := range strings.Split(o.budgets, ",") {
-		b, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || b <= o.window {
-			return s, fmt.Errorf("-budgets: %q, want integers above -window = %d (a budget includes the window)", f, o.window)
-		}
-		if slices.Contains(s.budgets, b) {
-			return s, fmt.Errorf("-budgets: %d given twice", b)
-		}
-		s.budgets = append(s.budgets, b)
+	var err error
+	if s.budgets, err = budgetList("-budgets", o.budgets, o.window); err != nil {
+		return s, err
 	}
-	slices.Sort(s.budgets)
-	s.entries = []entry{{key: "full", name: "full cache", full: true}}
-	for _, f := range strings.Split(o.policies, ",") {
-		key := strings.ToLower(strings.TrimSpace(f))
-		p, err := lava.PolicyByName(key)
-		if err != nil {
-			return s, fmt.Errorf("-policies: %q, want names from %s", f, strings.Join(lava.PolicyNames(), ","))
+	es, err := policyEntries("-policies", o.policies)
+	if err != nil {
+		return s, err
+	}
+	s.entries = append([]entry{{key: "full", name: "full cache", full: true}}, es...)
+	for _, f := range strings.Split(o.experiments, ",") {
+		name := strings.TrimSpace(f)
+		if !slices.Contains(experimentNames, name) {
+			return s, fmt.Errorf("-experiments: %q, want names from %s", f, strings.Join(experimentNames, ","))
 		}
-		if slices.ContainsFunc(s.entries, func(e entry) bool { return e.key == key }) {
-			return s, fmt.Errorf("-policies: %q given twice", key)
+		s.experiments = append(s.experiments, name)
+	}
+	if s.run("chunked") {
+		if s.chunked, err = o.chunkedSettings(); err != nil {
+			return s, err
 		}
-		s.entries = append(s.entries, entry{key: key, name: p.Name(), policy: p})
+	}
+	if s.run("long") {
+		if s.long, err = o.longSettings(s); err != nil {
+			return s, err
+		}
 	}
 	return s, nil
+}
+
+// budgetList parses a comma-separated list of budgets above the window.
+func budgetList(flagName, list string, window int) ([]int, error) {
+	var bs []int
+	for _, f := range strings.Split(list, ",") {
+		b, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || b <= window {
+			return nil, fmt.Errorf("%s: %q, want integers above -window = %d (a budget includes the window)", flagName, f, window)
+		}
+		if slices.Contains(bs, b) {
+			return nil, fmt.Errorf("%s: %d given twice", flagName, b)
+		}
+		bs = append(bs, b)
+	}
+	slices.Sort(bs)
+	return bs, nil
+}
+
+func (o *options) chunkedSettings() (chunkedSettings, error) {
+	var cs chunkedSettings
+	for _, f := range strings.Split(o.chunks, ",") {
+		f = strings.TrimSpace(f)
+		c, err := strconv.Atoi(f)
+		switch {
+		case f == "whole":
+			c = 0
+		case err != nil || c < 1:
+			return cs, fmt.Errorf("-chunks: %q, want chunk sizes ≥ 1 or whole", f)
+		}
+		if slices.Contains(cs.chunks, c) {
+			return cs, fmt.Errorf("-chunks: %q given twice", f)
+		}
+		cs.chunks = append(cs.chunks, c)
+	}
+	// Ascending, the whole prompt last.
+	slices.SortFunc(cs.chunks, func(a, b int) int { return cmpFloat(chunkOrder(a), chunkOrder(b)) })
+	var err error
+	if cs.budgets, err = budgetList("-chunk-budgets", o.chunkBudgets, o.window); err != nil {
+		return cs, err
+	}
+	cs.entries, err = policyEntries("-chunk-policies", o.chunkPolicies)
+	return cs, err
+}
+
+func chunkOrder(c int) float64 {
+	if c == 0 {
+		return math.Inf(1)
+	}
+	return float64(c)
+}
+
+func (o *options) longSettings(s settings) (longSettings, error) {
+	ls := longSettings{budget: o.longBudget, slack: o.slack, promptLen: o.longPrompt, steps: o.longSteps, window: o.window, jobs: s.workers}
+	switch {
+	case o.longBudget <= o.window:
+		return ls, fmt.Errorf("-long-budget = %d, want more than -window = %d", o.longBudget, o.window)
+	case o.slack < 0 || o.slack > 1<<20:
+		return ls, fmt.Errorf("-slack = %d, want 0 ≤ S ≤ %d", o.slack, 1<<20)
+	case o.longPrompt < 2 || o.longSteps < 1 || o.longPrompt+o.longSteps > o.context:
+		return ls, fmt.Errorf("-long-prompt = %d with -long-T = %d, want 2 ≤ prompt, 1 ≤ T and prompt + T ≤ -context = %d", o.longPrompt, o.longSteps, o.context)
+	}
+	var err error
+	ls.entries, err = policyEntries("-long-policies", o.longPolicies)
+	return ls, err
 }
 
 func evalMain(o options, s settings, stdout, stderr io.Writer) error {
@@ -172,30 +275,70 @@ func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "eval: preparing %s prompts\n", map[bool]string{true: "file", false: "sampled"}[o.prompts != ""])
-	prompts, desc, err := loadPrompts(o, m, tok)
-	if err != nil {
-		return err
-	}
-	s.bos, s.eos = tok.BOS, tok.EOS
-	bar := newProgress(stderr)
-	res, err := evaluate(m, prompts, s, bar.update)
-	bar.finish()
-	if err != nil {
-		return err
-	}
+	command, model := commandLine(o.args), fmt.Sprintf("%s (sha256 %s…)", filepath.Base(path), sum[:16])
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return fmt.Errorf("-out: %v", err)
 	}
-	rep := reportInput{
-		command: commandLine(o.args), model: fmt.Sprintf("%s (sha256 %s…)", filepath.Base(path), sum[:16]),
-		m: m, tok: tok, prompts: prompts, promptDesc: desc, s: s, res: res,
+	wrote := func(md string, plots []string) {
+		fmt.Fprintf(stdout, "eval: wrote %s and %s plots (PNG, SVG) in %v\n", md, strings.Join(plots, "/"), time.Since(start).Round(time.Second))
 	}
-	md, plots, err := writeReport(o.out, rep)
-	if err != nil {
-		return err
+	s.bos, s.eos = tok.BOS, tok.EOS
+	var prompts []prompt
+	var desc string
+	if s.run("budgets") || s.run("chunked") {
+		fmt.Fprintf(stderr, "eval: preparing %s prompts\n", map[bool]string{true: "file", false: "sampled"}[o.prompts != ""])
+		if prompts, desc, err = loadPrompts(o, m, tok); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(stdout, "eval: wrote %s and %s plots (PNG, SVG) in %v\n", md, strings.Join(plots, "/"), time.Since(start).Round(time.Second))
+	if s.run("budgets") {
+		bar := newProgress(stderr)
+		res, err := evaluate(m, prompts, s, bar.update)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		rep := reportInput{command: command, model: model, m: m, tok: tok, prompts: prompts, promptDesc: desc, s: s, res: res}
+		md, plots, err := writeReport(o.out, rep)
+		if err != nil {
+			return err
+		}
+		wrote(md, plots)
+	}
+	if s.run("chunked") {
+		fmt.Fprintf(stderr, "eval: chunked prefill\n")
+		bar := newProgress(stderr)
+		res, err := evaluateChunked(m, prompts, s, s.chunked, bar.update)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		md, plots, err := writeChunkedReport(o.out, chunkedReportInput{command: command, model: model, promptDesc: desc, m: m, prompts: prompts, s: s, cs: s.chunked, res: res})
+		if err != nil {
+			return err
+		}
+		wrote(md, plots)
+	}
+	if s.run("long") {
+		fmt.Fprintf(stderr, "eval: long generation, preparing %d sampled prompts\n", o.n)
+		ls := s.long
+		ls.bos, ls.eos = tok.BOS, tok.EOS
+		ps, err := generatePrompts(m, tok, o.n, ls.promptLen, o.seed)
+		if err != nil {
+			return err
+		}
+		bar := newProgress(stderr)
+		res, err := evaluateLong(m, ps, ls, bar.update)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		md, plots, err := writeLongReport(o.out, longReportInput{command: command, model: model, m: m, ls: ls, res: res, seed: o.seed})
+		if err != nil {
+			return err
+		}
+		wrote(md, plots)
+	}
 	return nil
 }
 

@@ -286,3 +286,131 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// One-shot compression in the chunked experiment ("whole") is the budget
+// experiment's run: the same KL, agreement and bytes kept.
+func TestChunkedWholeIsOneShot(t *testing.T) {
+	m, tok, _ := testModel(t)
+	ps, err := generatePrompts(m, tok, 1, 120, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ps[0]
+	s := testSettings(tok, "lava", "h2o", "cake")
+	base, logits0, ref, err := prepare(m, p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range s.entries {
+		one, err := evalCell(m, base, logits0, p, ref, e, 32, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := chunkedRun(m, p, ref, logSoftmax(logits0), e, 32, 0, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole.kl != one.kl || whole.agree != one.agree || whole.kept != one.kept || whole.klFirst != 0 || whole.peak != float64(len(p.tokens)) {
+			t.Errorf("%s: whole prompt in one chunk: KL %g, agreement %g, kept %d, c₀ KL %g, peak %.1f; one-shot KL %g, agreement %g, kept %d, want equal, 0, %d",
+				e.name, whole.kl, whole.agree, whole.kept, whole.klFirst, whole.peak, one.kl, one.agree, one.kept, len(p.tokens))
+		}
+		chunk, err := chunkedRun(m, p, ref, logSoftmax(logits0), e, 32, 16, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if chunk.peak > 32+16 || !(chunk.klFirst > 0) {
+			t.Errorf("%s: chunks of 16 at B = 32: peak %.1f entries per head, c₀ KL %g; want ≤ 48 and > 0", e.name, chunk.peak, chunk.klFirst)
+		}
+	}
+}
+
+// A long generation stays within the budget plus the slack (plus the step
+// being appended) at every step, and the full reference grows by one
+// entry per head per step.
+func TestLongBounded(t *testing.T) {
+	m, tok, _ := testModel(t)
+	ps, err := generatePrompts(m, tok, 2, 16, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := longSettings{budget: 24, slack: 6, promptLen: 16, steps: 60, window: 8, jobs: 2, bos: tok.BOS, eos: tok.EOS}
+	for _, k := range []string{"lava", "h2o", "tova", "streamingllm"} {
+		p, _ := lava.PolicyByName(k)
+		ls.entries = append(ls.entries, entry{key: k, name: p.Name(), policy: p})
+	}
+	res, err := evaluateLong(m, ps, ls, func(int, int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perToken := int64(m.Layers * m.KVHeads * 2 * m.HeadDim * 4)
+	for p := range ps {
+		if got, want := res.refs[p].bytes[ls.steps-1], int64(16+ls.steps)*perToken; got != want {
+			t.Errorf("prompt %d: full cache %d bytes after %d steps, want %d", p, got, ls.steps, want)
+		}
+		for e, en := range ls.entries {
+			r := res.runs[p][e]
+			if limit := int64(24+6+1) * perToken; r.peak > limit {
+				t.Errorf("prompt %d, %s: peak %d bytes, want ≤ %d", p, en.name, r.peak, limit)
+			}
+			if r.kl[0] != 0 || !r.agree[0] {
+				t.Errorf("prompt %d, %s: the first step, before any eviction, has KL %g", p, en.name, r.kl[0])
+			}
+		}
+	}
+}
+
+// The streaming experiments write their reports and plots, and not the
+// budget experiment's.
+func TestStreamReportsTiny(t *testing.T) {
+	_, _, path := testModel(t)
+	dir := t.TempDir()
+	args := []string{"-model", path, "-experiments", "chunked,long", "-n", "2", "-T", "8", "-length", "100", "-chunks", "whole,16",
+		"-chunk-budgets", "24", "-chunk-policies", "lava,cake", "-long-policies", "lava,tova", "-long-prompt", "16", "-long-T", "40",
+		"-long-budget", "20", "-slack", "4", "-out", dir}
+	var stderr bytes.Buffer
+	if code := run(args, io.Discard, &stderr); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, stderr.String())
+	}
+	for name, wants := range map[string][]string{
+		"chunked.md": {"go run ./eval -model", "| chunk 16 | whole (one-shot) |", "Paired difference, chunked − one-shot, B = 24", "## KL of the prompt's last logits", "| CAKE |"},
+		"long.md":    {"## KL(full ‖ bounded) by position", "## Ranking by KL", "## Cache memory", "| TOVA |", "decode slack S = 4"},
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range wants {
+			if !bytes.Contains(b, []byte(w)) {
+				t.Errorf("%s lacks %q", name, w)
+			}
+		}
+	}
+	for _, f := range []string{"chunked-kl.png", "chunked-kl.svg", "long-kl.png", "long-bytes.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "eval.md")); err == nil {
+		t.Error("eval.md written without the budgets experiment")
+	}
+}
+
+func TestStreamFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-experiments", "budgets,nope"}, `-experiments: "nope"`},
+		{[]string{"-experiments", "chunked", "-chunks", "0"}, `-chunks: "0"`},
+		{[]string{"-experiments", "chunked", "-chunk-budgets", "4"}, "-chunk-budgets"},
+		{[]string{"-experiments", "chunked", "-chunk-policies", "x"}, "-chunk-policies"},
+		{[]string{"-experiments", "long", "-slack", "-1"}, "-slack = -1"},
+		{[]string{"-experiments", "long", "-long-T", "500"}, "-long-T = 500"},
+		{[]string{"-experiments", "long", "-long-budget", "8"}, "-long-budget = 8"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(c.args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("run(%q) = %d, stderr %q; want 2 and a message containing %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}

@@ -266,37 +266,65 @@ func signedCellText(s summary, meanFormat, format string) string {
 // table writes one metric's table: entries as rows, budgets as columns,
 // the best mean of each column in bold.
 func table(w *bytes.Buffer, in reportInput, sums [][]summary, mt metric) {
-	fmt.Fprintf(w, "| policy |")
+	var cols, names []string
 	for _, b := range in.s.budgets {
-		fmt.Fprintf(w, " B = %d |", b)
+		cols = append(cols, fmt.Sprintf("B = %d", b))
 	}
-	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(in.s.budgets)))
-	best := make([]float64, len(in.s.budgets))
-	for b := range best {
-		best[b] = math.NaN()
-		for e, en := range in.s.entries {
-			v := sums[e][b].mean
-			if en.full || math.IsNaN(v) || mt.better == 0 {
-				continue
-			}
-			if math.IsNaN(best[b]) || float64(mt.better)*(v-best[b]) > 0 {
-				best[b] = v
-			}
-		}
+	var ref []bool
+	for _, en := range in.s.entries {
+		names = append(names, en.name)
+		ref = append(ref, en.full)
 	}
-	for e, en := range in.s.entries {
-		fmt.Fprintf(w, "| %s |", en.name)
-		for b := range in.s.budgets {
-			t := cellText(sums[e][b], mt.format)
-			// Compare as printed, so that equal-looking means are all bold.
-			if !en.full && !math.IsNaN(best[b]) && fmt.Sprintf(mt.format, sums[e][b].mean) == fmt.Sprintf(mt.format, best[b]) {
-				t = "**" + t + "**"
-			}
-			fmt.Fprintf(w, " %s |", t)
+	grid(w, cols, names, boldBest(sums, ref, mt.format, mt.better))
+}
+
+// grid writes a Markdown table with a "policy" column of names, then one
+// column per cols, each cell's text from text(row, column).
+func grid(w *bytes.Buffer, cols, names []string, text func(r, c int) string) {
+	fmt.Fprintf(w, "| policy |")
+	for _, c := range cols {
+		fmt.Fprintf(w, " %s |", c)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(cols)))
+	for r, name := range names {
+		fmt.Fprintf(w, "| %s |", name)
+		for c := range cols {
+			fmt.Fprintf(w, " %s |", text(r, c))
 		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
+}
+
+// boldBest returns the cell texts of sums[row][column], the best mean of
+// each column in bold (as printed, so that equal-looking means are all
+// bold) among the rows that are not references (ref[row]); better is +1
+// when higher is better, −1 when lower, 0 for no bold.
+func boldBest(sums [][]summary, ref []bool, format string, better int) func(r, c int) string {
+	cols := 0
+	if len(sums) > 0 {
+		cols = len(sums[0])
+	}
+	best := make([]float64, cols)
+	for c := range best {
+		best[c] = math.NaN()
+		for r := range sums {
+			v := sums[r][c].mean
+			if ref[r] || math.IsNaN(v) || better == 0 {
+				continue
+			}
+			if math.IsNaN(best[c]) || float64(better)*(v-best[c]) > 0 {
+				best[c] = v
+			}
+		}
+	}
+	return func(r, c int) string {
+		t := cellText(sums[r][c], format)
+		if !ref[r] && !math.IsNaN(best[c]) && fmt.Sprintf(format, sums[r][c].mean) == fmt.Sprintf(format, best[c]) {
+			t = "**" + t + "**"
+		}
+		return t
+	}
 }
 
 // pairedTable writes, for each policy other than LAVa, the per-prompt
@@ -308,52 +336,58 @@ func pairedTable(w *bytes.Buffer, in reportInput, mt metric) {
 	if ref < 0 || len(in.prompts) < 2 {
 		return
 	}
-	fmt.Fprintf(w, "Paired difference, policy − LAVa on the same prompts (mean ± 95 %% CI; an interval excluding 0 is a difference the prompts support):\n\n| policy |")
+	fmt.Fprintf(w, "Paired difference, policy − LAVa on the same prompts (mean ± 95 %% CI; an interval excluding 0 is a difference the prompts support):\n\n")
+	var cols, names []string
 	for _, b := range in.s.budgets {
-		fmt.Fprintf(w, " B = %d |", b)
+		cols = append(cols, fmt.Sprintf("B = %d", b))
 	}
-	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(in.s.budgets)))
+	var rows []int
 	for e, en := range in.s.entries {
-		if e == ref || en.full {
-			continue
+		if e != ref && !en.full {
+			names, rows = append(names, en.name), append(rows, e)
 		}
-		fmt.Fprintf(w, "| %s |", en.name)
-		for b := range in.s.budgets {
-			var d []float64
-			for p := range in.prompts {
-				r := in.res.refs[p]
-				x, y := mt.value(r, in.res.cells[p][e][b]), mt.value(r, in.res.cells[p][ref][b])
-				if !math.IsNaN(x) && !math.IsNaN(y) {
-					d = append(d, x-y)
-				}
-			}
-			fmt.Fprintf(w, " %s |", signedCellText(summarize(d), "%+"+mt.format[1:], mt.format))
-		}
-		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
+	grid(w, cols, names, func(r, b int) string {
+		var d []float64
+		for p := range in.prompts {
+			x, y := mt.value(in.res.refs[p], in.res.cells[p][rows[r]][b]), mt.value(in.res.refs[p], in.res.cells[p][ref][b])
+			if !math.IsNaN(x) && !math.IsNaN(y) {
+				d = append(d, x-y)
+			}
+		}
+		return signedCellText(summarize(d), "%+"+mt.format[1:], mt.format)
+	})
+}
+
+// lineChart is a plot of lines against a shared x axis, drawn by draw.
+type lineChart struct {
+	title, xLabel, yLabel string
+	xTicks                []plot.Tick // nil for the default ticks
+	logX                  bool
+	// logY draws the y axis on a log scale when every value is positive.
+	logY bool
+	// lines draws lines without point markers, for dense series.
+	lines  bool
+	series []series
+}
+
+// series is one line of a lineChart; bold draws it wide and solid (LAVa).
+type series struct {
+	name string
+	xys  plotter.XYs
+	bold bool
 }
 
 // drawPlot draws the means sums of metric mt against the budget, one line
-// per policy (the full cache, the reference, left out), as PNG and SVG,
-// with the legend beside the axes so that it hides no line. It draws
-// nothing and returns false when no policy has a mean to plot (recall
+// per policy (the full cache, the reference, left out), as PNG and SVG. It
+// draws nothing and returns false when no policy has a mean to plot (recall
 // when no prompt has a copy step).
 func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) (bool, error) {
-	p := plot.New()
-	p.Title.Text = mt.title
-	p.X.Label.Text = "budget B (entries per KV head per layer, window included)"
-	p.Y.Label.Text = "mean over prompts"
-	p.X.Scale = plot.LogScale{}
-	var ticks []plot.Tick
+	c := lineChart{title: mt.title, xLabel: "budget B (entries per KV head per layer, window included)", yLabel: "mean over prompts",
+		logX: true, logY: mt.logY}
 	for _, b := range in.s.budgets {
-		ticks = append(ticks, plot.Tick{Value: float64(b), Label: fmt.Sprint(b)})
+		c.xTicks = append(c.xTicks, plot.Tick{Value: float64(b), Label: fmt.Sprint(b)})
 	}
-	p.X.Tick.Marker = plot.ConstantTicks(ticks)
-	positive := true
-	leg := plot.NewLegend()
-	leg.Top, leg.Left = true, true
-	i := 0
 	for e, en := range in.s.entries {
 		if en.full {
 			continue
@@ -362,30 +396,61 @@ func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) (bool, er
 		for b, budget := range in.s.budgets {
 			if v := sums[e][b].mean; !math.IsNaN(v) {
 				xys = append(xys, plotter.XY{X: float64(budget), Y: v})
-				positive = positive && v > 0
 			}
 		}
-		if len(xys) == 0 {
+		c.series = append(c.series, series{name: en.name, xys: xys, bold: en.key == "lava"})
+	}
+	return c.draw(dir, mt.plot)
+}
+
+// draw writes the chart to dir as name.png and name.svg, with the legend
+// beside the axes so that it hides no line; series without points are left
+// out. It draws nothing and returns false when no series has a point.
+func (lc lineChart) draw(dir, name string) (bool, error) {
+	p := plot.New()
+	p.Title.Text = lc.title
+	p.X.Label.Text = lc.xLabel
+	p.Y.Label.Text = lc.yLabel
+	if lc.logX {
+		p.X.Scale = plot.LogScale{}
+	}
+	if lc.xTicks != nil {
+		p.X.Tick.Marker = plot.ConstantTicks(lc.xTicks)
+	}
+	positive := true
+	leg := plot.NewLegend()
+	leg.Top, leg.Left = true, true
+	i := 0
+	for _, sr := range lc.series {
+		if len(sr.xys) == 0 {
 			continue
 		}
-		l, s, err := plotter.NewLinePoints(xys)
+		for _, xy := range sr.xys {
+			positive = positive && xy.Y > 0
+		}
+		l, s, err := plotter.NewLinePoints(sr.xys)
 		if err != nil {
 			return false, err
 		}
 		l.Color, l.Dashes = plotutil.Color(i), plotutil.Dashes(i)
 		s.Color, s.Shape = plotutil.Color(i), plotutil.Shape(i)
-		if en.key == "lava" {
+		if sr.bold {
 			l.Width, l.Dashes, s.Radius = vg.Points(3), nil, vg.Points(4)
 		}
-		p.Add(l, s)
-		leg.Add(en.name, l, s)
+		if lc.lines {
+			p.Add(l)
+			leg.Add(sr.name, l)
+		} else {
+			p.Add(l, s)
+			leg.Add(sr.name, l, s)
+		}
 		i++
 	}
 	if i == 0 {
 		return false, nil // no line: gonum's log axes panic without values
 	}
-	if mt.logY && positive {
-		// The values span decades between small and large budgets.
+	if lc.logY && positive {
+		// The values span decades.
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
@@ -399,7 +464,7 @@ func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) (bool, er
 		dc := draw.New(c)
 		p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
 		leg.Draw(draw.Crop(dc, w-legendW+vg.Points(8), 0, 0, -vg.Points(24)))
-		f, err := os.Create(filepath.Join(dir, mt.plot+"."+format))
+		f, err := os.Create(filepath.Join(dir, name+"."+format))
 		if err != nil {
 			return false, err
 		}

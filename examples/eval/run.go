@@ -30,7 +30,15 @@ type settings struct {
 	// bos and eos end a story: no copy step is counted after the
 	// continuation emits one (see untilStoryEnd).
 	bos, eos int
+	// experiments are the names of the experiments to run, with the
+	// settings of the streaming ones.
+	experiments []string
+	chunked     chunkedSettings
+	long        longSettings
 }
+
+// run tells whether the experiment named is to run.
+func (s settings) run(name string) bool { return slices.Contains(s.experiments, name) }
 
 // cell is what one policy at one budget did on one prompt.
 type cell struct {
@@ -78,6 +86,20 @@ func prefill(m *llama.Model, p prompt, s settings) (*lava.KVCache, []float32, er
 		return nil, nil, err
 	}
 	return cache, slices.Clone(logits), nil
+}
+
+// prepare prefills p once (see prefill) and decodes the full cache's
+// reference continuation over it.
+func prepare(m *llama.Model, p prompt, s settings) (*lava.KVCache, []float32, reference, error) {
+	base, logits0, err := prefill(m, p, s)
+	if err != nil {
+		return nil, nil, reference{}, err
+	}
+	ref, err := fullReference(m, base, logits0, p, s)
+	if err != nil {
+		return nil, nil, reference{}, fmt.Errorf("full cache: %w", err)
+	}
+	return base, logits0, ref, nil
 }
 
 // fullReference decodes T greedy steps over an uncompressed copy of base.
@@ -163,6 +185,14 @@ func evalCell(m *llama.Model, base *lava.KVCache, logits0 []float32, p prompt, r
 	if err != nil {
 		return cell{}, err
 	}
+	return c, teacherForce(seq, ref, s, &c)
+}
+
+// teacherForce feeds seq, which holds a compressed prompt, the full
+// cache's continuation ref.cont and fills c's measures of the T steps:
+// KL, top-1 agreement, divergence, recall and the first step's attention
+// error.
+func teacherForce(seq *llama.Sequence, ref reference, s settings, c *cell) error {
 	agree := make([]bool, s.steps)
 	top1 := make([]int, s.steps+1)
 	var klSum float64
@@ -170,10 +200,10 @@ func evalCell(m *llama.Model, base *lava.KVCache, logits0 []float32, p prompt, r
 	for k := 1; k <= s.steps; k++ {
 		logits, err := seq.Step(ref.cont[k-1])
 		if err != nil {
-			return cell{}, err
+			return err
 		}
 		if k == 1 {
-			c.attnErr = make([]float64, m.Layers)
+			c.attnErr = make([]float64, len(ref.attn))
 			for l := range c.attnErr {
 				c.attnErr[l] = relL1(ref.attn[l], seq.Attention(l))
 			}
@@ -206,7 +236,7 @@ func evalCell(m *llama.Model, base *lava.KVCache, logits0 []float32, p prompt, r
 		c.recallDrop = d / float64(len(ref.copies))
 		c.recallTop1 = hit / float64(len(ref.copies))
 	}
-	return c, nil
+	return nil
 }
 
 // results holds every cell: [prompt][entry][budget].
@@ -218,65 +248,37 @@ type results struct {
 // evaluate runs every prompt, entry and budget, reporting progress after
 // each unit of work (a prompt's prefill and reference, or one cell).
 func evaluate(m *llama.Model, prompts []prompt, s settings, progress func(done, total int, what string)) (results, error) {
-	per := len(s.entries)*len(s.budgets) + 1
-	total := len(prompts) * per
+	cnt := &counter{total: len(prompts) * (len(s.entries)*len(s.budgets) + 1), progress: progress}
+	step := cnt.step
 	res := results{refs: make([]reference, len(prompts)), cells: make([][][]cell, len(prompts))}
-	done := 0
-	var mu sync.Mutex
-	step := func(what string) {
-		mu.Lock()
-		done++
-		progress(done, total, what)
-		mu.Unlock()
-	}
 	for i, p := range prompts {
-		base, logits0, err := prefill(m, p, s)
+		base, logits0, ref, err := prepare(m, p, s)
 		if err != nil {
 			return results{}, fmt.Errorf("prompt %d: %w", i+1, err)
-		}
-		ref, err := fullReference(m, base, logits0, p, s)
-		if err != nil {
-			return results{}, fmt.Errorf("prompt %d: full cache: %w", i+1, err)
 		}
 		res.refs[i] = ref
 		step(fmt.Sprintf("prompt %d/%d", i+1, len(prompts)))
 
 		cells := make([][]cell, len(s.entries))
-		type job struct{ e, b int }
-		jobs := make(chan job)
-		errs := make([]error, len(s.entries)*len(s.budgets))
 		for e := range cells {
 			cells[e] = make([]cell, len(s.budgets))
 		}
-		var wg sync.WaitGroup
-		for range max(s.workers, 1) {
-			wg.Go(func() {
-				for j := range jobs {
-					e, b := s.entries[j.e], s.budgets[j.b]
-					// The full cache does not depend on the budget:
-					// measured once, shown in every column.
-					if !e.full || j.b == 0 {
-						var err error
-						cells[j.e][j.b], err = evalCell(m, base, logits0, p, ref, e, b, s)
-						if err != nil {
-							errs[j.e*len(s.budgets)+j.b] = fmt.Errorf("prompt %d: %s at budget %d: %w", i+1, e.name, b, err)
-						}
-					}
-					step(fmt.Sprintf("prompt %d/%d %s B=%d", i+1, len(prompts), e.name, b))
-				}
-			})
-		}
-		for e := range s.entries {
-			for b := range s.budgets {
-				jobs <- job{e, b}
+		err = forEach(len(s.entries)*len(s.budgets), s.workers, func(j int) error {
+			e, b := s.entries[j/len(s.budgets)], s.budgets[j%len(s.budgets)]
+			defer step(fmt.Sprintf("prompt %d/%d %s B=%d", i+1, len(prompts), e.name, b))
+			// The full cache does not depend on the budget: measured
+			// once, shown in every column.
+			if e.full && j%len(s.budgets) != 0 {
+				return nil
 			}
-		}
-		close(jobs)
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return results{}, err
+			var err error
+			if cells[j/len(s.budgets)][j%len(s.budgets)], err = evalCell(m, base, logits0, p, ref, e, b, s); err != nil {
+				return fmt.Errorf("prompt %d: %s at budget %d: %w", i+1, e.name, b, err)
 			}
+			return nil
+		})
+		if err != nil {
+			return results{}, err
 		}
 		for e, en := range s.entries {
 			if en.full {
@@ -288,4 +290,30 @@ func evaluate(m *llama.Model, prompts []prompt, s settings, progress func(done, 
 		res.cells[i] = cells
 	}
 	return res, nil
+}
+
+// forEach calls f(0) … f(n−1) on up to workers goroutines and returns the
+// error of the lowest j whose call failed, after all calls have returned.
+func forEach(n, workers int, f func(j int) error) error {
+	jobs := make(chan int)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for j := range jobs {
+				errs[j] = f(j)
+			}
+		})
+	}
+	for j := range n {
+		jobs <- j
+	}
+	close(jobs)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

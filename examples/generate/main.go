@@ -1,13 +1,17 @@
 // Generate continues a prompt with a Llama GGUF model whose key/value cache
-// is a lava.KVCache: the prompt is prefilled, the cache compressed to the
-// budget with the chosen policy, and the text decoded over what was kept.
-// It prints the text as it is generated, then a report of what the cache
-// held and how fast it ran. With -compare it also decodes over the full,
-// uncompressed cache and shows where the two continuations part.
+// is a lava.KVCache that stays within its budget for the whole run: the
+// prompt is prefilled in chunks of -chunk tokens with the cache compressed
+// to the budget after each (the chosen policy), and the text is decoded over
+// what was kept, compressed back to the budget whenever it has grown by
+// -slack entries per head. It prints the text as it is generated, then a
+// report of what the cache held (the peak included) and how fast it ran.
+// With -compare it also decodes over the full, uncompressed cache and shows
+// where the two continuations part.
 //
 //	cd examples && go run ./generate
 //	go run ./generate -prompt "Once upon a time" -steps 100 -temperature 0.8
 //	go run ./generate -budget 32 -compare
+//	go run ./generate -chunk 0 -slack 0   # the paper's way: one Compress after the whole prompt
 package main
 
 import (
@@ -17,7 +21,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -37,9 +40,13 @@ const defaultPrompt = "Once upon a time, there was a little dog named Max. Max l
 
 const defaultPromptTokens = 128
 
+// maxSlack is the largest Config.DecodeSlack lava accepts.
+const maxSlack = 1 << 20
+
 type options struct {
 	model, prompt, policy string
 	steps, budget, window int
+	chunk, slack          int
 	context               int
 	temperature, topP     float64
 	seed                  uint64
@@ -64,14 +71,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed for sampling")
 	fs.IntVar(&o.budget, "budget", 64, "average cache entries kept per KV head per layer after prefill, window included")
 	fs.IntVar(&o.window, "window", 8, "most recent prompt tokens whose queries score the rest; always kept")
+	fs.IntVar(&o.chunk, "chunk", 32, "prompt tokens per prefill chunk, the cache compressed after each; 0: the whole prompt in one chunk")
+	fs.IntVar(&o.slack, "slack", 16, "decode slack S: compress back to -budget once the cache holds -budget + S entries per head; 0: keep every decoded token")
 	fs.StringVar(&o.policy, "policy", "lava", "compression policy: "+strings.Join(lava.PolicyNames(), ", "))
 	fs.BoolVar(&o.float16, "float16", false, "store keys and values as IEEE float16 (half the cache memory)")
 	fs.BoolVar(&o.compare, "compare", false, "also decode over the full cache and show where the continuations first differ")
 	fs.IntVar(&o.context, "context", modelfile.TrainedContext, "most positions (prompt + generated) to run; stories260K was trained on 512")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: go run ./generate [flags]\n\n"+
-			"Continues -prompt with a Llama GGUF model, compressing the prompt's KV cache with\n"+
-			"LAVa to -budget entries per head, then prints the cache report.\n\nFlags:\n")
+			"Continues -prompt with a Llama GGUF model, keeping its KV cache within -budget entries\n"+
+			"per head (plus a prefill chunk, or the decode slack) with LAVa or -policy, then prints\n"+
+			"the cache report.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +109,10 @@ func (o *options) check() error {
 		return fmt.Errorf("-window = %d, want ≥ 1", o.window)
 	case o.budget <= o.window:
 		return fmt.Errorf("-budget = %d, want more than -window = %d (the budget includes the window)", o.budget, o.window)
+	case o.chunk < 0:
+		return fmt.Errorf("-chunk = %d, want ≥ 1 tokens, or 0 for the whole prompt in one chunk", o.chunk)
+	case o.slack < 0 || o.slack > maxSlack:
+		return fmt.Errorf("-slack = %d, want 0 ≤ slack ≤ %d entries per head (0 keeps every decoded token)", o.slack, maxSlack)
 	case o.context < 2:
 		return fmt.Errorf("-context = %d, want ≥ 2", o.context)
 	case !(o.temperature >= 0) || math.IsInf(o.temperature, 0):
@@ -141,6 +155,7 @@ func generate(o options, stdout, stderr io.Writer) error {
 	}
 	cfg := m.CacheConfig(o.budget, o.window)
 	cfg.Policy, _ = lava.PolicyByName(o.policy) // checked above
+	cfg.DecodeSlack = o.slack
 	if o.float16 {
 		cfg.Element = lava.Float16
 	}
@@ -152,25 +167,34 @@ func generate(o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	chunk := o.chunk
+	if chunk == 0 {
+		chunk = len(prompt)
+	}
 
 	start := time.Now()
-	logits, err := seq.Prefill(prompt)
+	logits, rep, err := seq.Extend(prompt, chunk)
 	if err != nil {
 		return err
 	}
-	prefill := time.Since(start)
+	pre := prefillStats{tokens: len(prompt), chunks: (len(prompt) + chunk - 1) / chunk, dur: time.Since(start), kept: cache.Bytes(), peak: seq.PeakBytes()}
 	var full *llama.Sequence
 	var fullLogits []float32
 	if o.compare {
-		// The uncompressed prompt, decoded later from the same logits.
-		full, fullLogits = seq.Clone(), slices.Clone(logits)
+		// The uncompressed prompt in one chunk, never evicted from.
+		fcfg := cfg
+		fcfg.Budget, fcfg.DecodeSlack = ctx+1, 0
+		fc, err := lava.New(fcfg)
+		if err != nil {
+			return err
+		}
+		if full, err = m.NewSequence(fc); err != nil {
+			return err
+		}
+		if fullLogits, err = full.Prefill(prompt); err != nil {
+			return err
+		}
 	}
-	start = time.Now()
-	rep, err := cache.Compress()
-	if err != nil {
-		return err
-	}
-	compress := time.Since(start)
 
 	// The prompt as the model sees it, then the continuation as it comes.
 	fmt.Fprint(stdout, tok.Decode(prompt))
@@ -190,7 +214,7 @@ func generate(o options, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintln(stdout)
-	report(stdout, o, m, cache, rep, len(prompt), comp, prefill, compress)
+	report(stdout, o, m, seq, rep, pre, comp)
 	if o.compare {
 		n := min(len(comp.tokens), len(fullRes.tokens))
 		i := 0
@@ -233,29 +257,42 @@ func rate(n int, d time.Duration) string {
 	return fmt.Sprintf("%.0f tokens/s", float64(n)/d.Seconds())
 }
 
-func report(w io.Writer, o options, m *llama.Model, cache *lava.KVCache, rep lava.Report, promptLen int, gen result,
-	prefill, compress time.Duration) {
+// prefillStats is what the chunked prefill did: the prompt's tokens and
+// chunks, how long it took with the Compress after each chunk, and the
+// cache's bytes after it and at its peak.
+type prefillStats struct {
+	tokens, chunks int
+	dur            time.Duration
+	kept, peak     int64
+}
+
+func report(w io.Writer, o options, m *llama.Model, seq *llama.Sequence, rep lava.Report, pre prefillStats, gen result) {
+	cache := seq.Cache()
 	cfg := cache.Config()
 	// What a full cache holds per position: K and V of every KV head of
 	// every layer.
 	perToken := int64(m.Layers*m.KVHeads) * cache.EntryBytes()
 	positions := cache.Tokens(0)
-	fmt.Fprintf(w, "--- cache report: policy %s, budget %d, window %d, %v storage ---\n", o.policy, cfg.Budget, cfg.Window, cfg.Element)
-	fmt.Fprintf(w, "tokens:   prompt %d (BOS included), generated %d, cache positions %d\n", promptLen, len(gen.tokens), positions)
-	fmt.Fprintf(w, "prefill:  full %s, kept %s (%s)\n", byteCount(rep.BytesBefore), byteCount(rep.BytesAfter), ratio(rep.BytesBefore, rep.BytesAfter))
+	fmt.Fprintf(w, "--- cache report: policy %s, budget %d, window %d, chunk %d, slack %d, %v storage ---\n",
+		o.policy, cfg.Budget, cfg.Window, o.chunk, cfg.DecodeSlack, cfg.Element)
+	fmt.Fprintf(w, "tokens:   prompt %d (BOS included) in %d chunks, generated %d, cache positions %d\n", pre.tokens, pre.chunks, len(gen.tokens), positions)
+	fullPrompt := int64(pre.tokens) * perToken
+	fmt.Fprintf(w, "prefill:  full %s, kept %s (%s), peak %s\n", byteCount(fullPrompt), byteCount(pre.kept), ratio(fullPrompt, pre.kept), byteCount(pre.peak))
 	fullEnd := int64(positions) * perToken
 	fmt.Fprintf(w, "at end:   full %s, kept %s (%s)\n", byteCount(fullEnd), byteCount(cache.Bytes()), ratio(fullEnd, cache.Bytes()))
+	fmt.Fprintf(w, "peak:     %s over prefill and decode (%.1f entries per KV head on average), against the full cache's %s at the end (%s)\n",
+		byteCount(seq.PeakBytes()), float64(seq.PeakBytes())/float64(perToken), byteCount(fullEnd), ratio(fullEnd, seq.PeakBytes()))
 	for l, lr := range rep.Layers {
 		state := "kept whole (prompt ≤ budget)"
 		if lr.Ranked {
 			state = fmt.Sprintf("entropy %.3f, prefix budget %d", lr.Entropy, lr.Budget)
 		}
-		fmt.Fprintf(w, "layer %d:  entries per KV head after prefill %v of %d; %s\n", l, lr.Kept, promptLen, state)
+		fmt.Fprintf(w, "layer %d:  entries per KV head after prefill %v of %d; %s\n", l, lr.Kept, pre.tokens, state)
 	}
 	// The last generated token is never fed, so decoding ran one step
 	// fewer than it generated.
-	fmt.Fprintf(w, "speed:    prefill %d tokens in %v (%s), compress %v, decode %d steps in %v (%s)\n",
-		promptLen, prefill.Round(time.Microsecond), rate(promptLen, prefill), compress.Round(time.Microsecond),
+	fmt.Fprintf(w, "speed:    prefill %d tokens in %v (%s, Compress after each chunk included), decode %d steps in %v (%s)\n",
+		pre.tokens, pre.dur.Round(time.Microsecond), rate(pre.tokens, pre.dur),
 		max(len(gen.tokens)-1, 0), gen.dur.Round(time.Microsecond), rate(len(gen.tokens)-1, gen.dur))
 }
 

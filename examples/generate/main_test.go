@@ -46,7 +46,7 @@ func TestDefaultPromptEvicts(t *testing.T) {
 	if full != 128*1280 || kept > 64*1280 {
 		t.Errorf("prefill full %d, kept %d bytes; want %d and at most %d", full, kept, 128*1280, 64*1280)
 	}
-	for _, want := range []string{"tokens:   prompt 128 (BOS included), generated 30", "tokens/s", "layer 4:"} {
+	for _, want := range []string{"tokens:   prompt 128 (BOS included) in 4 chunks, generated 30", "tokens/s", "layer 4:", "chunk 32, slack 16"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -54,10 +54,12 @@ func TestDefaultPromptEvicts(t *testing.T) {
 }
 
 // The golden text of the models README through the command line: greedy,
-// no prompt, 200 tokens.
+// no prompt, 200 tokens, decode tokens never evicted (-slack 0; with the
+// default slack the cache is compressed from token 81 on and the text
+// departs from the full cache's in its fourth line).
 func TestGoldenCLI(t *testing.T) {
 	path := modelfile.PathForTest(t)
-	code, out, errs := runArgs(t, "-model", path, "-prompt", "", "-steps", "200")
+	code, out, errs := runArgs(t, "-model", path, "-prompt", "", "-steps", "200", "-slack", "0")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errs)
 	}
@@ -120,6 +122,9 @@ func TestErrors(t *testing.T) {
 		{[]string{"-policy", "snap"}, 1, `-policy = "snap", want one of lava, lava-layer, lava-head, snapkv`},
 		{[]string{"-temperature", "-1", "-model", garbage}, 1, "-temperature = -1"},
 		{[]string{"-topp", "0"}, 1, "-topp = 0, want a value in (0, 1]"},
+		{[]string{"-chunk", "-1"}, 1, "-chunk = -1, want ≥ 1 tokens, or 0 for the whole prompt"},
+		{[]string{"-slack", "-2"}, 1, "-slack = -2, want 0 ≤ slack ≤ 1048576"},
+		{[]string{"-slack", "2000000"}, 1, "-slack = 2000000"},
 		{[]string{"-nosuchflag"}, 2, "flag provided but not defined"},
 		{[]string{"stray"}, 2, "unexpected argument"},
 	}
@@ -147,5 +152,48 @@ func TestFloat16Flag(t *testing.T) {
 	}
 	if full, _ := strconv.Atoi(m[1]); full != 128*1280/2 {
 		t.Errorf("float16 full cache %d bytes, want %d", full, 128*1280/2)
+	}
+}
+
+// The peak the report gives is the most the cache held at any point: with
+// chunks of 32 and the default budget of 64 it is reached by a prefill
+// chunk, below the budget plus one chunk per head and above the budget;
+// in one chunk it is the whole prompt; and with a slack the cache at the
+// end of a long generation is within the budget plus the slack.
+func TestPeak(t *testing.T) {
+	path := modelfile.PathForTest(t)
+	peak := regexp.MustCompile(`peak:     (\d+) bytes over prefill and decode`)
+	end := regexp.MustCompile(`at end:   full (\d+) bytes, kept (\d+) bytes`)
+	for _, c := range []struct {
+		args     []string
+		min, max int // entries per KV head, on average
+	}{
+		{[]string{"-steps", "10"}, 64, 64 + 32},
+		{[]string{"-steps", "10", "-chunk", "0", "-slack", "0"}, 128, 128 + 9},
+		{[]string{"-steps", "10", "-chunk", "16"}, 64, 64 + 16},
+	} {
+		code, out, errs := runArgs(t, append([]string{"-model", path}, c.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d, stderr %s", c.args, code, errs)
+		}
+		m := peak.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("%v: no peak line:\n%s", c.args, out)
+		}
+		p, _ := strconv.Atoi(m[1])
+		if p < c.min*1280 || p > c.max*1280 {
+			t.Errorf("%v: peak %d bytes = %.1f entries per head, want %d to %d", c.args, p, float64(p)/1280, c.min, c.max)
+		}
+	}
+	code, out, errs := runArgs(t, "-model", path, "-prompt", "Once upon a time", "-steps", "300", "-slack", "8")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	m := end.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no at-end line:\n%s", out)
+	}
+	if kept, _ := strconv.Atoi(m[2]); kept > (64+8)*1280 {
+		t.Errorf("kept %d bytes after 300 steps with slack 8, want ≤ %d", kept, (64+8)*1280)
 	}
 }

@@ -269,6 +269,15 @@ func TestErrors(t *testing.T) {
 	if _, err := s.Step(-1); err == nil {
 		t.Error("Step(-1) gave no error")
 	}
+	for _, c := range []struct {
+		tokens []int
+		chunk  int
+		msg    string
+	}{{nil, 4, "no tokens"}, {[]int{5}, 0, "chunk = 0"}, {[]int{5, -1}, 4, "token 1"}} {
+		if _, _, err := s.Extend(c.tokens, c.chunk); err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("Extend(%v, %d): err = %v, want one mentioning %q", c.tokens, c.chunk, err, c.msg)
+		}
+	}
 	if _, err := m.NewSequence(c); err == nil {
 		t.Error("NewSequence on a used cache gave no error")
 	}
@@ -435,5 +444,261 @@ func TestContinue(t *testing.T) {
 	}
 	if _, err := m.NewSequence(s.Cache()); err == nil {
 		t.Error("NewSequence accepted a filled cache")
+	}
+}
+
+// referencePrefill is the forward pass Prefill ran before it went through
+// KVCache.Attend: the whole prompt at once, with the causal attention
+// computed here by a scalar loop, appending every layer's queries, keys and
+// values. It is the oracle that the chunked forward pass must reproduce.
+func referencePrefill(m *Model, cache *lava.KVCache, tokens []int) ([]float32, error) {
+	T, dim, kvDim, d := len(tokens), m.Dim, m.KVHeads*m.HeadDim, m.HeadDim
+	x, xb, att := make([]float32, T*dim), make([]float32, T*dim), make([]float32, T*dim)
+	for i, t := range tokens {
+		copy(x[i*dim:(i+1)*dim], m.embed[t*dim:(t+1)*dim])
+	}
+	scores := make([]float32, T)
+	s := m.newSequence(cache)
+	scale := float32(1 / math.Sqrt(float64(d)))
+	group := m.Heads / m.KVHeads
+	for l := range m.blocks {
+		b := &m.blocks[l]
+		q, k, v := make([]float32, T*dim), make([]float32, T*kvDim), make([]float32, T*kvDim)
+		for t := range T {
+			xt := xb[t*dim : (t+1)*dim]
+			rmsnorm(xt, x[t*dim:(t+1)*dim], b.attnNorm, float32(m.RMSEps))
+			matvec(q[t*dim:(t+1)*dim], b.wq, xt)
+			matvec(k[t*kvDim:(t+1)*kvDim], b.wk, xt)
+			matvec(v[t*kvDim:(t+1)*kvDim], b.wv, xt)
+			m.rope(q[t*dim:(t+1)*dim], t)
+			m.rope(k[t*kvDim:(t+1)*kvDim], t)
+		}
+		for t := range T {
+			for h := range m.Heads {
+				qh, kvOff := q[t*dim+h*d:t*dim+(h+1)*d], (h/group)*d
+				sc := scores[:t+1]
+				mx := float32(math.Inf(-1))
+				for j := range sc {
+					var dot float32
+					for i, qv := range qh {
+						dot += qv * k[j*kvDim+kvOff+i]
+					}
+					sc[j] = dot * scale
+					mx = max(mx, sc[j])
+				}
+				var sum float32
+				for j := range sc {
+					sc[j] = float32(math.Exp(float64(sc[j] - mx)))
+					sum += sc[j]
+				}
+				out := att[t*dim+h*d : t*dim+(h+1)*d]
+				clear(out)
+				for j, p := range sc {
+					for i := range out {
+						out[i] += p / sum * v[j*kvDim+kvOff+i]
+					}
+				}
+			}
+		}
+		if err := cache.Append(l, q, k, v); err != nil {
+			return nil, err
+		}
+		s.blockRest(b, x, att)
+	}
+	return slices.Clone(s.finish(x[(T-1)*dim:])), nil
+}
+
+// newSeq returns a sequence over a fresh cache configured by cfg.
+func newSeq(tb testing.TB, m *Model, cfg lava.Config) *Sequence {
+	tb.Helper()
+	c, err := lava.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := m.NewSequence(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// positions returns every head's kept positions, layer by layer.
+func positions(c *lava.KVCache) [][]int32 {
+	cfg := c.Config()
+	var out [][]int32
+	for l := range cfg.Layers {
+		for kv := range cfg.KVHeads {
+			v, _ := c.View(l, kv)
+			out = append(out, slices.Clone(v.Positions))
+		}
+	}
+	return out
+}
+
+// Prefill through KVCache.Attend gives the logits of the scalar reference
+// up to float32 summation order (the 1e-4 of TestPrefillMatchesSteps), and
+// one Compress after it keeps the same entries under every policy tried.
+func TestPrefillMatchesReference(t *testing.T) {
+	m, tok := load(t)
+	prompt := tok.Encode(longPrompt)
+	for _, name := range []string{"lava", "snapkv", "h2o", "tova", "cake"} {
+		p, _ := lava.PolicyByName(name)
+		cfg := m.CacheConfig(32, 8)
+		cfg.Policy = p
+		ref, _ := lava.New(cfg)
+		want, err := referencePrefill(m, ref, prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newSeq(t, m, cfg)
+		got, err := s.Prefill(prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := relErr(got, want); e > 1e-4 {
+			t.Errorf("%s: Prefill's logits differ from the reference by %g relative, want ≤ 1e-4", name, e)
+		}
+		if _, err := ref.Compress(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Cache().Compress(); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := positions(s.Cache()), positions(ref); !slices.EqualFunc(a, b, slices.Equal) {
+			t.Errorf("%s: Compress after Prefill keeps %v, after the reference %v", name, a, b)
+		}
+	}
+}
+
+// Extend with one chunk is Prefill and one Compress, exactly.
+func TestExtendOneChunkIsPrefill(t *testing.T) {
+	m, tok := load(t)
+	prompt := tok.Encode(longPrompt)
+	a := newSeq(t, m, m.CacheConfig(32, 8))
+	want, err := a.Prefill(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.Clone(want)
+	wantRep, _ := a.Cache().Compress()
+	b := newSeq(t, m, m.CacheConfig(32, 8))
+	got, rep, err := b.Extend(prompt, len(prompt)+5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) || !rep.Evicted || rep.BytesAfter != wantRep.BytesAfter {
+		t.Errorf("Extend in one chunk: logits equal %v, evicted %v, %d bytes kept; want equal, true, %d",
+			slices.Equal(got, want), rep.Evicted, rep.BytesAfter, wantRep.BytesAfter)
+	}
+	if !slices.EqualFunc(positions(a.Cache()), positions(b.Cache()), slices.Equal) {
+		t.Error("Extend in one chunk keeps other entries than Prefill and Compress")
+	}
+}
+
+// A chunked prefill that evicts nothing computes what one chunk does, up
+// to summation order; one that evicts holds at most the budget plus one
+// chunk per head, and ends within the budget.
+func TestExtendChunked(t *testing.T) {
+	m, tok := load(t)
+	prompt := tok.Encode(longPrompt)
+	whole := newSeq(t, m, m.CacheConfig(1000, 8))
+	want, err := whole.Prefill(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.Clone(want)
+	entry := int64(2 * m.HeadDim * 4)
+	perHead := func(b int64) float64 { return float64(b) / float64(entry) / float64(m.Layers*m.KVHeads) }
+	for _, chunk := range []int{1, 7, 16, 50} {
+		s := newSeq(t, m, m.CacheConfig(1000, 8))
+		got, _, err := s.Extend(prompt, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := relErr(got, want); e > 1e-4 {
+			t.Errorf("chunk %d without eviction: logits differ from one chunk by %g relative, want ≤ 1e-4", chunk, e)
+		}
+		s = newSeq(t, m, m.CacheConfig(32, 8))
+		if _, _, err := s.Extend(prompt, chunk); err != nil {
+			t.Fatal(err)
+		}
+		if s.Pos() != len(prompt) {
+			t.Errorf("chunk %d: position %d after the prompt, want %d", chunk, s.Pos(), len(prompt))
+		}
+		if p := perHead(s.PeakBytes()); p > float64(32+chunk) {
+			t.Errorf("chunk %d: peak %.1f entries per head, want ≤ budget + chunk = %d", chunk, p, 32+chunk)
+		}
+		if p := perHead(s.Cache().Bytes()); p > 32 {
+			t.Errorf("chunk %d: %.1f entries per head after the prefill, want ≤ 32", chunk, p)
+		}
+	}
+}
+
+// A second turn continues the positions of the first and is compressed
+// with its own window; without eviction, two turns compute what their
+// concatenation does in one chunk.
+func TestSecondTurn(t *testing.T) {
+	m, tok := load(t)
+	turn1 := tok.Encode(longPrompt)
+	turn2 := tok.Encode("Then Max saw a bird. The bird was blue and it sang a song for Max and Tom.")[1:] // no BOS
+	one := newSeq(t, m, m.CacheConfig(1000, 8))
+	want, err := one.Prefill(slices.Concat(turn1, turn2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.Clone(want)
+	two := newSeq(t, m, m.CacheConfig(1000, 8))
+	if _, _, err := two.Extend(turn1, 32); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := two.Extend(turn2, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(got, want); e > 1e-4 {
+		t.Errorf("two turns without eviction differ from one chunk by %g relative, want ≤ 1e-4", e)
+	}
+	s := newSeq(t, m, m.CacheConfig(32, 8))
+	logits, _, err := s.Extend(turn1, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Generate(logits, 10, sample.Argmax, nil, nil)
+	if err != nil || len(out) != 10 {
+		t.Fatalf("generated %d tokens, err %v", len(out), err)
+	}
+	at := s.Pos()
+	_, rep, err := s.Extend(turn2, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Pos() != at+len(turn2) || !rep.Evicted || rep.Layers[0].Tokens != at+len(turn2) {
+		t.Errorf("second turn: position %d, evicted %v, layer 0 scored at %d tokens; want %d, true, %d",
+			s.Pos(), rep.Evicted, rep.Layers[0].Tokens, at+len(turn2), at+len(turn2))
+	}
+}
+
+// With a decode slack the cache stays within the budget plus the slack
+// (plus the step being appended) however long the generation.
+func TestDecodeSlack(t *testing.T) {
+	m, tok := load(t)
+	cfg := m.CacheConfig(32, 8)
+	cfg.DecodeSlack = 8
+	s := newSeq(t, m, cfg)
+	logits, _, err := s.Extend(tok.Encode("Once upon a time"), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Generate(logits, 200, sample.Argmax, nil, nil)
+	if err != nil || len(out) != 200 {
+		t.Fatalf("generated %d tokens, err %v", len(out), err)
+	}
+	entry := int64(2 * m.HeadDim * 4)
+	limit := int64((32+8+1)*m.Layers*m.KVHeads) * entry
+	if s.PeakBytes() > limit || s.Cache().Bytes() > limit {
+		t.Errorf("peak %d bytes, at end %d, want ≤ %d (B + S + 1 entries per head)", s.PeakBytes(), s.Cache().Bytes(), limit)
+	}
+	if full := int64(s.Pos()*m.Layers*m.KVHeads) * entry; s.PeakBytes() >= full/2 {
+		t.Errorf("peak %d bytes of a full %d: the slack did not compress", s.PeakBytes(), full)
 	}
 }

@@ -4,11 +4,15 @@
 // hyperparameters from the file's "<arch>.…" metadata keys (Params) and the
 // weights from its tensors; package gguf reads the file format.
 //
-// A Sequence is one stream of tokens. Prefill runs the prompt with causal
-// attention computed here and appends every layer's queries, keys and values
-// to the cache; the caller may then compress the cache (lava's
-// KVCache.Compress); each Step appends the new token's key and value and
-// attends through KVCache.Attend, over whatever the cache kept.
+// A Sequence is one stream of tokens. Each layer appends the new tokens'
+// keys and values to the cache and attends over what the cache holds with
+// lava's KVCache.Attend, one token (Step) or a chunk of them (Prefill,
+// Extend) at a time. Prefill runs a prompt as one chunk and leaves
+// compression to the caller (KVCache.Compress); Extend runs tokens in chunks
+// and compresses after each, which bounds the cache by the budget plus one
+// chunk during a long prefill and serves later turns of a conversation; a
+// cache configured with a decode slack (lava's Config.DecodeSlack) stays
+// bounded while Step decodes.
 package llama
 
 import (

@@ -9,18 +9,34 @@ import (
 
 // Sequence is one token stream through a Model, with its cache and the
 // scratch buffers of the forward pass. It is not safe for concurrent use.
+//
+// Tokens go in through three doors: Prefill runs a prompt on an empty cache
+// as one chunk, Extend runs tokens in chunks and compresses the cache after
+// each (a chunked prefill, or a later turn of a conversation), and Step
+// decodes one token. All three run every layer's attention through
+// KVCache.Attend, so each token sees what the cache holds when it arrives.
 type Sequence struct {
 	m     *Model
 	cache *lava.KVCache
 
-	x, xb, xb2 []float32 // [Dim]
-	q          []float32 // [Heads·HeadDim]
-	k, v       []float32 // [KVHeads·HeadDim]
-	hb, hb2    []float32 // [FFN]
-	logits     []float32 // [Vocab]
-	// attn holds each layer's attention output of the last Step,
+	// The forward pass's buffers, [tokens][…] rows, grown to the longest
+	// chunk run so far so that decoding allocates nothing.
+	x, att, q []float32 // [Dim] a row
+	k, v      []float32 // [KVHeads·HeadDim] a row
+	xb, xb2   []float32 // [Dim]
+	hb, hb2   []float32 // [FFN]
+	logits    []float32 // [Vocab]
+	// attn holds each layer's attention output of the last token run,
 	// [Heads·HeadDim] per layer, before the output projection.
 	attn [][]float32
+	// peak is the most key/value bytes the cache held after any Append,
+	// Attend or Compress the sequence made.
+	peak int64
+	one  [1]int // Step's token
+	// widest is the most tokens one Attend of this cache has taken since
+	// its scratch was last fresh (see freshScratch); unknown, so MaxInt,
+	// for a cache that Continue picked up.
+	widest int
 }
 
 // NewSequence starts a sequence whose keys and values go to cache, which
@@ -42,7 +58,9 @@ func (m *Model) Continue(cache *lava.KVCache) (*Sequence, error) {
 	if err := m.checkShape(cache); err != nil {
 		return nil, err
 	}
-	return m.newSequence(cache), nil
+	s := m.newSequence(cache)
+	s.widest = math.MaxInt
+	return s, nil
 }
 
 func (m *Model) checkShape(cache *lava.KVCache) error {
@@ -58,21 +76,29 @@ func (m *Model) newSequence(cache *lava.KVCache) *Sequence {
 	s := &Sequence{
 		m:      m,
 		cache:  cache,
-		x:      make([]float32, m.Dim),
 		xb:     make([]float32, m.Dim),
 		xb2:    make([]float32, m.Dim),
-		q:      make([]float32, m.Dim),
-		k:      make([]float32, m.KVHeads*m.HeadDim),
-		v:      make([]float32, m.KVHeads*m.HeadDim),
 		hb:     make([]float32, m.FFN),
 		hb2:    make([]float32, m.FFN),
 		logits: make([]float32, m.Vocab),
 		attn:   make([][]float32, m.Layers),
+		peak:   cache.Bytes(),
 	}
 	for l := range s.attn {
 		s.attn[l] = make([]float32, m.Dim)
 	}
+	s.grow(1)
 	return s
+}
+
+// grow makes the row buffers hold t tokens.
+func (s *Sequence) grow(t int) {
+	if len(s.x) >= t*s.m.Dim {
+		return
+	}
+	dim, kvDim := s.m.Dim, s.m.KVHeads*s.m.HeadDim
+	s.x, s.att, s.q = make([]float32, t*dim), make([]float32, t*dim), make([]float32, t*dim)
+	s.k, s.v = make([]float32, t*kvDim), make([]float32, t*kvDim)
 }
 
 // Cache returns the sequence's cache.
@@ -81,6 +107,14 @@ func (s *Sequence) Cache() *lava.KVCache { return s.cache }
 // Pos returns the number of tokens fed so far, the position of the next.
 func (s *Sequence) Pos() int { return s.cache.Tokens(0) }
 
+// PeakBytes returns the most key/value bytes (KVCache.Bytes) the cache held
+// after any Append, Attend or Compress this sequence made, from the bytes it
+// held when the sequence started.
+func (s *Sequence) PeakBytes() int64 { return s.peak }
+
+// observe records the cache's bytes in the peak.
+func (s *Sequence) observe() { s.peak = max(s.peak, s.cache.Bytes()) }
+
 // Clone returns an independent copy of the sequence, its cache included
 // (a prefilled prompt can then be continued in two ways).
 func (s *Sequence) Clone() *Sequence {
@@ -88,108 +122,127 @@ func (s *Sequence) Clone() *Sequence {
 	for l := range n.attn {
 		copy(n.attn[l], s.attn[l])
 	}
+	n.peak = s.peak
 	return n
 }
 
-// Attention returns layer l's attention output at the last Step (the
+// Attention returns layer l's attention output at the last token run (the
 // concatenated heads, [Heads·HeadDim], before the output projection). It
-// is overwritten by the next Step.
+// is overwritten by the next Prefill, Extend or Step.
 func (s *Sequence) Attention(l int) []float32 { return s.attn[l] }
 
-func (s *Sequence) checkToken(i, tok int) error {
-	if tok < 0 || tok >= s.m.Vocab {
-		return fmt.Errorf("llama: token %d = %d, want 0 ≤ token < %d", i, tok, s.m.Vocab)
+func (s *Sequence) checkTokens(tokens []int) error {
+	for i, tok := range tokens {
+		if tok < 0 || tok >= s.m.Vocab {
+			return fmt.Errorf("llama: token %d = %d, want 0 ≤ token < %d", i, tok, s.m.Vocab)
+		}
 	}
 	return nil
 }
 
-// Prefill runs the prompt tokens, appending each layer's queries, keys and
-// values to the cache, and returns the logits of the last token (valid
-// until the next Prefill or Step). The cache must be empty; it is not
-// compressed here.
+// Prefill runs the prompt tokens as one chunk on an empty cache and returns
+// the logits of the last token (valid until the next Prefill, Extend or
+// Step). It does not compress: call the cache's Compress after it, or use
+// Extend, which does.
 func (s *Sequence) Prefill(tokens []int) ([]float32, error) {
-	m := s.m
 	if len(tokens) == 0 {
 		return nil, fmt.Errorf("llama: Prefill of no tokens, want at least one")
 	}
 	if n := s.cache.Tokens(0); n != 0 {
-		return nil, fmt.Errorf("llama: Prefill with %d tokens already in the cache, want an empty cache", n)
+		return nil, fmt.Errorf("llama: Prefill with %d tokens already in the cache, want an empty cache (Extend continues a filled one)", n)
 	}
-	for i, t := range tokens {
-		if err := s.checkToken(i, t); err != nil {
-			return nil, err
+	if err := s.checkTokens(tokens); err != nil {
+		return nil, err
+	}
+	return s.forward(tokens)
+}
+
+// Extend runs tokens at the next positions in chunks of at most chunk
+// tokens, calling KVCache.Compress after each chunk, and returns the logits
+// of the last token and the report of the last Compress. On an empty cache
+// it is a chunked prefill: the cache then holds about its budget plus one
+// chunk per head at most, and each chunk's hidden states are computed over
+// the compressed past. On a filled one it is a later turn: the new tokens'
+// window re-scores what the cache holds. With chunk ≥ len(tokens) it is
+// Prefill (on an empty cache) followed by one Compress.
+func (s *Sequence) Extend(tokens []int, chunk int) ([]float32, lava.Report, error) {
+	if len(tokens) == 0 {
+		return nil, lava.Report{}, fmt.Errorf("llama: Extend of no tokens, want at least one")
+	}
+	if chunk < 1 {
+		return nil, lava.Report{}, fmt.Errorf("llama: Extend with chunk = %d, want ≥ 1", chunk)
+	}
+	if err := s.checkTokens(tokens); err != nil {
+		return nil, lava.Report{}, err
+	}
+	var logits []float32
+	var rep lava.Report
+	for at := 0; at < len(tokens); at += chunk {
+		var err error
+		if logits, err = s.forward(tokens[at:min(at+chunk, len(tokens))]); err != nil {
+			return nil, lava.Report{}, err
 		}
+		if rep, err = s.cache.Compress(); err != nil {
+			return nil, lava.Report{}, fmt.Errorf("llama: Compress after the chunk at token %d: %w", at, err)
+		}
+		s.observe()
 	}
-	T, dim, kvDim, d := len(tokens), m.Dim, m.KVHeads*m.HeadDim, m.HeadDim
-	x := make([]float32, T*dim)
+	return logits, rep, nil
+}
+
+// forward runs tokens, which have been checked, at the next positions
+// through every layer and returns the logits of the last. Each layer
+// appends the tokens' keys and values, then attends with their queries
+// through KVCache.Attend (which keeps the queries scoring needs) over what
+// the cache holds, causally by position.
+func (s *Sequence) forward(tokens []int) ([]float32, error) {
+	m := s.m
+	T, dim, kvDim := len(tokens), m.Dim, m.KVHeads*m.HeadDim
+	pos := s.cache.Tokens(0)
+	s.freshScratch(T)
+	s.grow(T)
+	x, att, q, k, v := s.x[:T*dim], s.att[:T*dim], s.q[:T*dim], s.k[:T*kvDim], s.v[:T*kvDim]
 	for i, t := range tokens {
 		copy(x[i*dim:(i+1)*dim], m.embed[t*dim:(t+1)*dim])
 	}
-	xb := make([]float32, T*dim)
-	att := make([]float32, T*dim)
-	scores := make([]float32, T)
-	hb, hb2 := make([]float32, m.FFN), make([]float32, m.FFN)
 	eps := float32(m.RMSEps)
-	scale := float32(1 / math.Sqrt(float64(d)))
-	group := m.Heads / m.KVHeads
 	for l := range m.blocks {
 		b := &m.blocks[l]
-		// Fresh slices per layer: the cache copies what Append gets, but
-		// keeping them separate costs little at prompt sizes.
-		q, k, v := make([]float32, T*dim), make([]float32, T*kvDim), make([]float32, T*kvDim)
 		for t := range T {
-			xt := xb[t*dim : (t+1)*dim]
-			rmsnorm(xt, x[t*dim:(t+1)*dim], b.attnNorm, eps)
-			matvec(q[t*dim:(t+1)*dim], b.wq, xt)
-			matvec(k[t*kvDim:(t+1)*kvDim], b.wk, xt)
-			matvec(v[t*kvDim:(t+1)*kvDim], b.wv, xt)
-			m.rope(q[t*dim:(t+1)*dim], t)
-			m.rope(k[t*kvDim:(t+1)*kvDim], t)
+			rmsnorm(s.xb, x[t*dim:(t+1)*dim], b.attnNorm, eps)
+			qt, kt := q[t*dim:(t+1)*dim], k[t*kvDim:(t+1)*kvDim]
+			matvec(qt, b.wq, s.xb)
+			matvec(kt, b.wk, s.xb)
+			matvec(v[t*kvDim:(t+1)*kvDim], b.wv, s.xb)
+			m.rope(qt, pos+t)
+			m.rope(kt, pos+t)
 		}
-		// Causal attention: token t's head h attends to tokens 0..t of
-		// KV head h/group.
-		for t := range T {
-			for h := range m.Heads {
-				qh := q[t*dim+h*d : t*dim+(h+1)*d]
-				kvOff := (h / group) * d
-				sc := scores[:t+1]
-				mx := float32(math.Inf(-1))
-				for s := range sc {
-					var dot float32
-					for i, qv := range qh {
-						dot += qv * k[s*kvDim+kvOff+i]
-					}
-					sc[s] = dot * scale
-					mx = max(mx, sc[s])
-				}
-				var sum float32
-				for s := range sc {
-					sc[s] = float32(math.Exp(float64(sc[s] - mx)))
-					sum += sc[s]
-				}
-				out := att[t*dim+h*d : t*dim+(h+1)*d]
-				clear(out)
-				for s, p := range sc {
-					p /= sum
-					for i := range out {
-						out[i] += p * v[s*kvDim+kvOff+i]
-					}
-				}
-			}
-		}
-		if err := s.cache.Append(l, q, k, v); err != nil {
+		if err := s.cache.Append(l, nil, k, v); err != nil {
 			return nil, fmt.Errorf("llama: layer %d: %w", l, err)
 		}
-		for t := range T {
-			xt := x[t*dim : (t+1)*dim]
-			matvec(s.xb2, b.wo, att[t*dim:(t+1)*dim])
-			for i := range xt {
-				xt[i] += s.xb2[i]
-			}
-			s.ffn(b, xt, hb, hb2)
+		s.observe()
+		if err := s.cache.Attend(l, q, att); err != nil {
+			return nil, fmt.Errorf("llama: layer %d: %w", l, err)
 		}
+		s.observe()
+		copy(s.attn[l], att[(T-1)*dim:])
+		s.blockRest(b, x, att)
 	}
 	return s.finish(x[(T-1)*dim:]), nil
+}
+
+// blockRest finishes block b for each token's row of x, given its attention
+// output in att: x += wo·att, then the feed-forward block.
+func (s *Sequence) blockRest(b *block, x, att []float32) {
+	dim := s.m.Dim
+	for t := range len(x) / dim {
+		xt := x[t*dim : (t+1)*dim]
+		matvec(s.xb2, b.wo, att[t*dim:(t+1)*dim])
+		for i := range xt {
+			xt[i] += s.xb2[i]
+		}
+		s.ffn(b, xt, s.hb, s.hb2)
+	}
 }
 
 // ffn adds the SwiGLU feed-forward block to x: w2·(silu(w1·n) ⊙ w3·n) with
@@ -214,37 +267,34 @@ func (s *Sequence) finish(x []float32) []float32 {
 	return s.logits
 }
 
+// freshScratch works around a bug of lava's KVCache.Attend: it sizes its
+// decode-eviction scratch from the scores' scratch, which an earlier Attend
+// of more tokens left larger, so an Attend of fewer tokens over more
+// entries than that scratch holds slices past its end and panics (a
+// 17-token Attend, then single-token ones past 20 entries, for example).
+// Before an Attend of t tokens narrower than one since the scratch was
+// fresh, the cache is replaced in place by its Clone, which is exact and
+// starts with empty scratch; the caller's *lava.KVCache stays valid. One
+// Clone per change of chunk width: after a prefill, before the first Step.
+func (s *Sequence) freshScratch(t int) {
+	if t < s.widest {
+		*s.cache = *s.cache.Clone()
+		s.widest = 0
+	}
+	s.widest = max(s.widest, t)
+}
+
 // Step feeds one token at the next position and returns its logits (valid
-// until the next Prefill or Step). Each layer appends the token's key and
-// value to the cache and attends over the cache with KVCache.Attend.
+// until the next Prefill, Extend or Step). Each layer appends the token's
+// key and value to the cache and attends over the cache with
+// KVCache.Attend; with Config.DecodeSlack set, that Attend compresses the
+// cache when the slack is used up. In steady state it allocates nothing.
 func (s *Sequence) Step(token int) ([]float32, error) {
-	if err := s.checkToken(0, token); err != nil {
+	s.one[0] = token
+	if err := s.checkTokens(s.one[:]); err != nil {
 		return nil, err
 	}
-	m := s.m
-	pos := s.cache.Tokens(0)
-	copy(s.x, m.embed[token*m.Dim:(token+1)*m.Dim])
-	for l := range m.blocks {
-		b := &m.blocks[l]
-		rmsnorm(s.xb, s.x, b.attnNorm, float32(m.RMSEps))
-		matvec(s.q, b.wq, s.xb)
-		matvec(s.k, b.wk, s.xb)
-		matvec(s.v, b.wv, s.xb)
-		m.rope(s.q, pos)
-		m.rope(s.k, pos)
-		if err := s.cache.Append(l, nil, s.k, s.v); err != nil {
-			return nil, fmt.Errorf("llama: layer %d: %w", l, err)
-		}
-		if err := s.cache.Attend(l, s.q, s.attn[l]); err != nil {
-			return nil, fmt.Errorf("llama: layer %d: %w", l, err)
-		}
-		matvec(s.xb2, b.wo, s.attn[l])
-		for i := range s.x {
-			s.x[i] += s.xb2[i]
-		}
-		s.ffn(b, s.x, s.hb, s.hb2)
-	}
-	return s.finish(s.x), nil
+	return s.forward(s.one[:])
 }
 
 // Generate samples up to n tokens, starting from logits (those of the last
