@@ -2,7 +2,6 @@ package llama
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/lavakv/lava"
 )
@@ -33,10 +32,6 @@ type Sequence struct {
 	// Attend or Compress the sequence made.
 	peak int64
 	one  [1]int // Step's token
-	// widest is the most tokens one Attend of this cache has taken since
-	// its scratch was last fresh (see freshScratch); unknown, so MaxInt,
-	// for a cache that Continue picked up.
-	widest int
 }
 
 // NewSequence starts a sequence whose keys and values go to cache, which
@@ -58,9 +53,7 @@ func (m *Model) Continue(cache *lava.KVCache) (*Sequence, error) {
 	if err := m.checkShape(cache); err != nil {
 		return nil, err
 	}
-	s := m.newSequence(cache)
-	s.widest = math.MaxInt
-	return s, nil
+	return m.newSequence(cache), nil
 }
 
 func (m *Model) checkShape(cache *lava.KVCache) error {
@@ -199,7 +192,6 @@ func (s *Sequence) forward(tokens []int) ([]float32, error) {
 	m := s.m
 	T, dim, kvDim := len(tokens), m.Dim, m.KVHeads*m.HeadDim
 	pos := s.cache.Tokens(0)
-	s.freshScratch(T)
 	s.grow(T)
 	x, att, q, k, v := s.x[:T*dim], s.att[:T*dim], s.q[:T*dim], s.k[:T*kvDim], s.v[:T*kvDim]
 	for i, t := range tokens {
@@ -265,23 +257,6 @@ func (s *Sequence) finish(x []float32) []float32 {
 	rmsnorm(s.xb, x, s.m.outNorm, float32(s.m.RMSEps))
 	matvec(s.logits, s.m.output, s.xb)
 	return s.logits
-}
-
-// freshScratch works around a bug of lava's KVCache.Attend: it sizes its
-// decode-eviction scratch from the scores' scratch, which an earlier Attend
-// of more tokens left larger, so an Attend of fewer tokens over more
-// entries than that scratch holds slices past its end and panics (a
-// 17-token Attend, then single-token ones past 20 entries, for example).
-// Before an Attend of t tokens narrower than one since the scratch was
-// fresh, the cache is replaced in place by its Clone, which is exact and
-// starts with empty scratch; the caller's *lava.KVCache stays valid. One
-// Clone per change of chunk width: after a prefill, before the first Step.
-func (s *Sequence) freshScratch(t int) {
-	if t < s.widest {
-		*s.cache = *s.cache.Clone()
-		s.widest = 0
-	}
-	s.widest = max(s.widest, t)
 }
 
 // Step feeds one token at the next position and returns its logits (valid
