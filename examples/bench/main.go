@@ -100,11 +100,58 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	o.sizes, o.policies = strings.Split(sizes, ","), strings.Split(policies, ",")
 	o.experiments = strings.Split(experiments, ",")
+	if err := o.check(); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 2
+	}
 	if err := bench(o, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// maxTokens bounds every token count a flag sets: 2M tokens of the default
+// shape are 512 GiB of full cache, past any machine this runs on.
+const maxTokens = 1 << 21
+
+// check validates every numeric flag against sane bounds before any work,
+// naming the flag, and then the shape as the library would.
+func (o *options) check() error {
+	for _, f := range []struct {
+		name      string
+		v, lo, hi int
+	}{
+		{"-layers", o.layers, 1, 1024},
+		{"-heads", o.heads, 1, 4096},
+		{"-kvheads", o.kvHeads, 1, o.heads},
+		{"-dim", o.headDim, 1, 4096},
+		{"-budget", o.budget, 2, maxTokens},
+		{"-window", o.window, 1, o.budget - 1},
+		{"-chunk", o.chunk, 1, maxTokens},
+		{"-prefill", o.prefill, 1, maxTokens},
+		{"-prefill-chunk", o.prefillChunk, 1, o.prefill},
+		{"-slack", o.slack, 0, maxTokens},
+		{"-slack-prompt", o.slackPrompt, o.budget + 1, maxTokens},
+		{"-reps", o.reps, 1, 1000},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			return fmt.Errorf("%s = %d, want %d ≤ %s ≤ %d", f.name, f.v, f.lo, f.name[1:], f.hi)
+		}
+	}
+	if o.heads%o.kvHeads != 0 {
+		return fmt.Errorf("-heads = %d is not a multiple of -kvheads = %d", o.heads, o.kvHeads)
+	}
+	for _, s := range o.sizes {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err != nil || n <= o.budget || n > maxTokens {
+			return fmt.Errorf("-sizes: %q, want integers above -budget = %d and at most %d", s, o.budget, maxTokens)
+		}
+	}
+	_, err := lava.New(lava.Config{Layers: o.layers, Heads: o.heads, KVHeads: o.kvHeads, HeadDim: o.headDim, Budget: o.budget, Window: o.window})
+	if err != nil {
+		return fmt.Errorf("-layers, -heads, -kvheads, -dim, -budget, -window: %v", err)
+	}
+	return nil
 }
 
 // result is one policy at one prompt length.

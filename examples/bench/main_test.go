@@ -50,10 +50,24 @@ func TestMeasureKeepsBudget(t *testing.T) {
 	}
 }
 
+// Bad flags are refused before any work with exit status 2, naming the
+// flag; a policy name the library refuses fails the run (status 1).
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-sizes", "100"}, {"-policies", "nope"}, {"-chunk", "0"}} {
-		if code := run(args, io.Discard, io.Discard); code != 1 {
-			t.Errorf("run(%q) = %d, want 1", args, code)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-sizes", "100"}, 2, "-sizes"},
+		{[]string{"-chunk", "0"}, 2, "-chunk = 0"},
+		{[]string{"-dim", "1099511627776"}, 2, "-dim = 1099511627776"},
+		{[]string{"-window", "0"}, 2, "-window = 0"},
+		{[]string{"-heads", "6", "-kvheads", "4"}, 2, "-heads = 6 is not a multiple of -kvheads = 4"},
+		{[]string{"-policies", "nope"}, 1, "-policies"},
+	} {
+		var errs bytes.Buffer
+		if code := run(tc.args, io.Discard, &errs); code != tc.code || !strings.Contains(errs.String(), tc.want) {
+			t.Errorf("run(%q) = %d, %q; want %d naming %q", tc.args, code, errs.String(), tc.code, tc.want)
 		}
 	}
 }
@@ -77,8 +91,8 @@ func TestStreamSmall(t *testing.T) {
 		t.Error("the cascade table ran without being asked for")
 	}
 	for _, args := range [][]string{{"-experiments", "nope"}, {"-experiments", "chunked", "-prefill-chunk", "4"}, {"-experiments", "slack", "-slack-prompt", "10"}} {
-		if code := run(args, io.Discard, io.Discard); code != 1 {
-			t.Errorf("run(%q) = %d, want 1", args, code)
+		if code := run(args, io.Discard, io.Discard); code == 0 {
+			t.Errorf("run(%q) = 0, want a failure", args)
 		}
 	}
 }

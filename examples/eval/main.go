@@ -92,6 +92,14 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Bounds of the flags, beyond which a run makes no sense on this model or
+// would exhaust the machine.
+const (
+	maxContext = 1 << 20
+	maxPrompts = 1 << 16
+	maxWorkers = 256
+)
+
 // run is the program, returning its exit code: 0, 1 for failures, 2 for
 // bad flags.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -152,24 +160,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 func (o *options) settings() (settings, error) {
 	s := settings{window: o.window, steps: o.steps, workers: o.workers}
 	switch {
-	case o.window < 1:
-		return s, fmt.Errorf("-window = %d, want ≥ 1", o.window)
-	case o.steps < 1:
-		return s, fmt.Errorf("-T = %d, want ≥ 1", o.steps)
-	case o.n < 1:
-		return s, fmt.Errorf("-n = %d, want ≥ 1", o.n)
-	case o.length < 0:
-		return s, fmt.Errorf("-length = %d, want ≥ 0 (0 for -context − T − %d)", o.length, contextMargin)
-	case o.workers < 1:
-		return s, fmt.Errorf("-j = %d, want ≥ 1", o.workers)
-	case o.context < 2:
-		return s, fmt.Errorf("-context = %d, want ≥ 2", o.context)
+	case o.context < 2 || o.context > maxContext:
+		return s, fmt.Errorf("-context = %d, want 2 ≤ context ≤ %d", o.context, maxContext)
+	case o.window < 1 || o.window >= o.context:
+		return s, fmt.Errorf("-window = %d, want 1 ≤ window < -context = %d", o.window, o.context)
+	case o.steps < 1 || o.steps >= o.context:
+		return s, fmt.Errorf("-T = %d, want 1 ≤ T < -context = %d", o.steps, o.context)
+	case o.n < 1 || o.n > maxPrompts:
+		return s, fmt.Errorf("-n = %d, want 1 ≤ n ≤ %d", o.n, maxPrompts)
+	case o.length < 0 || o.length > o.context:
+		return s, fmt.Errorf("-length = %d, want 0 ≤ length ≤ -context (0 for -context − T − %d)", o.length, contextMargin)
+	case o.workers < 1 || o.workers > maxWorkers:
+		return s, fmt.Errorf("-j = %d, want 1 ≤ j ≤ %d", o.workers, maxWorkers)
 	}
 	if o.length == 0 {
 		o.length = o.context - o.steps - contextMargin
 	}
 	if o.prompts == "" && (o.length < 2 || o.length+o.steps > o.context) {
 		return s, fmt.Errorf("-length = %d with -T = %d, want 2 ≤ length and length + T ≤ -context = %d", o.length, o.steps, o.context)
+	}
+	if o.prompts == "" && o.length <= o.window {
+		return s, fmt.Errorf("-length = %d, want more than -window = %d (the window is part of the prompt)", o.length, o.window)
 	}
 	var err error
 	if s.budgets, err = budgetList("-budgets", o.budgets, o.window); err != nil {

@@ -279,6 +279,10 @@ func TestFlags(t *testing.T) {
 		{[]string{"-T", "0"}, "-T = 0"},
 		{[]string{"-length", "500"}, "-length = 500"},
 		{[]string{"-n", "0"}, "-n = 0"},
+		{[]string{"-j", "1000000"}, "-j = 1000000, want 1 ≤ j ≤ 256"},
+		{[]string{"-length", "6", "-window", "8"}, "-length = 6, want more than -window = 8"},
+		{[]string{"-window", "400000000"}, "-window = 400000000"},
+		{[]string{"-context", "99999999999"}, "-context = 99999999999"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(c.args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
@@ -412,5 +416,20 @@ func TestStreamFlags(t *testing.T) {
 		if code := run(c.args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("run(%q) = %d, stderr %q; want 2 and a message containing %q", c.args, code, stderr.String(), c.want)
 		}
+	}
+}
+
+// One policy at one budget: the tables are written, and the plots (whose
+// log axes have a single budget) do not fail the run.
+func TestOnePolicyOneBudget(t *testing.T) {
+	modelfile.PathForTest(t)
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	args := []string{"-policies", "lava", "-budgets", "32", "-n", "2", "-T", "8", "-length", "60", "-out", dir}
+	if code := run(args, io.Discard, &stderr); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "eval.md")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -50,6 +50,9 @@ func loadPrompts(o options, m *llama.Model, tok *tokenizer.Tokenizer) ([]prompt,
 	}
 	ps := encodePrompts(tok, texts, expected)
 	for i, p := range ps {
+		if len(p.tokens) <= o.window {
+			return nil, "", fmt.Errorf("-prompts %s: prompt %d is %d tokens (BOS included), want more than -window = %d", o.prompts, i+1, len(p.tokens), o.window)
+		}
 		if len(p.tokens)+o.steps > o.context {
 			return nil, "", fmt.Errorf("-prompts %s: prompt %d is %d tokens (BOS included), want at most -context − T = %d", o.prompts, i+1, len(p.tokens), o.context-o.steps)
 		}

@@ -230,19 +230,20 @@ func writeReport(dir string, in reportInput) (string, []string, error) {
 			strings.ReplaceAll(string(start), "|", `\|`))
 	}
 
+	// The tables first: a plot that fails must not lose the run's results.
+	path := filepath.Join(dir, "eval.md")
+	if err := os.WriteFile(path, w.Bytes(), 0o644); err != nil {
+		return "", nil, err
+	}
 	var names []string
 	for _, p := range plots {
 		drawn, err := drawPlot(dir, p.mt, p.sums, in)
 		if err != nil {
-			return "", nil, err
+			return path, names, err
 		}
 		if drawn {
 			names = append(names, p.mt.plot)
 		}
-	}
-	path := filepath.Join(dir, "eval.md")
-	if err := os.WriteFile(path, w.Bytes(), 0o644); err != nil {
-		return "", nil, err
 	}
 	return path, names, nil
 }
@@ -403,15 +404,39 @@ func drawPlot(dir string, mt metric, sums [][]summary, in reportInput) (bool, er
 	return c.draw(dir, mt.plot)
 }
 
+// spread tells whether the chart's points take at least two values of
+// coordinate v: a log axis over a single value has no range and gonum
+// cannot draw it.
+func (lc lineChart) spread(v func(plotter.XY) float64) bool {
+	first, seen := 0.0, false
+	for _, sr := range lc.series {
+		for _, xy := range sr.xys {
+			switch {
+			case !seen:
+				first, seen = v(xy), true
+			case v(xy) != first:
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // draw writes the chart to dir as name.png and name.svg, with the legend
 // beside the axes so that it hides no line; series without points are left
 // out. It draws nothing and returns false when no series has a point.
-func (lc lineChart) draw(dir, name string) (bool, error) {
+func (lc lineChart) draw(dir, name string) (drawn bool, err error) {
+	defer func() {
+		// gonum panics on degenerate axes; report it as this plot's error.
+		if r := recover(); r != nil {
+			drawn, err = false, fmt.Errorf("plot %s: %v", name, r)
+		}
+	}()
 	p := plot.New()
 	p.Title.Text = lc.title
 	p.X.Label.Text = lc.xLabel
 	p.Y.Label.Text = lc.yLabel
-	if lc.logX {
+	if lc.logX && lc.spread(func(xy plotter.XY) float64 { return xy.X }) {
 		p.X.Scale = plot.LogScale{}
 	}
 	if lc.xTicks != nil {
@@ -449,7 +474,7 @@ func (lc lineChart) draw(dir, name string) (bool, error) {
 	if i == 0 {
 		return false, nil // no line: gonum's log axes panic without values
 	}
-	if lc.logY && positive {
+	if lc.logY && positive && lc.spread(func(xy plotter.XY) float64 { return xy.Y }) {
 		// The values span decades.
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}

@@ -40,9 +40,6 @@ const defaultPrompt = "Once upon a time, there was a little dog named Max. Max l
 
 const defaultPromptTokens = 128
 
-// maxSlack is the largest Config.DecodeSlack lava accepts.
-const maxSlack = 1 << 20
-
 type options struct {
 	model, prompt, policy string
 	steps, budget, window int
@@ -101,20 +98,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// maxTokens bounds the token counts the flags set, and maxPromptBytes the
+// prompt's text: beyond them a run makes no sense for this model.
+const (
+	maxTokens      = 1 << 20
+	maxPromptBytes = 1 << 20
+)
+
 func (o *options) check() error {
 	switch {
 	case o.steps < 1:
 		return fmt.Errorf("-steps = %d, want ≥ 1", o.steps)
-	case o.window < 1:
-		return fmt.Errorf("-window = %d, want ≥ 1", o.window)
-	case o.budget <= o.window:
-		return fmt.Errorf("-budget = %d, want more than -window = %d (the budget includes the window)", o.budget, o.window)
-	case o.chunk < 0:
-		return fmt.Errorf("-chunk = %d, want ≥ 1 tokens, or 0 for the whole prompt in one chunk", o.chunk)
-	case o.slack < 0 || o.slack > maxSlack:
-		return fmt.Errorf("-slack = %d, want 0 ≤ slack ≤ %d entries per head (0 keeps every decoded token)", o.slack, maxSlack)
-	case o.context < 2:
-		return fmt.Errorf("-context = %d, want ≥ 2", o.context)
+	case o.window < 1 || o.window > maxTokens:
+		return fmt.Errorf("-window = %d, want 1 ≤ window ≤ %d", o.window, maxTokens)
+	case o.budget <= o.window || o.budget > maxTokens:
+		return fmt.Errorf("-budget = %d, want more than -window = %d (the budget includes the window) and at most %d", o.budget, o.window, maxTokens)
+	case o.chunk < 0 || o.chunk > maxTokens:
+		return fmt.Errorf("-chunk = %d, want 1 ≤ chunk ≤ %d tokens, or 0 for the whole prompt in one chunk", o.chunk, maxTokens)
+	case len(o.prompt) > maxPromptBytes:
+		return fmt.Errorf("-prompt is %d bytes, want at most %d", len(o.prompt), maxPromptBytes)
+	case o.slack < 0 || o.slack > maxTokens:
+		return fmt.Errorf("-slack = %d, want 0 ≤ slack ≤ %d entries per head (0 keeps every decoded token)", o.slack, maxTokens)
+	case o.context < 2 || o.context > maxTokens:
+		return fmt.Errorf("-context = %d, want 2 ≤ context ≤ %d", o.context, maxTokens)
 	case !(o.temperature >= 0) || math.IsInf(o.temperature, 0):
 		return fmt.Errorf("-temperature = %v, want a finite value ≥ 0 (0 is greedy)", o.temperature)
 	case !(o.topP > 0 && o.topP <= 1):

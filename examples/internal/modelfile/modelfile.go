@@ -55,6 +55,11 @@ func Find() (string, error) {
 	}
 }
 
+// Download says where to get the model: its public source, size and
+// checksum (the README gives the one command that fetches and checks it).
+const Download = "download it from https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf: " +
+	"1,185,376 bytes, sha256 270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
+
 // Load loads, with load (llama.Load), the model a -model flag names, or
 // the one Find finds when the flag is empty, and returns it with its path.
 // Its errors are one line that says what to pass.
@@ -65,13 +70,13 @@ func Load[M, T any](flag string, load func(path string) (M, T, error)) (M, T, st
 	if path == "" {
 		p, err := Find()
 		if err != nil {
-			return m, t, "", fmt.Errorf("no model: %v; pass -model path/to/stories260K.gguf", err)
+			return m, t, "", fmt.Errorf("no model: %v; pass -model path/to/stories260K.gguf (%s)", err, Download)
 		}
 		path = p
 	}
 	m, t, err := load(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return m, t, "", fmt.Errorf("model file %s does not exist; pass -model path/to/stories260K.gguf or set $%s", path, env)
+		return m, t, "", fmt.Errorf("model file %s does not exist; pass -model path/to/stories260K.gguf or set $%s (%s)", path, env, Download)
 	}
 	if err != nil {
 		return m, t, "", fmt.Errorf("cannot load model: %v; pass -model with a Llama GGUF file such as stories260K.gguf", err)
