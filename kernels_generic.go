@@ -100,26 +100,28 @@ func weightedSumF16Generic(p []float32, vals []uint16, out []float32) {
 // the g = len(out)/d rows of out and n = len(p)/g value rows of d elements:
 // the weighted sums of g query heads that share one KV head. With no output
 // row (d ≤ 0 or len(out) < d) it does nothing.
-func weightedSumsGeneric(p, vals, out []float32, d int) {
-	if d <= 0 || len(out) < d {
-		return
-	}
-	g := len(out) / d
-	n := len(p) / g
-	for i := range g {
-		weightedSumGeneric(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
-	}
-}
+func weightedSumsGeneric(p, vals, out []float32, d int) { weightedSumsOf(p, vals, out, d) }
 
 // weightedSumsF16Generic is weightedSumsGeneric over float16 values.
 func weightedSumsF16Generic(p []float32, vals []uint16, out []float32, d int) {
+	weightedSumsOf(p, vals, out, d)
+}
+
+// weightedSumsOf is the group split of both: one weighted sum per output
+// row, the element type chosen once per row.
+func weightedSumsOf[T float32 | uint16](p []float32, vals []T, out []float32, d int) {
 	if d <= 0 || len(out) < d {
 		return
 	}
 	g := len(out) / d
 	n := len(p) / g
 	for i := range g {
-		weightedSumF16Generic(p[i*n:(i+1)*n], vals, out[i*d:(i+1)*d])
+		switch v := any(vals).(type) {
+		case []float32:
+			weightedSumGeneric(p[i*n:(i+1)*n], v, out[i*d:(i+1)*d])
+		case []uint16:
+			weightedSumF16Generic(p[i*n:(i+1)*n], v, out[i*d:(i+1)*d])
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package lava
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"slices"
 )
@@ -193,6 +195,23 @@ func (r *rows) truncate(n, d int) {
 		return
 	}
 	r.f32 = r.f32[:n*d]
+}
+
+// restore sets the storage from a saved copy of raw's two slices and checks
+// it holds exactly n rows of d elements of its type, all finite.
+func (r *rows) restore(f32 []float32, f16 []uint16, n, d int) error {
+	r.f32, r.f16 = f32, f16
+	held, other := len(f32), len(f16)
+	if r.elem == Float16 {
+		held, other = other, held
+	}
+	switch {
+	case held != n*d || other != 0:
+		return fmt.Errorf("%d rows of %d but %d elements stored (%d of the other type)", n, d, held, other)
+	case copyFinite(f32, f32) >= 0 || !finiteF16Row(f16):
+		return errors.New("a NaN or infinite element")
+	}
+	return nil
 }
 
 // reset empties the storage and keeps its capacity.
