@@ -183,7 +183,7 @@ func ExampleKVCache_Compress_streaming() {
 	}
 	fmt.Println("after 100 decode steps:", cache.Tokens(0), "tokens,", cache.Bytes(), "bytes held")
 	// Output:
-	// prompt of 400 tokens: peak 12416 bytes, now 6016 bytes; full would be 102400
+	// prompt of 400 tokens: peak 18816 bytes, now 6016 bytes; full would be 102400
 	// after 100 decode steps: 500 tokens, 6272 bytes held
 }
 
