@@ -128,6 +128,22 @@ func widenAsm(dst *float32, src *uint16, n int)
 //go:noescape
 func narrowAsm(dst *uint16, src *float32, n int)
 
+// copyCheckAsm copies n float32 values from src to dst, n a positive
+// multiple of 8, and returns an accumulator whose top bit is set iff some
+// element's exponent is all ones (Inf or NaN): each lane keeps the largest
+// masked exponent, and the lowest exponent bit added to it carries into bit
+// 31 only from all ones.
+//
+//go:noescape
+func copyCheckAsm(dst, src *float32, n int) uint32
+
+// checkF16Asm is copyCheckAsm's check alone over n float16 values, n a
+// positive multiple of 8: the top bit of the result is set iff some
+// element's exponent (0x7c00) is all ones.
+//
+//go:noescape
+func checkF16Asm(x *uint16, n int) uint16
+
 // gatherAsm copies row idx[r] of src to row r of dst for r < n ≥ 1, rows of
 // rowBytes ≥ 32 bytes; the last 32 bytes of a row may be copied twice, which
 // is safe in place with strictly increasing idx (a row idx[r] ≥ r is row r
@@ -524,6 +540,52 @@ func convertAsm[D, S kvElem](dst []D, src []S) {
 	case []uint16:
 		narrowF16Generic(d, any(src).([]float32))
 	}
+}
+
+// copyFinite copies src to dst and returns −1, or the index of the first
+// NaN or infinite element of src. The check is fused with the copy: the
+// kernel tests each vector while it is in a register, and only a row that
+// fails it is scanned again, by firstNonFinite, for the index. dst must be
+// at least as long as src.
+func copyFinite(dst, src []float32) int {
+	if !useAsm {
+		return copyFiniteGeneric(dst, src)
+	}
+	if len(dst) < len(src) {
+		panic("lava: copyFinite: dst shorter than src")
+	}
+	var acc uint32
+	d, s := dst, src
+	for len(s) >= 8 {
+		n := vecChunk(len(s))
+		acc |= copyCheckAsm(&d[0], &s[0], n)
+		d, s = d[n:], s[n:]
+	}
+	if len(s) > 0 {
+		acc |= copyCheckGeneric(d, s)
+	}
+	if acc&(1<<31) == 0 {
+		return -1
+	}
+	return firstNonFinite(src)
+}
+
+// finiteF16Row tells whether no element of a float16 row has an exponent of
+// all ones: Inf, NaN, or an input that overflowed when it was narrowed.
+func finiteF16Row(row []uint16) bool {
+	if !useAsm {
+		return finiteF16RowGeneric(row)
+	}
+	var acc uint16
+	for len(row) >= 8 {
+		n := vecChunk(len(row))
+		acc |= checkF16Asm(&row[0], n)
+		row = row[n:]
+	}
+	if len(row) > 0 {
+		acc |= checkF16Generic(row)
+	}
+	return acc&0x8000 == 0
 }
 
 // The element type picks the assembly kernel of a family: type switches on
