@@ -129,15 +129,15 @@ func widenAsm(dst *float32, src *uint16, n int)
 func narrowAsm(dst *uint16, src *float32, n int)
 
 // copyCheckAsm copies n float32 values from src to dst, n a positive
-// multiple of 8, and returns an accumulator whose top bit is set iff some
-// element's exponent is all ones (Inf or NaN): each lane keeps the largest
-// masked exponent, and the lowest exponent bit added to it carries into bit
-// 31 only from all ones.
+// multiple of 8, and returns a word whose top bit is set iff some element's
+// exponent is all ones (Inf or NaN); the other bits mean nothing. Each
+// vector lane keeps the largest exponent field it has seen, all ones iff
+// one of its elements was Inf or NaN.
 //
 //go:noescape
 func copyCheckAsm(dst, src *float32, n int) uint32
 
-// checkF16Asm is copyCheckAsm's check alone over n float16 values, n a
+// checkF16Asm is copyCheckAsm's check alone, over n float16 values, n a
 // positive multiple of 8: the top bit of the result is set iff some
 // element's exponent (0x7c00) is all ones.
 //
@@ -555,19 +555,29 @@ func copyFinite(dst, src []float32) int {
 		panic("lava: copyFinite: dst shorter than src")
 	}
 	var acc uint32
-	d, s := dst, src
-	for len(s) >= 8 {
-		n := vecChunk(len(s))
-		acc |= copyCheckAsm(&d[0], &s[0], n)
-		d, s = d[n:], s[n:]
-	}
-	if len(s) > 0 {
-		acc |= copyCheckGeneric(d, s)
+	if n := len(src); n&7 == 0 && uint(n-1) < asmWork {
+		// A row of whole vectors (HeadDim a multiple of 8) in one call,
+		// with no loop or tail state to keep across it.
+		acc = copyCheckAsm(&dst[0], &src[0], n)
+	} else {
+		acc = copyCheckLong(dst, src)
 	}
 	if acc&(1<<31) == 0 {
 		return -1
 	}
 	return firstNonFinite(src)
+}
+
+// copyCheckLong is copyFinite's copy and check of any length: calls of at
+// most asmWork elements, then a Go tail.
+func copyCheckLong(dst, src []float32) uint32 {
+	var acc uint32
+	for len(src) >= 8 {
+		n := vecChunk(len(src))
+		acc |= copyCheckAsm(&dst[0], &src[0], n)
+		dst, src = dst[n:], src[n:]
+	}
+	return acc | copyCheckGeneric(dst, src)
 }
 
 // finiteF16Row tells whether no element of a float16 row has an exponent of
@@ -576,16 +586,16 @@ func finiteF16Row(row []uint16) bool {
 	if !useAsm {
 		return finiteF16RowGeneric(row)
 	}
+	if n := len(row); n&7 == 0 && uint(n-1) < asmWork {
+		return checkF16Asm(&row[0], n)&0x8000 == 0
+	}
 	var acc uint16
 	for len(row) >= 8 {
 		n := vecChunk(len(row))
 		acc |= checkF16Asm(&row[0], n)
 		row = row[n:]
 	}
-	if len(row) > 0 {
-		acc |= checkF16Generic(row)
-	}
-	return acc&0x8000 == 0
+	return (acc|checkF16Generic(row))&0x8000 == 0
 }
 
 // The element type picks the assembly kernel of a family: type switches on

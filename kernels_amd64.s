@@ -655,10 +655,11 @@ narrowdone:
 	RET
 
 // The finiteness checks of Append. Each lane keeps the largest exponent
-// field (x AND the exponent mask, VPMAXUD/VPMAXUW) over its elements; at the
-// end the lanes are folded to one and the exponent's lowest bit is added,
-// which carries into the top bit only from an exponent of all ones (Inf or
-// NaN). Two operations per vector, on ports the loads and stores leave free.
+// field (x AND the exponent mask, VPMAXUD/VPMAXUW) over its elements, two
+// operations per vector on ports the loads and stores leave free; it is all
+// ones iff some element of the lane is Inf or NaN. At the end one compare
+// and VPTEST set the result's top bit iff some lane is, with no horizontal
+// fold to wait for.
 
 // func copyCheckAsm(dst, src *float32, n int) uint32
 //
@@ -717,14 +718,11 @@ ccfold:
 	VPMAXUD Y1, Y0, Y0
 	VPMAXUD Y3, Y2, Y2
 	VPMAXUD Y2, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPMAXUD X1, X0, X0
-	VPSHUFD $0x4e, X0, X1 // swap the 64-bit halves
-	VPMAXUD X1, X0, X0
-	VPSHUFD $0xb1, X0, X1 // swap the lanes of each half
-	VPMAXUD X1, X0, X0
-	MOVQ X0, AX
-	ADDL $0x00800000, AX
+	VPCMPEQD Y15, Y0, Y0
+	XORL AX, AX
+	VPTEST Y0, Y0
+	SETNE AX
+	SHLL $31, AX
 	MOVL AX, ret+24(FP)
 	VZEROUPPER
 	RET
@@ -779,16 +777,11 @@ cffold:
 	VPMAXUW Y1, Y0, Y0
 	VPMAXUW Y3, Y2, Y2
 	VPMAXUW Y2, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPMAXUW X1, X0, X0
-	VPSHUFD $0x4e, X0, X1
-	VPMAXUW X1, X0, X0
-	VPSHUFD $0xb1, X0, X1
-	VPMAXUW X1, X0, X0
-	VPSRLD $16, X0, X1 // the odd words onto the even ones
-	VPMAXUW X1, X0, X0
-	MOVQ X0, AX
-	ADDL $0x0400, AX
+	VPCMPEQW Y15, Y0, Y0
+	XORL AX, AX
+	VPTEST Y0, Y0
+	SETNE AX
+	SHLL $15, AX
 	MOVW AX, ret+16(FP)
 	VZEROUPPER
 	RET
