@@ -520,6 +520,12 @@ func narrowF16(dst []uint16, src []float32) {
 		narrowF16Generic(dst, src)
 		return
 	}
+	if n := len(src); n&7 == 0 && uint(n-1) < asmWork && len(dst) >= n {
+		// A row of whole vectors, as Append narrows them: one call,
+		// without convertAsm's loop and tail.
+		narrowAsm(&dst[0], &src[0], n)
+		return
+	}
 	convertAsm(dst, src)
 }
 
