@@ -1020,6 +1020,22 @@ gatherNext:
 // bit only from an exponent of all ones (Inf or NaN), and the lanes are
 // or'd into one.
 
+// CHECKFOLD ends a check whose lanes (arrangement A) are in V20–V23: their
+// maximum, plus ONE, the lowest exponent bit, in every lane, the two halves
+// or'd into R4. Bit 31 of R4 (float32), or bit 15 once R4>>16 is or'd in
+// too (float16), is then set iff some lane was all ones.
+#define CHECKFOLD(A, ONE) \
+	VUMAX	V21.A, V20.A, V20.A; \
+	VUMAX	V23.A, V22.A, V22.A; \
+	VUMAX	V22.A, V20.A, V20.A; \
+	MOVW	$ONE, R3; \
+	VDUP	R3, V30.A; \
+	VADD	V30.A, V20.A, V20.A; \
+	VMOV	V20.D[0], R4; \
+	VMOV	V20.D[1], R5; \
+	ORR	R5, R4, R4; \
+	ORR	R4>>32, R4, R4
+
 // func copyCheckAsm(dst, src *float32, n int) uint32
 //
 // n is a positive multiple of 8: 16 elements a step, then 8.
@@ -1060,16 +1076,7 @@ cc8:
 	VUMAX	V5.S4, V21.S4, V21.S4
 
 ccFold:
-	VUMAX	V21.S4, V20.S4, V20.S4
-	VUMAX	V23.S4, V22.S4, V22.S4
-	VUMAX	V22.S4, V20.S4, V20.S4
-	MOVW	$0x00800000, R3
-	VDUP	R3, V30.S4
-	VADD	V30.S4, V20.S4, V20.S4
-	VMOV	V20.D[0], R4
-	VMOV	V20.D[1], R5
-	ORR	R5, R4, R4
-	ORR	R4>>32, R4, R4
+	CHECKFOLD(S4, 0x00800000)
 	MOVW	R4, ret+24(FP)
 	RET
 
@@ -1116,16 +1123,7 @@ cf8:
 	VUMAX	V4.H8, V22.H8, V22.H8
 
 cfFold:
-	VUMAX	V21.H8, V20.H8, V20.H8
-	VUMAX	V23.H8, V22.H8, V22.H8
-	VUMAX	V22.H8, V20.H8, V20.H8
-	MOVW	$0x0400, R2
-	VDUP	R2, V30.H8
-	VADD	V30.H8, V20.H8, V20.H8
-	VMOV	V20.D[0], R4
-	VMOV	V20.D[1], R5
-	ORR	R5, R4, R4
-	ORR	R4>>32, R4, R4
+	CHECKFOLD(H8, 0x0400)
 	ORR	R4>>16, R4, R4
 	MOVH	R4, ret+16(FP)
 	RET
