@@ -219,8 +219,11 @@ func BenchmarkKernel(b *testing.B) {
 	// op=copyrows is the same rows moved by copy (Append without the
 	// check), and for float16 op=narrowrows narrows them without checking
 	// (op=narrowcheck checks each row after narrowing it, as Append does).
-	// 512 tokens are one chunk (2 MiB read), 4096 a prompt (16 MiB). Bytes
-	// are the float32 bytes read.
+	// 512 tokens are one chunk of BenchmarkAppend (2 MiB, read again for
+	// every head from the caches); 4096 are a prompt appended in one call,
+	// which for every head walks all 16 MiB with rows 4 KiB apart, each from
+	// memory on a new page: latency-bound, so every instruction per row
+	// counts. Bytes are the float32 bytes read.
 	for _, s := range []struct{ d, h, rows int }{{128, 8, 512}, {128, 8, 4096}} {
 		src := randSlice(rng, s.rows*s.h*s.d)
 		dst := make([]float32, len(src))
