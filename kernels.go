@@ -128,6 +128,22 @@ func widenAsm(dst *float32, src *uint16, n int)
 //go:noescape
 func narrowAsm(dst *uint16, src *float32, n int)
 
+// copyCheckAsm copies n float32 values from src to dst, n a positive
+// multiple of 8, and returns a word whose top bit is set iff some element's
+// exponent is all ones (Inf or NaN); the other bits mean nothing. Each
+// vector lane keeps the largest exponent field it has seen, all ones iff
+// one of its elements was Inf or NaN.
+//
+//go:noescape
+func copyCheckAsm(dst, src *float32, n int) uint32
+
+// checkF16Asm is copyCheckAsm's check alone, over n float16 values, n a
+// positive multiple of 8: the top bit of the result is set iff some
+// element's exponent (0x7c00) is all ones.
+//
+//go:noescape
+func checkF16Asm(x *uint16, n int) uint16
+
 // gatherAsm copies row idx[r] of src to row r of dst for r < n ≥ 1, rows of
 // rowBytes ≥ 32 bytes; the last 32 bytes of a row may be copied twice, which
 // is safe in place with strictly increasing idx (a row idx[r] ≥ r is row r
@@ -504,6 +520,12 @@ func narrowF16(dst []uint16, src []float32) {
 		narrowF16Generic(dst, src)
 		return
 	}
+	if n := len(src); n&7 == 0 && uint(n-1) < asmWork && len(dst) >= n {
+		// A row of whole vectors, as Append narrows them: one call,
+		// without convertAsm's loop and tail.
+		narrowAsm(&dst[0], &src[0], n)
+		return
+	}
 	convertAsm(dst, src)
 }
 
@@ -524,6 +546,62 @@ func convertAsm[D, S kvElem](dst []D, src []S) {
 	case []uint16:
 		narrowF16Generic(d, any(src).([]float32))
 	}
+}
+
+// copyFinite copies src to dst and returns −1, or the index of the first
+// NaN or infinite element of src. The check is fused with the copy: the
+// kernel tests each vector while it is in a register, and only a row that
+// fails it is scanned again, by firstNonFinite, for the index. dst must be
+// at least as long as src.
+func copyFinite(dst, src []float32) int {
+	if !useAsm {
+		return copyFiniteGeneric(dst, src)
+	}
+	if len(dst) < len(src) {
+		panic("lava: copyFinite: dst shorter than src")
+	}
+	var acc uint32
+	if n := len(src); n&7 == 0 && uint(n-1) < asmWork {
+		// A row of whole vectors (HeadDim a multiple of 8) in one call,
+		// with no loop or tail state to keep across it.
+		acc = copyCheckAsm(&dst[0], &src[0], n)
+	} else {
+		acc = copyCheckLong(dst, src)
+	}
+	if acc&(1<<31) == 0 {
+		return -1
+	}
+	return firstNonFinite(src)
+}
+
+// copyCheckLong is copyFinite's copy and check of any length: calls of at
+// most asmWork elements, then a Go tail.
+func copyCheckLong(dst, src []float32) uint32 {
+	var acc uint32
+	for len(src) >= 8 {
+		n := vecChunk(len(src))
+		acc |= copyCheckAsm(&dst[0], &src[0], n)
+		dst, src = dst[n:], src[n:]
+	}
+	return acc | copyCheckGeneric(dst, src)
+}
+
+// finiteF16Row tells whether no element of a float16 row has an exponent of
+// all ones: Inf, NaN, or an input that overflowed when it was narrowed.
+func finiteF16Row(row []uint16) bool {
+	if !useAsm {
+		return finiteF16RowGeneric(row)
+	}
+	if n := len(row); n&7 == 0 && uint(n-1) < asmWork {
+		return checkF16Asm(&row[0], n)&0x8000 == 0
+	}
+	var acc uint16
+	for len(row) >= 8 {
+		n := vecChunk(len(row))
+		acc |= checkF16Asm(&row[0], n)
+		row = row[n:]
+	}
+	return (acc|checkF16Generic(row))&0x8000 == 0
 }
 
 // The element type picks the assembly kernel of a family: type switches on

@@ -654,6 +654,138 @@ narrowdone:
 	VZEROUPPER
 	RET
 
+// The finiteness checks of Append. Each lane keeps the largest exponent
+// field (x AND the exponent mask, VPMAXUD/VPMAXUW) over its elements, two
+// operations per vector on ports the loads and stores leave free; it is all
+// ones iff some element of the lane is Inf or NaN. At the end one compare
+// and VPTEST set the result's top bit iff some lane is, with no horizontal
+// fold to wait for.
+
+// func copyCheckAsm(dst, src *float32, n int) uint32
+//
+// n is a positive multiple of 8: 32 elements a step, then 8.
+TEXT ·copyCheckAsm(SB), NOSPLIT, $0-28
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x7f800000, AX
+	MOVQ AX, X15
+	VPBROADCASTD X15, Y15
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	CMPQ CX, $32
+	JLT cc8
+
+	PCALIGN $32
+cc32:
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, 32(DI)
+	VMOVUPS Y6, 64(DI)
+	VMOVUPS Y7, 96(DI)
+	VPAND Y15, Y4, Y4
+	VPAND Y15, Y5, Y5
+	VPAND Y15, Y6, Y6
+	VPAND Y15, Y7, Y7
+	VPMAXUD Y4, Y0, Y0
+	VPMAXUD Y5, Y1, Y1
+	VPMAXUD Y6, Y2, Y2
+	VPMAXUD Y7, Y3, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE cc32
+	TESTQ CX, CX
+	JZ ccfold
+
+cc8:
+	VMOVUPS (SI), Y4
+	VMOVUPS Y4, (DI)
+	VPAND Y15, Y4, Y4
+	VPMAXUD Y4, Y0, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ cc8
+
+ccfold:
+	VPMAXUD Y1, Y0, Y0
+	VPMAXUD Y3, Y2, Y2
+	VPMAXUD Y2, Y0, Y0
+	VPCMPEQD Y15, Y0, Y0
+	XORL AX, AX
+	VPTEST Y0, Y0
+	SETNE AX
+	SHLL $31, AX
+	MOVL AX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func checkF16Asm(x *uint16, n int) uint16
+//
+// n is a positive multiple of 8: 64 elements a step, then 16, then 8.
+TEXT ·checkF16Asm(SB), NOSPLIT, $0-18
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0x7c00, AX
+	MOVQ AX, X15
+	VPBROADCASTW X15, Y15
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	CMPQ CX, $64
+	JLT cf16
+
+	PCALIGN $32
+cf64:
+	VPAND (SI), Y15, Y4
+	VPAND 32(SI), Y15, Y5
+	VPAND 64(SI), Y15, Y6
+	VPAND 96(SI), Y15, Y7
+	VPMAXUW Y4, Y0, Y0
+	VPMAXUW Y5, Y1, Y1
+	VPMAXUW Y6, Y2, Y2
+	VPMAXUW Y7, Y3, Y3
+	ADDQ $128, SI
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE cf64
+
+cf16:
+	CMPQ CX, $16
+	JLT cf8
+	VPAND (SI), Y15, Y4
+	VPMAXUW Y4, Y0, Y0
+	ADDQ $32, SI
+	SUBQ $16, CX
+	JMP cf16
+
+cf8:
+	TESTQ CX, CX
+	JZ cffold
+	VPAND (SI), X15, X4 // zeroes the upper half of Y4
+	VPMAXUW Y4, Y1, Y1
+
+cffold:
+	VPMAXUW Y1, Y0, Y0
+	VPMAXUW Y3, Y2, Y2
+	VPMAXUW Y2, Y0, Y0
+	VPCMPEQW Y15, Y0, Y0
+	XORL AX, AX
+	VPTEST Y0, Y0
+	SETNE AX
+	SHLL $15, AX
+	MOVW AX, ret+16(FP)
+	VZEROUPPER
+	RET
+
 // func fmaPeak(n int)
 //
 // The FMA roofline for the benchmarks, not a kernel: n iterations of 12

@@ -1014,6 +1014,120 @@ gatherNext:
 	BNE	gatherRow
 	RET
 
+// The finiteness checks of Append. Each lane keeps the largest exponent
+// field (x AND the exponent mask, VUMAX) over its elements; at the end the
+// exponent's lowest bit is added to every lane, which carries into the top
+// bit only from an exponent of all ones (Inf or NaN), and the lanes are
+// or'd into one.
+
+// CHECKFOLD ends a check whose lanes (arrangement A) are in V20–V23: their
+// maximum, plus ONE, the lowest exponent bit, in every lane, the two halves
+// or'd into R4. Bit 31 of R4 (float32), or bit 15 once R4>>16 is or'd in
+// too (float16), is then set iff some lane was all ones.
+#define CHECKFOLD(A, ONE) \
+	VUMAX	V21.A, V20.A, V20.A; \
+	VUMAX	V23.A, V22.A, V22.A; \
+	VUMAX	V22.A, V20.A, V20.A; \
+	MOVW	$ONE, R3; \
+	VDUP	R3, V30.A; \
+	VADD	V30.A, V20.A, V20.A; \
+	VMOV	V20.D[0], R4; \
+	VMOV	V20.D[1], R5; \
+	ORR	R5, R4, R4; \
+	ORR	R4>>32, R4, R4
+
+// func copyCheckAsm(dst, src *float32, n int) uint32
+//
+// n is a positive multiple of 8: 16 elements a step, then 8.
+TEXT ·copyCheckAsm(SB), NOSPLIT|NOFRAME, $0-28
+	MOVD	dst+0(FP), R0
+	MOVD	src+8(FP), R1
+	MOVD	n+16(FP), R2
+	MOVW	$0x7f800000, R3
+	VDUP	R3, V31.S4
+	VEOR	V20.B16, V20.B16, V20.B16
+	VEOR	V21.B16, V21.B16, V21.B16
+	VEOR	V22.B16, V22.B16, V22.B16
+	VEOR	V23.B16, V23.B16, V23.B16
+	LSR	$4, R2, R3
+	CBZ	R3, cc8
+
+cc16:
+	VLD1.P	64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R0)
+	VAND	V31.B16, V0.B16, V4.B16
+	VAND	V31.B16, V1.B16, V5.B16
+	VAND	V31.B16, V2.B16, V6.B16
+	VAND	V31.B16, V3.B16, V7.B16
+	VUMAX	V4.S4, V20.S4, V20.S4
+	VUMAX	V5.S4, V21.S4, V21.S4
+	VUMAX	V6.S4, V22.S4, V22.S4
+	VUMAX	V7.S4, V23.S4, V23.S4
+	SUBS	$1, R3
+	BNE	cc16
+
+cc8:
+	TBZ	$3, R2, ccFold
+	VLD1	(R1), [V0.S4, V1.S4]
+	VST1	[V0.S4, V1.S4], (R0)
+	VAND	V31.B16, V0.B16, V4.B16
+	VAND	V31.B16, V1.B16, V5.B16
+	VUMAX	V4.S4, V20.S4, V20.S4
+	VUMAX	V5.S4, V21.S4, V21.S4
+
+ccFold:
+	CHECKFOLD(S4, 0x00800000)
+	MOVW	R4, ret+24(FP)
+	RET
+
+// func checkF16Asm(x *uint16, n int) uint16
+//
+// n is a positive multiple of 8: 32 elements a step, then 16, then 8.
+TEXT ·checkF16Asm(SB), NOSPLIT|NOFRAME, $0-18
+	MOVD	x+0(FP), R0
+	MOVD	n+8(FP), R1
+	MOVW	$0x7c00, R2
+	VDUP	R2, V31.H8
+	VEOR	V20.B16, V20.B16, V20.B16
+	VEOR	V21.B16, V21.B16, V21.B16
+	VEOR	V22.B16, V22.B16, V22.B16
+	VEOR	V23.B16, V23.B16, V23.B16
+	LSR	$5, R1, R3
+	CBZ	R3, cf16
+
+cf32:
+	VLD1.P	64(R0), [V0.H8, V1.H8, V2.H8, V3.H8]
+	VAND	V31.B16, V0.B16, V4.B16
+	VAND	V31.B16, V1.B16, V5.B16
+	VAND	V31.B16, V2.B16, V6.B16
+	VAND	V31.B16, V3.B16, V7.B16
+	VUMAX	V4.H8, V20.H8, V20.H8
+	VUMAX	V5.H8, V21.H8, V21.H8
+	VUMAX	V6.H8, V22.H8, V22.H8
+	VUMAX	V7.H8, V23.H8, V23.H8
+	SUBS	$1, R3
+	BNE	cf32
+
+cf16:
+	TBZ	$4, R1, cf8
+	VLD1.P	32(R0), [V0.H8, V1.H8]
+	VAND	V31.B16, V0.B16, V4.B16
+	VAND	V31.B16, V1.B16, V5.B16
+	VUMAX	V4.H8, V20.H8, V20.H8
+	VUMAX	V5.H8, V21.H8, V21.H8
+
+cf8:
+	TBZ	$3, R1, cfFold
+	VLD1	(R0), [V0.H8]
+	VAND	V31.B16, V0.B16, V4.B16
+	VUMAX	V4.H8, V22.H8, V22.H8
+
+cfFold:
+	CHECKFOLD(H8, 0x0400)
+	ORR	R4>>16, R4, R4
+	MOVH	R4, ret+16(FP)
+	RET
+
 // func fmaPeak(n int)
 //
 // The FMA roofline for the benchmarks, not a kernel: n iterations of 24

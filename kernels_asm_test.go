@@ -55,3 +55,34 @@ func TestFMA32(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyCheckAsmExact checks the verdict of copyCheckAsm itself. Through
+// copyFinite a false alarm is invisible, as the rescan finds no bad element
+// and returns −1; it only costs a second pass. So the top bit must be clear
+// for finite data, the largest exponents included, at every length and
+// offset, and set for a NaN or infinity at every position.
+func TestCopyCheckAsmExact(t *testing.T) {
+	if !useAsm {
+		t.Skip("no assembly kernels in this build or on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(53, 54))
+	for n := 8; n <= 320; n += 8 {
+		for k := range 8 {
+			os, od, _ := offsets(k)
+			src, _ := guarded32(n, os, poisonF32)
+			dst, _ := guarded32(n, od, canaryF32)
+			randEdgeF32(rng, src)
+			if acc := copyCheckAsm(&dst[0], &src[0], n); acc&(1<<31) != 0 {
+				t.Fatalf("copyCheckAsm n=%d offset %d: %#08x for finite data", n, k, acc)
+			}
+			for i := range n {
+				old := src[i]
+				src[i] = math.Float32frombits(badF32[(i+k)%len(badF32)])
+				if acc := copyCheckAsm(&dst[0], &src[0], n); acc&(1<<31) == 0 {
+					t.Fatalf("copyCheckAsm n=%d offset %d: %#08x with %#08x at %d", n, k, acc, math.Float32bits(src[i]), i)
+				}
+				src[i] = old
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ package lava
 //
 //	op=fmapeak  independent FMAs in registers: the compute roof of score
 //	op=copy     the runtime's copy of the same bytes: the memory roof
+//	op=copyrows the same, one copy per row as Append makes them
 //
 // SetBytes counts the bytes a kernel reads (copy: the bytes copied, each read
 // and written once). Compare impl=avx2 (impl=neon) with impl=generic, and each kernel with
@@ -210,6 +211,93 @@ func BenchmarkKernel(b *testing.B) {
 			}
 			benchCopy(b, seen, n)
 		}
+	}
+
+	// Append's copy with its check, as rows.append calls it: one call per
+	// row of d elements, taking one KV head's rows out of token rows of h
+	// heads into that head's storage, every head in turn. Beside it,
+	// op=copyrows is the same rows moved by copy (Append without the
+	// check), and for float16 op=narrowrows narrows them without checking
+	// (op=narrowcheck checks each row after narrowing it, as Append does).
+	// 512 tokens are one chunk of BenchmarkAppend (2 MiB, read again for
+	// every head from the caches); 4096 are a prompt appended in one call,
+	// which for every head walks all 16 MiB with rows 4 KiB apart, each from
+	// memory on a new page: latency-bound, so every instruction per row
+	// counts. Bytes are the float32 bytes read.
+	for _, s := range []struct{ d, h, rows int }{{128, 8, 512}, {128, 8, 4096}} {
+		src := randSlice(rng, s.rows*s.h*s.d)
+		dst := make([]float32, len(src))
+		dst16 := make([]uint16, len(src))
+		clear(dst)
+		clear(dst16)
+		shape := fmt.Sprintf("d=%d/heads=%d/rows=%d", s.d, s.h, s.rows)
+		rowsOf := func(f func(dst []float32, dst16 []uint16, src []float32)) {
+			for kv := range s.h {
+				head, head16 := dst[kv*s.rows*s.d:], dst16[kv*s.rows*s.d:]
+				for i := range s.rows {
+					o := (i*s.h + kv) * s.d
+					f(head[i*s.d:(i+1)*s.d], head16[i*s.d:(i+1)*s.d], src[o:o+s.d])
+				}
+			}
+		}
+		b.Run("op=copyrows/"+shape, func(b *testing.B) {
+			b.SetBytes(int64(4 * len(src)))
+			for b.Loop() {
+				rowsOf(func(d []float32, _ []uint16, s []float32) { copy(d, s) })
+			}
+		})
+		b.Run("op=copycheck/"+shape, func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(4 * len(src)))
+				for b.Loop() {
+					rowsOf(func(d []float32, _ []uint16, s []float32) {
+						if copyFinite(d, s) >= 0 {
+							b.Fatal("not finite")
+						}
+					})
+				}
+			})
+		})
+		b.Run("op=narrowrows/"+shape, func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(4 * len(src)))
+				for b.Loop() {
+					rowsOf(func(_ []float32, d []uint16, s []float32) { narrowF16(d, s) })
+				}
+			})
+		})
+		b.Run("op=narrowcheck/"+shape, func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(4 * len(src)))
+				for b.Loop() {
+					rowsOf(func(_ []float32, d []uint16, s []float32) {
+						narrowF16(d, s)
+						if !finiteF16Row(d) {
+							b.Fatal("not finite")
+						}
+					})
+				}
+			})
+		})
+	}
+
+	// The copy and check in calls of asmWork elements over 1 Mi elements
+	// (4 MiB), beside op=copy of the same bytes.
+	{
+		const n = 1 << 20
+		src, dst := randSlice(rng, n), make([]float32, n)
+		clear(dst)
+		b.Run(fmt.Sprintf("op=copycheck/n=%d", n), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(4 * n)
+				for b.Loop() {
+					if copyFinite(dst, src) >= 0 {
+						b.Fatal("not finite")
+					}
+				}
+			})
+		})
+		benchCopy(b, seen, n)
 	}
 
 	// Widening float16 keys to float32: 1 Mi elements, 2 MiB in, 4 MiB

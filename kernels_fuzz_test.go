@@ -3,6 +3,7 @@ package lava
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -232,6 +233,55 @@ func FuzzWeightedSums(f *testing.F) {
 						t.Fatalf("impl=%s f16=%v g=%d d=%d n=%d: out[%d·d+%d] = %g, want %g", impl, f16, g, d, n, i, c, out[i*d+c], s)
 					}
 				}
+			}
+		})
+	})
+}
+
+// FuzzCopyFinite copies arbitrary float32 bit patterns, starting off
+// elements into the data so that the vectors fall anywhere, and checks the
+// copy and the index of the first NaN or infinity against math's
+// predicates; FuzzFiniteF16Row checks float16 rows the same way.
+func FuzzCopyFinite(f *testing.F) {
+	f.Add([]byte("any bytes: every 4 make a float32, NaNs and infinities included......"), uint8(0))
+	f.Add(append(make([]byte, 128), 0, 0, 0x80, 0x7f), uint8(3))
+	f.Add(append(make([]byte, 60), 0xff, 0xff, 0x7f, 0x7f, 1, 0, 0xc0, 0xff), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, off uint8) {
+		x := bitFloats(data)
+		src := x[min(int(off%8), len(x)):]
+		want := slices.IndexFunc(src, refNonFinite)
+		eachKernelImpl(func(impl string) {
+			dst := make([]float32, len(src)+1)
+			dst[len(src)] = canaryF32
+			if got := copyFinite(dst[:len(src)], src); got != want {
+				t.Fatalf("impl=%s n=%d: copyFinite = %d, want %d", impl, len(src), got, want)
+			}
+			for i, v := range src {
+				if math.Float32bits(dst[i]) != math.Float32bits(v) {
+					t.Fatalf("impl=%s: dst[%d] = %#08x, want %#08x", impl, i, math.Float32bits(dst[i]), math.Float32bits(v))
+				}
+			}
+			if math.Float32bits(dst[len(src)]) != math.Float32bits(canaryF32) {
+				t.Fatalf("impl=%s n=%d: copyFinite wrote past dst", impl, len(src))
+			}
+		})
+	})
+}
+
+func FuzzFiniteF16Row(f *testing.F) {
+	f.Add([]byte("float16 rows: two bytes an element, 0x7c00 and up are not finite"), uint8(0))
+	f.Add(append(make([]byte, 64), 0x00, 0x7c), uint8(5))
+	f.Add(append(make([]byte, 30), 0xff, 0x7b, 0xff, 0xfb), uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, off uint8) {
+		h := make([]uint16, len(data)/2)
+		for i := range h {
+			h[i] = binary.LittleEndian.Uint16(data[2*i:])
+		}
+		row := h[min(int(off%8), len(h)):]
+		want := !slices.ContainsFunc(row, refNonFiniteF16)
+		eachKernelImpl(func(impl string) {
+			if got := finiteF16Row(row); got != want {
+				t.Fatalf("impl=%s n=%d: finiteF16Row = %v, want %v", impl, len(row), got, want)
 			}
 		})
 	})

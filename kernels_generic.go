@@ -232,3 +232,77 @@ func f32ToF16(f float32) uint16 {
 	}
 	return sign | uint16(r)
 }
+
+// The finiteness checks of Append. An exponent of all ones (Inf or NaN)
+// carries into the sign bit when its lowest bit is added, so a check only
+// masks, adds and ors, and the accumulator's top bit says whether some
+// element was not finite; the index of the first one is found afterwards
+// by a scalar scan.
+const (
+	expF32, expOneF32 = 0x7f800000, 0x00800000
+	expF16, expOneF16 = 0x7c00, 0x0400
+)
+
+// copyFiniteGeneric copies src to dst, which must be at least as long, and
+// returns −1, or the index of the first NaN or infinite element.
+func copyFiniteGeneric(dst, src []float32) int {
+	if copyCheckGeneric(dst, src)&(1<<31) == 0 {
+		return -1
+	}
+	return firstNonFinite(src)
+}
+
+// copyCheckGeneric copies src to dst and returns an accumulator whose top
+// bit is set iff some element of src has an exponent of all ones. The check
+// reads src right after the copy, while it is in L1, four lanes at a time.
+func copyCheckGeneric(dst, src []float32) uint32 {
+	copy(dst[:len(src)], src)
+	var a0, a1, a2, a3 uint32
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		x := src[i : i+4 : i+4]
+		a0 |= math.Float32bits(x[0])&expF32 + expOneF32
+		a1 |= math.Float32bits(x[1])&expF32 + expOneF32
+		a2 |= math.Float32bits(x[2])&expF32 + expOneF32
+		a3 |= math.Float32bits(x[3])&expF32 + expOneF32
+	}
+	for ; i < len(src); i++ {
+		a0 |= math.Float32bits(src[i])&expF32 + expOneF32
+	}
+	return a0 | a1 | a2 | a3
+}
+
+// firstNonFinite returns the index of the first NaN or infinite element of
+// x, or −1.
+func firstNonFinite(x []float32) int {
+	for i, v := range x {
+		if math.Float32bits(v)&expF32 == expF32 {
+			return i
+		}
+	}
+	return -1
+}
+
+// finiteF16RowGeneric tells whether no element of a float16 row has an
+// exponent of all ones (Inf, NaN, or an input that overflowed).
+func finiteF16RowGeneric(row []uint16) bool {
+	return checkF16Generic(row)&0x8000 == 0
+}
+
+// checkF16Generic returns an accumulator whose top bit is set iff some
+// element of x has an exponent of all ones, four lanes at a time.
+func checkF16Generic(x []uint16) uint16 {
+	var a0, a1, a2, a3 uint16
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		h := x[i : i+4 : i+4]
+		a0 |= h[0]&expF16 + expOneF16
+		a1 |= h[1]&expF16 + expOneF16
+		a2 |= h[2]&expF16 + expOneF16
+		a3 |= h[3]&expF16 + expOneF16
+	}
+	for ; i < len(x); i++ {
+		a0 |= x[i]&expF16 + expOneF16
+	}
+	return a0 | a1 | a2 | a3
+}

@@ -90,6 +90,8 @@ func TestKernelsStayInsideTheirSlices(t *testing.T) {
 				noFault(t, "l1NormF16 "+what, func() { l1NormF16(f16(n)) })
 				noFault(t, "widenF16 "+what, func() { widenF16(f32(n), f16(n)) })
 				noFault(t, "narrowF16 "+what, func() { narrowF16(f16(n), f32(n)) })
+				noFault(t, "copyFinite "+what, func() { copyFinite(f32(n), f32(n)) })
+				noFault(t, "finiteF16Row "+what, func() { finiteF16Row(f16(n)) })
 			}
 			for _, d := range []int{1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 64, 100, 128} {
 				for _, nq := range []int{1, 2, 3, 4, 5, 8} {

@@ -28,3 +28,5 @@ func gatherRows(dst, src []float32, idx []int32, d int)   { gatherRowsGeneric(ds
 func gatherRowsF16(dst, src []uint16, idx []int32, d int) { gatherRowsGeneric(dst, src, idx, d) }
 func widenF16(dst []float32, src []uint16)                { widenF16Generic(dst, src) }
 func narrowF16(dst []uint16, src []float32)               { narrowF16Generic(dst, src) }
+func copyFinite(dst, src []float32) int                   { return copyFiniteGeneric(dst, src) }
+func finiteF16Row(row []uint16) bool                      { return finiteF16RowGeneric(row) }

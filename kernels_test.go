@@ -1003,6 +1003,8 @@ func TestKernelPanics(t *testing.T) {
 		mustPanic(t, "axpy", func() { axpy(1, f32(3), f32(2)) })
 		mustPanic(t, "widenF16", func() { widenF16(f32(2), f16(3)) })
 		mustPanic(t, "narrowF16", func() { narrowF16(f16(2), f32(3)) })
+		mustPanic(t, "copyFinite", func() { copyFinite(f32(15), f32(16)) })
+		mustPanic(t, "copyFinite tail", func() { copyFinite(f32(2), f32(3)) })
 		mustPanic(t, "gatherRows index", func() { gatherRows(f32(16), f32(32), []int32{0, 2}, 16) })
 		mustPanic(t, "gatherRows dst", func() { gatherRows(f32(16), f32(32), []int32{0, 1}, 16) })
 		mustPanic(t, "gatherRowsF16 index", func() { gatherRowsF16(f16(32), f16(64), []int32{-1, 0}, 32) })
@@ -1051,9 +1053,176 @@ func TestKernelsAllocateNothing(t *testing.T) {
 			axpy(2, v, q[:d])
 			l1Norm(keys)
 			l1NormF16(k16)
+			copyFinite(keys[:n*d/2], keys[n*d/2:])
+			finiteF16Row(k16)
 		})
 		if allocs != 0 {
 			t.Errorf("kernels allocate %v times per run", allocs)
+		}
+	})
+}
+
+// refNonFinite reports, with math's own predicates and independently of the
+// exponent tricks of the kernels, whether f is NaN or infinite.
+func refNonFinite(f float32) bool {
+	return math.IsNaN(float64(f)) || math.IsInf(float64(f), 0)
+}
+
+// refNonFiniteF16 reports whether the float16 bits h are NaN or infinite,
+// as refWiden decodes them.
+func refNonFiniteF16(h uint16) bool {
+	v := refWiden(h)
+	return math.IsNaN(v) || math.IsInf(v, 0)
+}
+
+// badF32 are NaNs (quiet, signalling, either sign, assorted payloads) and
+// infinities; edgeF32 are finite values next to them and elsewhere at the
+// ends of the exponent range, which must pass.
+var (
+	badF32  = []uint32{0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001, 0x7fbfffff, 0x7fffffff, 0xffffffff, 0x7fa5a5a5}
+	edgeF32 = []uint32{0x7f7fffff, 0xff7fffff, 0x7f000000, 0x00800000, 0x807fffff, 0x00000001, 0x80000000, 0x3f800000, 0x7effffff}
+)
+
+// randEdgeF32 fills x with random float32 bit patterns that are finite, a
+// quarter of them with the largest finite exponent, so that a check that is
+// off by one exponent fails.
+func randEdgeF32(rng *rand.Rand, x []float32) {
+	for i := range x {
+		b := rng.Uint32()
+		if b&0x7f800000 == 0x7f800000 || rng.IntN(4) == 0 {
+			b = b&0x807fffff | 0x7f000000
+		}
+		x[i] = math.Float32frombits(b)
+	}
+}
+
+// checkCopyFinite runs copyFinite on src into a guarded dst at offset od
+// and checks the copy bit for bit, the canaries and the index returned.
+func checkCopyFinite(t *testing.T, src []float32, od int, what string) {
+	t.Helper()
+	dst, buf := guarded32(len(src), od, canaryF32)
+	got := copyFinite(dst, src)
+	checkGuard32(t, buf, guardLen+od, len(src), "copyFinite "+what)
+	want := slices.IndexFunc(src, refNonFinite)
+	if got != want {
+		t.Fatalf("copyFinite %s n=%d: %d, want %d", what, len(src), got, want)
+	}
+	for i := range src {
+		if math.Float32bits(dst[i]) != math.Float32bits(src[i]) {
+			t.Fatalf("copyFinite %s n=%d: dst[%d] = %#08x, want %#08x", what, len(src), i, math.Float32bits(dst[i]), math.Float32bits(src[i]))
+		}
+	}
+}
+
+// TestCopyFinite copies every length at every pair of offsets, finite data
+// (with poisoned NaNs around the source, so that a kernel reading past it
+// reports one), and then every NaN and infinity above at every position of
+// every length up to 140, in every lane of every vector and in the tail.
+// Past the per-call limit, bad elements sit at the edges of the calls.
+func TestCopyFinite(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(23, 24))
+		for _, n := range vecLens() {
+			for k := range 8 {
+				os, od, _ := offsets(k)
+				src, _ := guarded32(n, os, poisonF32)
+				randEdgeF32(rng, src)
+				if n > 0 {
+					src[rng.IntN(n)] = math.Float32frombits(edgeF32[rng.IntN(len(edgeF32))])
+				}
+				checkCopyFinite(t, src, od, "finite")
+			}
+		}
+		for n := 1; n <= 140; n++ {
+			src, _ := guarded32(n, n%8, poisonF32)
+			for i := range n {
+				for j, bad := range badF32 {
+					randEdgeF32(rng, src)
+					src[i] = math.Float32frombits(bad)
+					if j%3 == 0 && i+1 < n { // a second bad element later must not matter
+						src[i+1+rng.IntN(n-i-1)] = math.Float32frombits(badF32[rng.IntN(len(badF32))])
+					}
+					checkCopyFinite(t, src, (n+i)%8, "bad")
+				}
+			}
+		}
+		for _, n := range []int{asmWork - 1, asmWork, asmWork + 1, 2*asmWork + 13} {
+			src := make([]float32, n)
+			for _, i := range []int{0, 7, 8, 31, 32, asmWork - 8, asmWork - 1, asmWork, asmWork + 7, n - 8, n - 1, rng.IntN(n)} {
+				if i < 0 || i >= n {
+					continue
+				}
+				randEdgeF32(rng, src)
+				src[i] = math.Float32frombits(badF32[i%len(badF32)])
+				checkCopyFinite(t, src, i%8, "long")
+			}
+		}
+	})
+}
+
+// TestFiniteF16Row puts each of the 65,536 float16 bit patterns into every
+// position of a row of 40 elements (two vectors of 16 and one of 8 on
+// amd64; a step of 32 and one of 8 on arm64) and into one position of
+// longer rows and rows with a tail, among finite values up to the largest
+// one, 65504.
+func TestFiniteF16Row(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(25, 26))
+		fill := func(row []uint16) {
+			for i := range row {
+				row[i] = uint16(rng.Uint32()) & 0xfbff // exponent ≤ 0x1e
+				if rng.IntN(4) == 0 {
+					row[i] |= 0x7800 // the largest finite exponent
+				}
+			}
+		}
+		rows := make(map[int][]uint16)
+		for _, n := range []int{40, 64, 72, 128, 129, 137} {
+			rows[n], _ = guarded16(n, n%8, poisonF16)
+			fill(rows[n])
+		}
+		// check puts h at position p of the row of n, checks, and puts
+		// the finite value there back.
+		check := func(h uint16, want bool, n, p int) {
+			row := rows[n]
+			old := row[p]
+			row[p] = h
+			if got := finiteF16Row(row); got != want {
+				t.Fatalf("finiteF16Row with %#04x at %d of %d = %v, want %v", h, p, n, got, want)
+			}
+			row[p] = old
+		}
+		for h := range 1 << 16 {
+			want := !refNonFiniteF16(uint16(h))
+			for p := range 40 {
+				check(uint16(h), want, 40, p)
+			}
+			for _, n := range []int{64, 72, 128, 129, 137} {
+				check(uint16(h), want, n, h%n)
+			}
+		}
+		for _, n := range vecLens() {
+			for k := range 8 {
+				row, _ := guarded16(n, k, poisonF16)
+				fill(row)
+				if !finiteF16Row(row) {
+					t.Fatalf("finiteF16Row n=%d offset %d: false for finite values", n, k)
+				}
+				if n == 0 {
+					continue
+				}
+				for _, p := range []int{0, n - 1, rng.IntN(n), asmWork - 1, asmWork} {
+					if p >= n {
+						continue
+					}
+					old := row[p]
+					row[p] = []uint16{0x7c00, 0xfc00, 0x7e00, 0x7c01, 0xffff}[rng.IntN(5)]
+					if finiteF16Row(row) {
+						t.Fatalf("finiteF16Row n=%d offset %d: true with %#04x at %d", n, k, row[p], p)
+					}
+					row[p] = old
+				}
+			}
 		}
 	})
 }

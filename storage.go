@@ -104,51 +104,6 @@ func (r *rows) append(src []float32, off, stride, d, t int) int {
 	return -1
 }
 
-// finiteF16Row tells whether no element of a float16 row has an exponent of
-// all ones (Inf, NaN, or an input that overflowed), which carries into bit
-// 15 when its lowest bit is added; four lanes at a time.
-func finiteF16Row(row []uint16) bool {
-	const exp, one = 0x7c00, 0x0400
-	var a0, a1, a2, a3 uint16
-	i := 0
-	for ; i+4 <= len(row); i += 4 {
-		x := row[i : i+4 : i+4]
-		a0 |= x[0]&exp + one
-		a1 |= x[1]&exp + one
-		a2 |= x[2]&exp + one
-		a3 |= x[3]&exp + one
-	}
-	for ; i < len(row); i++ {
-		a0 |= row[i]&exp + one
-	}
-	return (a0|a1|a2|a3)&0x8000 == 0
-}
-
-// copyFinite copies src to dst and returns −1, or the index of the first
-// NaN or infinite element. The check reads src right after the copy, while
-// it is in L1: an exponent of all ones carries into bit 31 when its lowest
-// bit is added, so the loop only adds and ors, four lanes at a time.
-func copyFinite(dst, src []float32) int {
-	copy(dst, src)
-	const exp, one = 0x7f800000, 0x00800000
-	var a0, a1, a2, a3 uint32
-	i := 0
-	for ; i+4 <= len(src); i += 4 {
-		x := src[i : i+4 : i+4]
-		a0 |= math.Float32bits(x[0])&exp + one
-		a1 |= math.Float32bits(x[1])&exp + one
-		a2 |= math.Float32bits(x[2])&exp + one
-		a3 |= math.Float32bits(x[3])&exp + one
-	}
-	for ; i < len(src); i++ {
-		a0 |= math.Float32bits(src[i])&exp + one
-	}
-	if (a0|a1|a2|a3)&0x80000000 == 0 {
-		return -1
-	}
-	return slices.IndexFunc(src, func(x float32) bool { return math.Float32bits(x)&exp == exp })
-}
-
 // score sets out[i·n+j] = scale·dot(q_i, row_j) for the len(q)/d queries
 // and the first n rows.
 func (r *rows) score(q []float32, n, d int, scale float32, out []float32) {
