@@ -295,6 +295,10 @@ func TestCloneIsIndependent(t *testing.T) {
 	}
 }
 
+// huge is 2^bits, or the largest int where int is narrower (32-bit
+// platforms), for sizes that overflow products.
+func huge(bits uint) int { return int(min(uint64(1)<<bits, uint64(math.MaxInt))) }
+
 func TestConfigErrors(t *testing.T) {
 	ok := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 64}
 	for _, tc := range []struct {
@@ -315,10 +319,10 @@ func TestConfigErrors(t *testing.T) {
 		{"α", func(c *Config) { c.Policy = LAVa().WithFloor(FloorAdaKV, 1) }},
 		{"α", func(c *Config) { c.Policy = AdaSnapKV().WithFloor(FloorAdaKV, math.NaN()) }},
 		{"α", func(c *Config) { c.Policy = LAVa().WithFloor(FloorNone, 0.3) }},
-		{"Layers", func(c *Config) { c.Layers = 1 << 31 }},
-		{"KVHeads", func(c *Config) { c.Heads, c.KVHeads = 1<<40, 1<<40 }},
-		{"Heads", func(c *Config) { c.Heads = 1 << 40 }},
-		{"HeadDim", func(c *Config) { c.HeadDim = 1 << 62 }},
+		{"Layers", func(c *Config) { c.Layers = huge(31) }},
+		{"KVHeads", func(c *Config) { c.Heads, c.KVHeads = huge(40), huge(40) }},
+		{"Heads", func(c *Config) { c.Heads = huge(40) }},
+		{"HeadDim", func(c *Config) { c.HeadDim = huge(62) }},
 		{"Window", func(c *Config) { c.Window = 1 << 28 }},
 		{"DecodeReserve", func(c *Config) { c.DecodeReserve = math.MaxInt / 2 }},
 		{"Element", func(c *Config) { c.Element = 3 }},

@@ -84,8 +84,8 @@ func (r *rows) append(src []float32, off, stride, d, t int) int {
 		for i := range t {
 			row := r.f16[n+i*d : n+(i+1)*d]
 			narrowF16(row, src[off+i*stride:off+i*stride+d])
-			// An exponent of all ones (Inf, NaN, or an input that
-			// overflowed) carries into bit 15 when its lowest bit is added.
+			// An exponent of all ones: Inf, NaN, or an input that
+			// overflowed float16's range.
 			if !finiteF16Row(row) {
 				r.f16 = r.f16[:n]
 				return i*d + slices.IndexFunc(row, func(h uint16) bool { return h&0x7c00 == 0x7c00 })
