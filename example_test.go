@@ -1,6 +1,7 @@
 package lava_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -248,4 +249,32 @@ func ExampleKVCache_Reset() {
 	// Output:
 	// 200 entries, first key 1.683; 12800 bytes held, 16648 allocated
 	// after Reset: 0 tokens, 0 bytes held
+}
+
+// Append checks what it stores: a NaN (or an infinity, or with float16
+// storage a value beyond its range) is refused with the layer, token, head
+// and element named, and the cache is left as it was.
+func ExampleKVCache_Append_validation() {
+	cfg := lava.Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Budget: 24, Window: 8, Element: lava.Float16}
+	cache, _ := lava.New(cfg)
+	k := []float32{0.5, 1, 70000, 2} // 70000 is beyond float16's largest finite value
+	err := cache.Append(0, nil, k, k)
+	fmt.Println(errors.Is(err, lava.ErrInvalid), cache.Tokens(0))
+	fmt.Println(err)
+	// Output:
+	// true 0
+	// lava: invalid input: Append: layer 0, token 0 (position 0), KV head 0: key element 2 is 70000, want a finite value within float16 range
+}
+
+// Config.AttentionScale replaces 1/√HeadDim for models that scale
+// query·key products otherwise.
+func ExampleConfig_attentionScale() {
+	cfg := lava.Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Budget: 24, Window: 8, AttentionScale: 0.125}
+	cache, _ := lava.New(cfg)
+	fmt.Println(cache.Config().AttentionScale)
+	def, _ := lava.New(lava.Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Budget: 24, Window: 8})
+	fmt.Println(def.Config().AttentionScale) // 1/√4
+	// Output:
+	// 0.125
+	// 0.5
 }
