@@ -232,3 +232,30 @@ func TestFailedStepDetectedAndUndone(t *testing.T) {
 		t.Errorf("Truncate(-1) succeeded")
 	}
 }
+
+// A zero KVCache (before UnmarshalBinary) refuses work with errors and
+// never panics.
+func TestZeroKVCache(t *testing.T) {
+	var c KVCache
+	if n, err := c.CommonTokens(); n != 0 || err != nil {
+		t.Errorf("CommonTokens = %d, %v", n, err)
+	}
+	if err := c.Append(0, nil, []float32{1}, []float32{1}); err == nil {
+		t.Error("Append on a zero KVCache succeeded")
+	}
+	if err := c.Attend(0, []float32{1}, []float32{0}); err == nil {
+		t.Error("Attend on a zero KVCache succeeded")
+	}
+	if _, err := c.View(0, 0); err == nil {
+		t.Error("View on a zero KVCache succeeded")
+	}
+	if _, err := c.Compress(); err != nil {
+		t.Errorf("Compress on a zero KVCache: %v", err)
+	}
+	if err := c.Truncate(0); err != nil {
+		t.Errorf("Truncate on a zero KVCache: %v", err)
+	}
+	c.Reset()
+	_ = c.Bytes() + c.AllocatedBytes()
+	_ = c.Clone()
+}

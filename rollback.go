@@ -69,6 +69,9 @@ func (c *KVCache) Truncate(pos int) error {
 // took the token). Call it at the start of a step; Truncate to the smaller
 // count undoes the partial one.
 func (c *KVCache) CommonTokens() (int, error) {
+	if len(c.layers) == 0 {
+		return 0, nil // a zero KVCache
+	}
 	n := c.layers[0].tokens
 	for l := range c.layers {
 		if t := c.layers[l].tokens; t != n {
