@@ -58,8 +58,8 @@ func TestAppendKeysValues(t *testing.T) {
 				t.Fatalf("%v element %d: widened %v, %v; stored %v, %v", el, i, keys[3+i], values[i], k, val)
 			}
 		}
-		if allocs := testing.AllocsPerRun(10, func() { _ = v.AppendKeys(buf[:0]) }); allocs != 0 {
-			t.Errorf("%v: AppendKeys into a buffer with room allocated %v times", el, allocs)
+		if allocs := allocsIn(10, func() { _ = v.AppendKeys(buf[:0]) }); allocs != 0 {
+			t.Errorf("%v: AppendKeys into a buffer with room allocated %d times in 10 calls", el, allocs)
 		}
 	}
 }

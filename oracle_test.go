@@ -3,6 +3,7 @@ package lava
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -322,4 +323,21 @@ func (p prompt) appendLayerRange(t testing.TB, c *KVCache, l, lo, hi int) {
 	if err := c.Append(l, nil, p.k[l][lo*kvrow:hi*kvrow], p.v[l][lo*kvrow:hi*kvrow]); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// allocsIn returns every allocation runs calls of f make, after one
+// warm-up call. testing.AllocsPerRun divides in integers, so it reports 0
+// for a few allocations among many runs; steady-state zero means none.
+func allocsIn(runs int, f func()) uint64 {
+	// One P, as AllocsPerRun does, so other goroutines do not allocate
+	// during the count.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs
 }

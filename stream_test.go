@@ -385,8 +385,8 @@ func TestDecodeSlack(t *testing.T) {
 		for c.heldPerHead() > float64(cfg.Budget)+1 {
 			step()
 		}
-		if allocs := testing.AllocsPerRun(S/2-1, step); allocs != 0 {
-			t.Errorf("%s: %v allocations per decode step with slack left", pol.Name(), allocs)
+		if allocs := allocsIn(S/2-1, step); allocs != 0 {
+			t.Errorf("%s: %d allocations in %d decode steps with slack left", pol.Name(), allocs, S/2-1)
 		}
 	}
 }
@@ -493,9 +493,8 @@ func TestH2ODecodeZeroAllocs(t *testing.T) {
 		}
 		next++
 	}
-	step() // sizes the scratch
-	if allocs := testing.AllocsPerRun(20, step); allocs != 0 {
-		t.Errorf("%v allocations per H2O decode step", allocs)
+	if allocs := allocsIn(20, step); allocs != 0 {
+		t.Errorf("%d allocations in 20 H2O decode steps", allocs)
 	}
 }
 
