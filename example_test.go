@@ -232,7 +232,7 @@ func ExampleKVCache_MarshalBinary() {
 	b, _ := restored.View(1, 0)
 	fmt.Println(len(data), "bytes; same positions:", fmt.Sprint(a.Positions) == fmt.Sprint(b.Positions))
 	// Output:
-	// 11987 bytes; same positions: true
+	// 11971 bytes; same positions: true
 }
 
 // Reset empties a cache for the next sequence and keeps its storage;

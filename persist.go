@@ -20,7 +20,7 @@ import (
 //	configuration: sizes, element type, attention scale, slack, reserve,
 //	  and the policy by name with every parameter
 //	per layer: tokens, query run, scoring state (entropy, CAKE statistics,
-//	  budget, candidates, the joint ranking), decode limit, the query ring,
+//	  budget, candidates, the joint ranking), the query ring,
 //	  and per KV head the rows of keys and values as stored, positions,
 //	  the candidates' ranking and H2O's sums
 //	CRC-32C of everything before it
@@ -189,7 +189,7 @@ func (d *decoder) config() Config {
 
 // encodeLayer writes one layer's state.
 func (c *KVCache) encodeLayer(e *encoder, L *layer) {
-	for _, v := range []int{L.tokens, L.qFrom, L.qNext, L.ringFrom, L.scoredAt, L.budget, L.limit, L.attended} {
+	for _, v := range []int{L.tokens, L.qFrom, L.qNext, L.ringFrom, L.scoredAt, L.budget, L.attended} {
 		e.i64(int64(v))
 	}
 	e.bool(L.ranked)
@@ -223,7 +223,7 @@ func (c *KVCache) encodeLayer(e *encoder, L *layer) {
 // it is a state the cache can be in.
 func (d *decoder) layer(n *KVCache, L *layer) error {
 	cfg := &n.cfg
-	for _, v := range []*int{&L.tokens, &L.qFrom, &L.qNext, &L.ringFrom, &L.scoredAt, &L.budget, &L.limit, &L.attended} {
+	for _, v := range []*int{&L.tokens, &L.qFrom, &L.qNext, &L.ringFrom, &L.scoredAt, &L.budget, &L.attended} {
 		*v = d.int(math.MaxInt32)
 	}
 	L.ranked = d.bool()
@@ -269,7 +269,7 @@ func (d *decoder) layer(n *KVCache, L *layer) error {
 	if err := checkLayer(cfg, L); err != nil {
 		return d.fail(err.Error())
 	}
-	L.limit = n.decodeLimit(L) // derived, whatever the input said
+	L.limit = n.decodeLimit(L) // derived, not saved
 	return nil
 }
 
