@@ -41,14 +41,14 @@ type layer struct {
 
 	// Set by Compress for layers that take part in the budget split.
 	ranked   bool
-	scoredAt int         // P when the layer was last scored; new tokens since make it new
-	stats    layerScores // its entropy and CAKE statistics (scores dropped)
-	cand     []int       // candidates per head when last scored (m_kv)
-	off      []int       // the flat index of each head's first candidate then
-	budget   int         // b_l: per-head budget for candidates
-	winners  []scored    // the layer's joint top-k, best first, for re-trimming
-	limit    int         // entries per head decode eviction holds, 0 for none
-	attended int         // P when Attend last ran: the step's attention is done
+	scoredAt int        // P when the layer was last scored; new tokens since make it new
+	stats    layerStats // its entropy and CAKE statistics
+	cand     []int      // candidates per head when last scored (m_kv)
+	off      []int      // the flat index of each head's first candidate then
+	budget   int        // b_l: per-head budget for candidates
+	winners  []scored   // the layer's joint top-k, best first, for re-trimming
+	limit    int        // entries per head decode eviction holds, 0 for none
+	attended int        // P when Attend last ran: the step's attention is done
 }
 
 // fresh tells whether tokens were appended to the layer since it was last

@@ -12,9 +12,10 @@ type Report struct {
 	// BytesBefore and BytesAfter are the key and value bytes the cache
 	// held before and after this Compress (see KVCache.Bytes).
 	BytesBefore, BytesAfter int64
-	// Evicted tells whether this Compress scored and trimmed anything: it
-	// does not while the cache holds at most Budget entries per head on
-	// average, nor when nothing was appended since the last one.
+	// Evicted tells whether this Compress scored any layer and trimmed
+	// the scored layers to their shares: it does not while the cache holds
+	// at most Budget entries per head on average, nor when nothing was
+	// appended since the last one.
 	Evicted bool
 }
 
@@ -124,9 +125,8 @@ func (c *KVCache) apply(scored map[int]layerScores) {
 	p := &c.cfg.Policy
 	for l, ls := range scored {
 		L := &c.layers[l]
-		L.ranked, L.scoredAt, L.stats = true, L.tokens, ls
+		L.ranked, L.scoredAt, L.stats = true, L.tokens, ls.layerStats
 		L.cand, L.off = ls.cand, ls.off
-		L.stats.s, L.stats.cand, L.stats.off = nil, nil, nil
 		L.winners = nil
 		if p.heads == JointHeads {
 			L.winners = rankAll(ls.s)

@@ -47,7 +47,7 @@ func specFresh(layers ...int) map[int]layerScores {
 	f := map[int]layerScores{}
 	for _, l := range layers {
 		s := slices.Concat(specScores[l][0], specScores[l][1])
-		f[l] = layerScores{s: s, entropy: entropy(s), cand: []int{10, 10}, off: []int{0, 10, 20}}
+		f[l] = layerScores{s: s, layerStats: layerStats{entropy: entropy(s)}, cand: []int{10, 10}, off: []int{0, 10, 20}}
 	}
 	return f
 }

@@ -39,10 +39,16 @@ type scratch struct {
 // with the per-layer quantities the budget split needs.
 type layerScores struct {
 	s         []float32
-	cand, off []int   // each head's candidates and the flat index of its first
-	entropy   float64 // normalised entropy of s
+	cand, off []int // each head's candidates and the flat index of its first
+	layerStats
+}
+
+// layerStats are what a layer keeps of its latest scores for the budget
+// split.
+type layerStats struct {
+	entropy float64 // normalised entropy of the scores
 	// CAKE's layer preference inputs, summed over query heads, window rows
-	// and prefix columns.
+	// and candidate columns.
 	dispersion, shift float64
 }
 
