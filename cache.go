@@ -183,7 +183,9 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	}
 	L.tokens += t
 	if q != nil {
-		c.recordQueries(L, q, t)
+		if skip := c.recordQueries(L, q, t); skip < t && acc {
+			c.accumulateHeavy(L, q[skip*c.cfg.Heads*d:], t-skip)
+		}
 	}
 	if L.limit > 0 && c.cfg.Policy.decode == decodeOldest {
 		c.evictOldest(L)
@@ -215,14 +217,16 @@ func (c *KVCache) appendRows(layer, kv int, k, v []float32, t int) error {
 }
 
 // recordQueries keeps the queries q of the last t tokens of L (positions
-// P−t … P−1) that are not known yet: the last Window of them in the ring,
-// and, for a policy that accumulates, their attention in the heads' sums.
-func (c *KVCache) recordQueries(L *layer, q []float32, t int) {
+// P−t … P−1) that are not known yet, the last 2·Window of them in the
+// ring, and returns how many of the t came before (the rest are new). A
+// policy that accumulates adds the new queries' attention to the heads'
+// sums: Append with accumulateHeavy, Attend from the attention it computes.
+func (c *KVCache) recordQueries(L *layer, q []float32, t int) (skip int) {
 	W, row := c.cfg.queryRing(), c.cfg.Heads*c.cfg.HeadDim
 	first := L.tokens - t
-	skip := max(0, L.qNext-first) // tokens whose queries came before
+	skip = max(0, L.qNext-first) // tokens whose queries came before
 	if skip >= t {
-		return
+		return t
 	}
 	if first+skip != L.qNext {
 		L.qFrom = first + skip // a gap: the run of known queries starts again
@@ -234,10 +238,8 @@ func (c *KVCache) recordQueries(L *layer, q []float32, t int) {
 		slot := (first + i) % W
 		copy(L.queries[slot*row:(slot+1)*row], q[i*row:(i+1)*row])
 	}
-	if c.cfg.Policy.accumulates {
-		c.accumulateHeavy(L, q[skip*row:], t-skip)
-	}
 	L.qNext = L.tokens
+	return skip
 }
 
 // View returns the entries one KV head of one layer holds.

@@ -35,7 +35,8 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		return invalidf("Attend: len(out) = %d, want len(q) = %d", len(out), len(q))
 	}
 	t := len(q) / (H * d)
-	c.recordQueries(L, q, t)
+	known := c.recordQueries(L, q, t) // tokens i ≥ known bring new queries
+	accumulate := c.cfg.Policy.accumulates
 	scale := float32(c.cfg.AttentionScale)
 	g := c.group
 	mode := c.cfg.Policy.decode
@@ -87,6 +88,9 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 				c.attnInv[r] = 0
 				if visible > 0 {
 					c.attnInv[r] = 1 / expSub(row[:visible], maxOf(row[:visible]))
+				}
+				if accumulate && i >= known { // H2O: a new query's attention, once
+					axpy(c.attnInv[r], row[:visible], h.heavy[:visible])
 				}
 				if evict && i == t-1 {
 					axpy(c.attnInv[r]/heads, row, es)
