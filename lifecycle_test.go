@@ -157,12 +157,7 @@ func TestTruncateThenContinue(t *testing.T) {
 			qrow := cfg.Heads * cfg.HeadDim
 			build := func(withDrafts bool) *KVCache {
 				c := newCache(t, cfg)
-				for l := range cfg.Layers {
-					p.appendRange(t, c, l, 0, n, true)
-				}
-				if _, err := c.Compress(); err != nil {
-					t.Fatal(err)
-				}
+				p.prefill(t, c, n)
 				if withDrafts { // appended and attended, then rejected
 					out := make([]float32, drafts*qrow)
 					for l := range cfg.Layers {

@@ -160,6 +160,18 @@ func TestStreamScoresMatchOracle(t *testing.T) {
 	}
 }
 
+// prefill appends tokens 0..n−1 with their queries to every layer of c, in
+// one chunk, and compresses.
+func (p prompt) prefill(t testing.TB, c *KVCache, n int) {
+	t.Helper()
+	for l := range p.cfg.Layers {
+		p.appendRange(t, c, l, 0, n, true)
+	}
+	if _, err := c.Compress(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // appendRange appends tokens lo..hi−1 of layer l in one chunk, with their
 // queries or without.
 func (p prompt) appendRange(t testing.TB, c *KVCache, l, lo, hi int, withQ bool) {
@@ -343,12 +355,7 @@ func TestDecodeSlack(t *testing.T) {
 		const n, steps = 60, 100
 		p := randomPrompt(rand.New(rand.NewPCG(23, 1)), cfg, n+steps+3*S)
 		c := newCache(t, cfg)
-		for l := range cfg.Layers {
-			p.appendRange(t, c, l, 0, n, true)
-		}
-		if _, err := c.Compress(); err != nil {
-			t.Fatal(err)
-		}
+		p.prefill(t, c, n)
 		qrow := cfg.Heads * cfg.HeadDim
 		out := make([]float32, qrow)
 		compressions, peak := 0, 0.0
@@ -506,12 +513,7 @@ func TestDecodeSlackAtStepEnd(t *testing.T) {
 	const n = 60
 	p := randomPrompt(rand.New(rand.NewPCG(73, 1)), cfg, n+40)
 	c := newCache(t, cfg)
-	for l := range cfg.Layers {
-		p.appendRange(t, c, l, 0, n, true)
-	}
-	if _, err := c.Compress(); err != nil {
-		t.Fatal(err)
-	}
+	p.prefill(t, c, n)
 	qrow := cfg.Heads * cfg.HeadDim
 	out := make([]float32, qrow)
 	for i := n; i < n+40; i++ {
