@@ -115,16 +115,27 @@ func New(cfg Config) (*KVCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := cfg.Heads / cfg.KVHeads
-	c := &KVCache{cfg: cfg, group: g, layers: make([]layer, cfg.Layers), attnInv: make([]float32, g)}
-	for l := range c.layers {
-		c.layers[l].heads = make([]head, cfg.KVHeads)
-		for kv := range c.layers[l].heads {
-			h := &c.layers[l].heads[kv]
-			h.k, h.v = newRows(cfg.Element), newRows(cfg.Element)
+	c := newShell(cfg, cfg.Layers)
+	for range cfg.Layers {
+		L := layer{heads: make([]head, 0, cfg.KVHeads)}
+		for range cfg.KVHeads {
+			L.heads = append(L.heads, c.emptyHead())
 		}
+		c.layers = append(c.layers, L)
 	}
 	return c, nil
+}
+
+// newShell returns a cache of a validated configuration with room for, but
+// none of, its layers (restore adds them as it reads them).
+func newShell(cfg Config, layers int) *KVCache {
+	g := cfg.Heads / cfg.KVHeads
+	return &KVCache{cfg: cfg, group: g, layers: make([]layer, 0, layers), attnInv: make([]float32, g)}
+}
+
+// emptyHead is a KV head holding nothing, in the cache's element type.
+func (c *KVCache) emptyHead() head {
+	return head{k: newRows(c.cfg.Element), v: newRows(c.cfg.Element)}
 }
 
 // Config returns the cache's configuration with defaults filled in.

@@ -26,9 +26,10 @@ import (
 //	CRC-32C of everything before it
 //
 // All integers are little-endian; slices are a uint64 count then the
-// elements. A reader checks every count against what the format allows and
-// reads in bounded pieces, so no allocation exceeds what the bytes read so
-// far can justify, and it checks the restored state is one the cache could
+// elements. A reader checks every count against what the format allows,
+// reads in pieces that grow with what has arrived and makes layers and heads
+// as it reads them, so no allocation exceeds what the bytes read so far can
+// justify, and it checks the restored state is one the cache could
 // reach, so that a corrupted or lying input gives an error, never a panic.
 
 const (
@@ -119,14 +120,19 @@ func readCache(r io.Reader) (*KVCache, int64, error) {
 	if d.err != nil {
 		return nil, d.n, d.err
 	}
-	n, err := New(cfg)
+	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, d.n, d.fail(err.Error())
 	}
-	for l := range n.layers {
-		if err := d.layer(n, &n.layers[l]); err != nil {
+	// Layers and heads are made as they are read, so a configuration that
+	// claims more than the input holds allocates only what was read.
+	n := newShell(cfg, min(cfg.Layers, 64))
+	for range cfg.Layers {
+		var L layer
+		if err := d.layer(n, &L); err != nil {
 			return nil, d.n, err
 		}
+		n.layers = append(n.layers, L)
 	}
 	sum := d.crc.Sum32()
 	var b [4]byte
@@ -231,7 +237,7 @@ func (d *decoder) layer(n *KVCache, L *layer) error {
 	L.cand = d.ints(cfg.KVHeads, math.MaxInt32)
 	L.off = d.ints(cfg.KVHeads+1, math.MaxInt32)
 	if nw := d.int(math.MaxInt32); nw > 0 {
-		L.winners = make([]scored, 0, min(nw, readPiece))
+		L.winners = make([]scored, 0, min(nw, 512))
 		for range nw {
 			s := scored{score: d.f32(), idx: int32(d.u32())}
 			if d.err != nil {
@@ -242,7 +248,8 @@ func (d *decoder) layer(n *KVCache, L *layer) error {
 	}
 	L.queries = d.f32s(cfg.queryRing() * cfg.Heads * cfg.HeadDim)
 	d.rowsCap = L.tokens * cfg.HeadDim
-	for kv := range L.heads {
+	for kv := range cfg.KVHeads {
+		L.heads = append(L.heads, n.emptyHead())
 		h := &L.heads[kv]
 		rows := d.int(math.MaxInt32)
 		k32, k16 := d.f32s(d.rowsCap), d.u16s(d.rowsCap)
@@ -511,10 +518,11 @@ func readElems[T float32 | uint16 | int32](d *decoder, most, size int) []T {
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	per := readPiece / size
-	x := make([]T, 0, min(n, per))
+	// Pieces grow with what has arrived, from 4 KiB up to readPiece, so a
+	// count the bytes do not back allocates at most twice what was read.
+	x := make([]T, 0, min(n, 4096/size))
 	for len(x) < n && d.err == nil {
-		m := min(per, n-len(x))
+		m := min(max(len(x), 4096/size), readPiece/size, n-len(x))
 		b := d.bytes(m * size)
 		x = slices.Grow(x, m)[:len(x)+m]
 		if _, err := binary.Decode(b, binary.LittleEndian, x[len(x)-m:]); err != nil {

@@ -2,6 +2,7 @@ package lava
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -185,8 +186,22 @@ func TestRestoreAllocationBounded(t *testing.T) {
 		runtime.ReadMemStats(&m1)
 		worst = max(worst, m1.TotalAlloc-m0.TotalAlloc)
 	}
-	if worst > 4<<20 {
+	if worst > 64<<10 {
 		t.Errorf("a lying count made a restore of at most 4 KiB allocate %d bytes", worst)
+	}
+	// A header that claims 65536 layers of 16 KV heads (the most New
+	// accepts) and then ends allocates what it read, not a million heads.
+	b := bytes.Clone(data[:200])
+	for i, v := range []uint64{65536, 16, 16, 1} { // Layers, Heads, KVHeads, HeadDim
+		binary.LittleEndian.PutUint64(b[12+8*i:], v)
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	var r KVCache
+	err = r.UnmarshalBinary(b)
+	runtime.ReadMemStats(&m1)
+	if err == nil || m1.TotalAlloc-m0.TotalAlloc > 64<<10 {
+		t.Errorf("a 200-byte header claiming 2²⁰ heads: %v, %d bytes allocated", err, m1.TotalAlloc-m0.TotalAlloc)
 	}
 }
 
