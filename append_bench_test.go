@@ -13,7 +13,7 @@ import (
 func BenchmarkAppend(b *testing.B) {
 	for _, el := range []Element{Float32, Float16} {
 		b.Run(fmt.Sprintf("elem=%v", el), func(b *testing.B) {
-			cfg := Config{Layers: 1, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, Element: el}
+			cfg := Config{Layers: 1, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, KeyElement: el, ValueElement: el}
 			const n, chunk = 4096, 512
 			rng := rand.New(rand.NewPCG(1, 1))
 			k := make([]float32, n*cfg.KVHeads*cfg.HeadDim)

@@ -33,7 +33,7 @@ func TestAttendMultiToken(t *testing.T) {
 
 func testAttendMultiToken(t *testing.T) {
 	for _, el := range []Element{Float32, Float16} {
-		cfg := Config{Layers: 1, Heads: 6, KVHeads: 2, HeadDim: 12, Window: 4, Budget: 24, Element: el, DecodeReserve: 8}
+		cfg := Config{Layers: 1, Heads: 6, KVHeads: 2, HeadDim: 12, Window: 4, Budget: 24, KeyElement: el, ValueElement: el, DecodeReserve: 8}
 		rng := rand.New(rand.NewPCG(7, uint64(el)))
 		const n = 120
 		p := randomPrompt(rng, cfg, n)

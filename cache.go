@@ -85,25 +85,33 @@ type head struct {
 
 func (h *head) len() int { return len(h.pos) }
 
-// HeadView is the content of one KV head of one layer. Keys and Values (or
-// Keys16 and Values16 with Float16 storage, as IEEE binary16 bits) hold
-// Len rows of HeadDim elements and alias the cache's storage: they are
-// valid until the next Append, Compress or Reset, and must not be modified.
+// HeadView is the content of one KV head of one layer, in its storage type:
+// Keys with Float32 keys, Keys16 (IEEE binary16 bits) with Float16 keys, or
+// KeyBlocks (Len rows of KeyRowBytes bytes, the blocks Q8_0 and Q4_0
+// describe) with quantised keys; the same for the values. They hold Len
+// rows of HeadDim elements and alias the cache's storage: they are valid
+// until the next Append, Compress or Reset, and must not be modified.
 type HeadView struct {
-	Keys, Values     []float32
-	Keys16, Values16 []uint16
+	Keys, Values           []float32
+	Keys16, Values16       []uint16
+	KeyBlocks, ValueBlocks []byte
+	// KeyRowBytes and ValueRowBytes are the bytes of one stored row.
+	KeyRowBytes, ValueRowBytes int
 	// Positions are the entries' original token positions, increasing.
 	Positions    []int32
 	keys, values rows
+	headDim      int
 }
 
-// AppendKeys appends the view's keys, [Len][HeadDim], widened to float32
-// whatever the storage type, to dst and returns the extended slice; it
-// allocates nothing when dst has room.
-func (v HeadView) AppendKeys(dst []float32) []float32 { return v.keys.appendFloat32(dst) }
+// AppendKeys appends the view's keys, [Len][HeadDim], as float32 whatever
+// the storage type (widened or dequantised exactly), to dst and returns the
+// extended slice; it allocates nothing when dst has room.
+func (v HeadView) AppendKeys(dst []float32) []float32 { return v.keys.appendFloat32(dst, v.headDim) }
 
 // AppendValues is AppendKeys for the values.
-func (v HeadView) AppendValues(dst []float32) []float32 { return v.values.appendFloat32(dst) }
+func (v HeadView) AppendValues(dst []float32) []float32 {
+	return v.values.appendFloat32(dst, v.headDim)
+}
 
 // Len is the number of entries in the view.
 func (v HeadView) Len() int { return len(v.Positions) }
@@ -135,7 +143,7 @@ func newShell(cfg Config, layers int) *KVCache {
 
 // emptyHead is a KV head holding nothing, in the cache's element type.
 func (c *KVCache) emptyHead() head {
-	return head{k: newRows(c.cfg.Element), v: newRows(c.cfg.Element)}
+	return head{k: newRows(c.cfg.KeyElement), v: newRows(c.cfg.ValueElement)}
 }
 
 // Config returns the cache's configuration with defaults filled in.
@@ -212,11 +220,11 @@ func (c *KVCache) appendRows(layer, kv int, k, v []float32, t int) error {
 	L := &c.layers[layer]
 	h := &L.heads[kv]
 	bad := h.k.append(k, kv*d, row, d, t)
-	what, src := "key", k
+	what, src, elem := "key", k, h.k.elem
 	if bad < 0 {
 		if bad = h.v.append(v, kv*d, row, d, t); bad >= 0 {
 			h.k.truncate(h.len(), d)
-			what, src = "value", v
+			what, src, elem = "value", v, h.v.elem
 		}
 	}
 	if bad < 0 {
@@ -224,7 +232,7 @@ func (c *KVCache) appendRows(layer, kv int, k, v []float32, t int) error {
 	}
 	tok, j := bad/d, bad%d
 	return invalidf("Append: layer %d, token %d (position %d), KV head %d: %s element %d is %v, want a finite value within %v range",
-		layer, tok, L.tokens+tok, kv, what, j, src[tok*row+kv*d+j], c.cfg.Element)
+		layer, tok, L.tokens+tok, kv, what, j, src[tok*row+kv*d+j], elem)
 }
 
 // recordQueries keeps the queries q of the last t tokens of L (positions
@@ -262,9 +270,11 @@ func (c *KVCache) View(layer, kvHead int) (HeadView, error) {
 		return HeadView{}, invalidf("View: kvHead = %d, want 0 ≤ kvHead < %d", kvHead, c.cfg.KVHeads)
 	}
 	h := &c.layers[layer].heads[kvHead]
-	v := HeadView{Positions: h.pos, keys: h.k, values: h.v}
-	v.Keys, v.Keys16 = h.k.raw()
-	v.Values, v.Values16 = h.v.raw()
+	d := c.cfg.HeadDim
+	v := HeadView{Positions: h.pos, keys: h.k, values: h.v, headDim: d,
+		KeyRowBytes: h.k.elem.rowBytes(d), ValueRowBytes: h.v.elem.rowBytes(d)}
+	v.Keys, v.Keys16, v.KeyBlocks = h.k.raw()
+	v.Values, v.Values16, v.ValueBlocks = h.v.raw()
 	return v, nil
 }
 
@@ -348,6 +358,11 @@ func (c *KVCache) Reset() {
 }
 
 // EntryBytes returns the bytes one entry (a key and a value of one KV head)
-// takes: 2 × HeadDim × the element size. A full cache of n tokens holds
-// n × Layers × KVHeads × EntryBytes.
-func (c *KVCache) EntryBytes() int64 { return int64(2 * c.cfg.Element.rowBytes(c.cfg.HeadDim)) }
+// takes: a key row and a value row in their storage types (4·HeadDim each
+// for Float32, 2·HeadDim for Float16, 34 or 18 bytes per 32 elements for
+// Q8_0 or Q4_0). A full cache of n tokens holds n × Layers × KVHeads ×
+// EntryBytes.
+func (c *KVCache) EntryBytes() int64 {
+	d := c.cfg.HeadDim
+	return int64(c.cfg.KeyElement.rowBytes(d) + c.cfg.ValueElement.rowBytes(d))
+}

@@ -15,7 +15,7 @@ func TestViewReturnsExactRows(t *testing.T) {
 	// shows in the number itself.
 	cfg := Config{Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 4, Window: 4, Budget: 12}
 	for _, el := range []Element{Float32, Float16} {
-		cfg.Element = el
+		cfg.KeyElement, cfg.ValueElement = el, el
 		const n = 90
 		p := randomPrompt(rand.New(rand.NewPCG(1, 2)), cfg, n)
 		for l := range p.v {
@@ -82,7 +82,7 @@ func TestDecodeAndAttend(t *testing.T) {
 	for si := range shapes {
 		for _, el := range []Element{Float32, Float16} {
 			cfg, n := shapeConfig(si)
-			cfg.Element = el
+			cfg.KeyElement, cfg.ValueElement = el, el
 			rng := rand.New(rand.NewPCG(uint64(si), 3))
 			p := randomPrompt(rng, cfg, n)
 			c := newCache(t, cfg)
@@ -232,7 +232,7 @@ func TestMemoryIsFreed(t *testing.T) {
 func TestZeroAllocs(t *testing.T) {
 	cfg := Config{Layers: 2, Heads: 8, KVHeads: 2, HeadDim: 16, Window: 8, Budget: 32, DecodeReserve: 1000}
 	for _, el := range []Element{Float32, Float16} {
-		cfg.Element = el
+		cfg.KeyElement, cfg.ValueElement = el, el
 		p := randomPrompt(rand.New(rand.NewPCG(1, 1)), cfg, 300)
 		c := newCache(t, cfg)
 		p.fill(t, c, 300, false, false)
@@ -325,7 +325,8 @@ func TestConfigErrors(t *testing.T) {
 		{"HeadDim", func(c *Config) { c.HeadDim = huge(62) }},
 		{"Window", func(c *Config) { c.Window = 1 << 28 }},
 		{"DecodeReserve", func(c *Config) { c.DecodeReserve = math.MaxInt / 2 }},
-		{"Element", func(c *Config) { c.Element = 3 }},
+		{"KeyElement", func(c *Config) { c.KeyElement = 9 }},
+		{"ValueElement", func(c *Config) { c.ValueElement = -1 }},
 		{"DecodeReserve", func(c *Config) { c.DecodeReserve = -1 }},
 	} {
 		cfg := ok

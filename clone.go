@@ -25,7 +25,7 @@ func (c *KVCache) Clone() *KVCache {
 // evicted from yet, set up to compress under cfg instead: another Policy,
 // Budget, Window or slack. One prefill then serves every policy and budget
 // to be compared. cfg must have the same Layers, Heads, KVHeads, HeadDim and
-// Element, and a Window no larger than the source's (the source keeps only
+// KeyElement and ValueElement, and a Window no larger than the source's (the source keeps only
 // the queries of its last Window tokens). H2O needs sums that only an H2O
 // cache accumulates while appending: a copy of any other cache under H2O
 // fails at Compress.
@@ -39,8 +39,8 @@ func (c *KVCache) CloneWith(cfg Config) (*KVCache, error) {
 	case cfg.Layers != s.Layers || cfg.Heads != s.Heads || cfg.KVHeads != s.KVHeads || cfg.HeadDim != s.HeadDim:
 		return nil, invalidf("CloneWith: shape %d×%d/%d×%d differs from the cache's %d×%d/%d×%d (Layers×Heads/KVHeads×HeadDim)",
 			cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim, s.Layers, s.Heads, s.KVHeads, s.HeadDim)
-	case cfg.Element != s.Element:
-		return nil, invalidf("CloneWith: Element %v differs from the cache's %v", cfg.Element, s.Element)
+	case cfg.KeyElement != s.KeyElement || cfg.ValueElement != s.ValueElement:
+		return nil, invalidf("CloneWith: KeyElement/ValueElement %v/%v differ from the cache's %v/%v", cfg.KeyElement, cfg.ValueElement, s.KeyElement, s.ValueElement)
 	case cfg.Window > s.Window:
 		return nil, invalidf("CloneWith: Window = %d, want ≤ the cache's %d", cfg.Window, s.Window)
 	}

@@ -15,7 +15,7 @@ import (
 // and Compress together; compress-ns/token counts Compress alone.
 func BenchmarkCompress(b *testing.B) {
 	for _, el := range []Element{Float32, Float16} {
-		cfg := Config{Layers: 32, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, Element: el}
+		cfg := Config{Layers: 32, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, KeyElement: el, ValueElement: el}
 		const n = 4096
 		b.Run(fmt.Sprintf("n=%d/B=%d/elem=%v", n, cfg.Budget, el), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 1))

@@ -36,7 +36,7 @@ var variants = []struct {
 	{"adakv", func(c *Config) { c.Policy = c.Policy.WithFloor(FloorAdaKV, DefaultAdaAlpha) }},
 	{"reference", func(c *Config) { c.Policy = c.Policy.WithFloor(FloorReference, DefaultAdaAlpha) }},
 	{"redistribute", func(c *Config) { c.Redistribute = true }},
-	{"float16", func(c *Config) { c.Element = Float16 }},
+	{"float16", func(c *Config) { c.KeyElement, c.ValueElement = Float16, Float16 }},
 }
 
 func newCache(t testing.TB, cfg Config) *KVCache {
@@ -84,7 +84,7 @@ func checkInvariants(t *testing.T, c *KVCache, r Report, p prompt) {
 				for t2 := range d {
 					gk, gv := viewAt(v, e*d+t2)
 					wk, wv := p.k[l][src+t2], p.v[l][src+t2]
-					if cfg.Element == Float16 {
+					if cfg.KeyElement == Float16 {
 						wk, wv = f16ToF32(f32ToF16(wk)), f16ToF32(f32ToF16(wv))
 					}
 					if math.Float32bits(gk) != math.Float32bits(wk) || math.Float32bits(gv) != math.Float32bits(wv) {
@@ -122,7 +122,7 @@ func TestCompressMatchesOracle(t *testing.T) {
 			t.Run(fmt.Sprintf("shape=%d/%s", si, vr.name), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(si), 7))
 				p := randomPrompt(rng, cfg, n)
-				if cfg.Element == Float16 { // the oracle sees what the cache stores
+				if cfg.KeyElement == Float16 { // the oracle sees what the cache stores
 					for l := range p.k {
 						roundF16(p.k[l])
 						roundF16(p.v[l])

@@ -37,8 +37,11 @@ type Config struct {
 	// entropies, for policies with EntropyLayers. The paper's code loses
 	// it; off by default.
 	Redistribute bool
-	// Element is the storage type of keys and values. Default Float32.
-	Element Element
+	// KeyElement and ValueElement are the storage types of keys and of
+	// values, which may differ (engines often keep keys at 8 bits and
+	// values at 4). Default Float32. Q4_0 needs an even HeadDim, and the
+	// quantised types a HeadDim of at most 4096.
+	KeyElement, ValueElement Element
 	// AttentionScale multiplies query·key products before the softmax, in
 	// Attend and in scoring. Default 1/√HeadDim; some model families use
 	// another. It must be finite and positive.
@@ -105,8 +108,14 @@ func (c Config) withDefaults() (Config, error) {
 		return c, invalidf("Config.Budget = %d, want ≤ %d", c.Budget, math.MaxInt32/c.KVHeads)
 	case !(c.AttentionScale > 0 && c.AttentionScale <= math.MaxFloat32):
 		return c, invalidf("Config.AttentionScale = %v, want a finite value > 0 (0 for 1/√HeadDim)", c.AttentionScale)
-	case !c.Element.valid():
-		return c, invalidf("Config.Element = %d, want Float32 or Float16", int(c.Element))
+	case !c.KeyElement.valid():
+		return c, invalidf("Config.KeyElement = %d, want Float32, Float16, Q8_0 or Q4_0", int(c.KeyElement))
+	case !c.ValueElement.valid():
+		return c, invalidf("Config.ValueElement = %d, want Float32, Float16, Q8_0 or Q4_0", int(c.ValueElement))
+	case (c.KeyElement.quantised() || c.ValueElement.quantised()) && c.HeadDim > quantTile:
+		return c, invalidf("Config.HeadDim = %d, want ≤ %d with quantised storage (KeyElement %v, ValueElement %v)", c.HeadDim, quantTile, c.KeyElement, c.ValueElement)
+	case (c.KeyElement == Q4_0 || c.ValueElement == Q4_0) && c.HeadDim%2 != 0:
+		return c, invalidf("Config.HeadDim = %d, want an even HeadDim with Q4_0 storage (two elements per byte)", c.HeadDim)
 	case c.DecodeReserve < 0 || c.DecodeReserve > maxDecodeReserve:
 		return c, invalidf("Config.DecodeReserve = %d, want 0 ≤ DecodeReserve ≤ %d", c.DecodeReserve, maxDecodeReserve)
 	case c.DecodeSlack < 0 || c.DecodeSlack > maxDecodeReserve:

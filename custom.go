@@ -34,7 +34,7 @@ func scoreCustom(s *scratch, L *layer, l int, out *layerScores) {
 	d, g := c.cfg.HeadDim, c.group
 	for kv := range L.heads {
 		h := &L.heads[kv]
-		in := ScoreInput{Layer: l, KVHead: kv, HeadDim: d, Positions: h.pos, Keys: h.k.float32s(), Values: h.v.float32s()}
+		in := ScoreInput{Layer: l, KVHead: kv, HeadDim: d, Positions: h.pos, Keys: h.k.float32s(d), Values: h.v.float32s(d)}
 		in.Queries = make([]float32, 0, g*s.w*d)
 		in.Attention = make([]float32, 0, g*s.cand[kv])
 		for qh := kv * g; qh < (kv+1)*g; qh++ {

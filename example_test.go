@@ -232,13 +232,13 @@ func ExampleKVCache_MarshalBinary() {
 	b, _ := restored.View(1, 0)
 	fmt.Println(len(data), "bytes; same positions:", fmt.Sprint(a.Positions) == fmt.Sprint(b.Positions))
 	// Output:
-	// 11971 bytes; same positions: true
+	// 12039 bytes; same positions: true
 }
 
 // Reset empties a cache for the next sequence and keeps its storage;
 // AppendKeys reads rows as float32 whatever the storage type.
 func ExampleKVCache_Reset() {
-	cfg := lava.Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 24, Window: 8, Element: lava.Float16}
+	cfg := lava.Config{Layers: 1, Heads: 4, KVHeads: 2, HeadDim: 8, Budget: 24, Window: 8, KeyElement: lava.Float16, ValueElement: lava.Float16}
 	cache, _ := lava.New(cfg)
 	prefillLayer(cache, 0)
 	view, _ := cache.View(0, 0)
@@ -255,7 +255,7 @@ func ExampleKVCache_Reset() {
 // storage a value beyond its range) is refused with the layer, token, head
 // and element named, and the cache is left as it was.
 func ExampleKVCache_Append_validation() {
-	cfg := lava.Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Budget: 24, Window: 8, Element: lava.Float16}
+	cfg := lava.Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Budget: 24, Window: 8, KeyElement: lava.Float16, ValueElement: lava.Float16}
 	cache, _ := lava.New(cfg)
 	k := []float32{0.5, 1, 70000, 2} // 70000 is beyond float16's largest finite value
 	err := cache.Append(0, nil, k, k)

@@ -38,7 +38,7 @@ func TestFloat16AgreesWithFloat32(t *testing.T) {
 		m := n - w
 		c32 := newCache(t, cfg)
 		cfg16 := cfg
-		cfg16.Element = Float16
+		cfg16.KeyElement, cfg16.ValueElement = Float16, Float16
 		c16 := newCache(t, cfg16)
 		for l := range cfg.Layers {
 			p.appendLayer(t, c32, l, n, false)

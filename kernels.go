@@ -34,6 +34,10 @@ const asmWork = 1 << 16
 // patterns of IEEE binary16 values.
 type kvElem interface{ float32 | uint16 }
 
+// rowElem is what gather copies rows of: keys and values in any storage
+// type, quantised blocks as bytes.
+type rowElem interface{ float32 | uint16 | uint8 }
+
 // score3x4 sets out[o_i + j] = scale·Σ_{t<d} q_i[t]·keys[j·d+t] for the three
 // queries q0, q1, q2 (o_0 = 0, o_1 = o1, o_2 = o2) and the keys j < nk ≥ 1,
 // d ≥ 1, in tiles of 3 queries × 4 keys; past the last whole tile the
@@ -153,16 +157,34 @@ func checkF16Asm(x *uint16, n int) uint16
 //go:noescape
 func gatherAsm(dst, src unsafe.Pointer, idx *int32, n, rowBytes, nt int)
 
+// dequantQ8Asm sets the 32·nb float32 at dst to the nb ≥ 1 Q8_0 blocks of
+// 32 elements at src (34 bytes each: a float16 scale, 32 int8): scale ×
+// integer, exactly, as dequantGeneric does.
+//
+//go:noescape
+func dequantQ8Asm(dst *float32, src *byte, nb int)
+
+// dequantQ4Asm is dequantQ8Asm over Q4_0 blocks (18 bytes each: a float16
+// scale, 16 bytes whose low nibbles are elements 0–15 and high nibbles
+// 16–31, each stored as value + 8).
+//
+//go:noescape
+func dequantQ4Asm(dst *float32, src *byte, nb int)
+
 // fmaPeak runs n × 192 flops of independent vector fused multiply-adds in
 // registers: the compute roofline the benchmarks report beside scoring.
 func fmaPeak(n int)
 
 func scoreBlock(q, keys []float32, d int, scale float32, out []float32) {
+	scoreBlockLD(q, keys, d, scale, out, len(keys)/max(d, 1))
+}
+
+func scoreBlockLD(q, keys []float32, d int, scale float32, out []float32, ld int) {
 	if !useAsm {
-		scoreBlockGeneric(q, keys, d, scale, out)
+		scoreBlockGeneric(q, keys, d, scale, out, ld)
 		return
 	}
-	scoreAsm(q, keys, d, scale, out)
+	scoreAsm(q, keys, d, scale, out, ld)
 }
 
 func scoreBlockF16(q []float32, keys []uint16, d int, scale float32, out []float32) {
@@ -170,7 +192,7 @@ func scoreBlockF16(q []float32, keys []uint16, d int, scale float32, out []float
 		scoreBlockF16Generic(q, keys, d, scale, out)
 		return
 	}
-	scoreAsm(q, keys, d, scale, out)
+	scoreAsm(q, keys, d, scale, out, len(keys)/d)
 }
 
 // scoreBlockBytes is the size of the block of keys one score call visits, so
@@ -183,8 +205,8 @@ func scoreKeys(d, size int) int {
 	return max(4, min(scoreBlockBytes/(size*d), asmWork/(3*d))&^3)
 }
 
-// scoreAsm is scoreBlock on the assembly, for either key type.
-func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float32) {
+// scoreAsm is scoreBlockLD on the assembly, for either key type.
+func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float32, ld int) {
 	if d <= 0 {
 		panic("lava: scoreBlock: d must be positive")
 	}
@@ -192,8 +214,8 @@ func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float
 	if nq == 0 || nk == 0 {
 		return
 	}
-	if len(out) < nq*nk {
-		panic("lava: scoreBlock: out shorter than nq·nk")
+	if ld < nk || len(out) < (nq-1)*ld+nk {
+		panic("lava: scoreBlock: out shorter than nq rows of ld ≥ nk")
 	}
 	size := int(unsafe.Sizeof(keys[0]))
 	kc := scoreKeys(d, size)
@@ -203,10 +225,10 @@ func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float
 			// A short last group repeats its last query; the repeated
 			// rows are written twice with identical values.
 			r1, r2 := min(i+1, nq-1), min(i+2, nq-1)
-			score3x4T(&q[i*d], &q[r1*d], &q[r2*d], &keys[j*d], &out[i*nk+j], d, n, (r1-i)*nk, (r2-i)*nk, scale)
+			score3x4T(&q[i*d], &q[r1*d], &q[r2*d], &keys[j*d], &out[i*ld+j], d, n, (r1-i)*ld, (r2-i)*ld, scale)
 		}
 		if w := d &^ 7; size == 2 && w < d {
-			scoreTail(q, keys[j*d:], d, w, scale, out[j:], nk, n)
+			scoreTail(q, keys[j*d:], d, w, scale, out[j:], ld, n)
 		}
 	}
 }
@@ -296,6 +318,14 @@ func weightedSums(p, vals, out []float32, d int) {
 	weightedSumsAsm(p, vals, out, d)
 }
 
+func weightedSumsAdd(p []float32, pn int, vals, out []float32, d int) {
+	if !useAsm || d < 8 {
+		weightedSumsAddGeneric(p, pn, vals, out, d)
+		return
+	}
+	wsumsAddAsm(p, pn, vals, out, d)
+}
+
 func weightedSumsF16(p []float32, vals []uint16, out []float32, d int) {
 	if !useAsm || d < 8 {
 		weightedSumsF16Generic(p, vals, out, d)
@@ -336,10 +366,25 @@ func weightedSumsAsm[T kvElem](p []float32, vals []T, out []float32, d int) {
 	if len(vals) < n*d {
 		panic("lava: weightedSums: vals shorter than n·d")
 	}
-	p, vals, out = p[:g*n], vals[:n*d], out[:g*d]
-	clear(out)
+	clear(out[:g*d])
+	wsumsAddAsm(p[:g*n], n, vals[:n*d], out[:g*d], d)
+}
+
+// wsumsAddAsm adds to each of the g = len(out)/d rows i of out the weighted
+// sum Σ_j p[i·pn+j]·row_j of the n = len(vals)/d rows of vals (d ≥ 8): the
+// work of weightedSumsAsm, which passes pn = n; a caller that dequantises
+// the values a tile at a time passes each tile with its columns of p.
+func wsumsAddAsm[T kvElem](p []float32, pn int, vals []T, out []float32, d int) {
+	if len(out) < d {
+		return // no output rows
+	}
+	g := len(out) / d
+	n := len(vals) / d
 	if n == 0 {
 		return
+	}
+	if pn < n || len(p) < (g-1)*pn+n {
+		panic("lava: weightedSums: p shorter than g rows of pn ≥ n")
 	}
 	w := d &^ 7
 	rowBytes := d * int(unsafe.Sizeof(vals[0]))
@@ -351,15 +396,15 @@ func weightedSumsAsm[T kvElem](p []float32, vals []T, out []float32, d int) {
 			pf = m * rowBytes
 		}
 		for i := 0; i < g; {
-			pi, vj, oi := &p[i*n+j], &vals[j*d], &out[i*d]
+			pi, vj, oi := &p[i*pn+j], &vals[j*d], &out[i*d]
 			switch r := g - i; {
 			case r >= 3:
 				r = min(r, 4)
 				k3 := r - 1 // 2 repeats row 2 in a group of three
-				wsums4T(pi, n, k3*n, m, vj, d, oi, k3*d, w, pf)
+				wsums4T(pi, pn, k3*pn, m, vj, d, oi, k3*d, w, pf)
 				i += r
 			case r == 2:
-				wsums2T(pi, n, m, vj, d, oi, w, pf)
+				wsums2T(pi, pn, m, vj, d, oi, w, pf)
 				i += 2
 			default:
 				wsum1T(pi, m, vj, d, oi, w)
@@ -379,7 +424,7 @@ func weightedSumsAsm[T kvElem](p []float32, vals []T, out []float32, d int) {
 		for i := range g {
 			o := out[i*d+w : (i+1)*d]
 			for t, v := range vt {
-				o[t] = fma32(p[i*n+j], v, o[t])
+				o[t] = fma32(p[i*pn+j], v, o[t])
 			}
 		}
 	}
@@ -455,6 +500,37 @@ func gatherRowsF16(dst, src []uint16, idx []int32, d int) {
 	gatherAsmT(dst, src, idx, d)
 }
 
+func gatherRowsBytes(dst, src []byte, idx []int32, rowBytes int) {
+	if !useAsm || rowBytes < 32 || len(idx) == 0 {
+		gatherRowsGeneric(dst, src, idx, rowBytes)
+		return
+	}
+	gatherAsmT(dst, src, idx, rowBytes)
+}
+
+// dequant sets dst to the values of the quantised rows of d elements in
+// src; rows of whole 32-element blocks go to the assembly.
+func dequant(dst []float32, src []byte, e Element, d int) {
+	if !useAsm || d%quantBlock != 0 || len(src) == 0 {
+		dequantGeneric(dst, src, e, d)
+		return
+	}
+	bb := e.blockBytes(quantBlock)
+	nb := len(src) / bb
+	if len(dst) < nb*quantBlock {
+		panic("lava: dequant: dst shorter than the blocks of src")
+	}
+	for b := 0; b < nb; {
+		m := min(nb-b, asmWork/quantBlock)
+		if e == Q4_0 {
+			dequantQ4Asm(&dst[b*quantBlock], &src[b*bb], m)
+		} else {
+			dequantQ8Asm(&dst[b*quantBlock], &src[b*bb], m)
+		}
+		b += m
+	}
+}
+
 // ntGatherBytes is the destination size from which a gather apart from its
 // source uses non-temporal stores: runtime·memmove's threshold for the same
 // switch, so the kernel and its copy roofline change strategy together.
@@ -466,7 +542,7 @@ const ntGatherBytes = 1 << 20
 // call per row, which costs as much as copying a 512-byte row from L2. It
 // panics, before anything is written, unless every row idx names is in src
 // and dst holds len(idx) rows: the assembly trusts both.
-func gatherAsmT[T kvElem](dst, src []T, idx []int32, d int) {
+func gatherAsmT[T rowElem](dst, src []T, idx []int32, d int) {
 	rows := len(src) / d
 	for _, i := range idx {
 		if uint(i) >= uint(rows) {
@@ -497,7 +573,7 @@ func gatherStep(d int) int {
 // should use non-temporal stores: only for a large destination that shares
 // no memory with src. In place (compaction) the stores land on lines just
 // read, which must stay cached.
-func useNT[T kvElem](dst, src []T, bytes int) bool {
+func useNT[T rowElem](dst, src []T, bytes int) bool {
 	if bytes < ntGatherBytes {
 		return false
 	}

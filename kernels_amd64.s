@@ -1239,3 +1239,85 @@ TEXT ·wsums2(SB), NOSPLIT, $0-64
 TEXT ·wsums2F16(SB), NOSPLIT, $0-64
 	WSARGS2(p+0(FP), pn+8(FP), vals+24(FP), stride+32(FP), out+40(FP), w+48(FP), pf+56(FP), 1)
 	WS2(VALS_F16, 2, PREFETCH_F16, n+16(FP))
+
+// The dequantisers: scale × integer for every element of nb blocks of 32,
+// exact in float32, four vectors of 8 per block. A block's scale is
+// broadcast as float16 and widened; the integers are widened to int32
+// straight from memory.
+
+// func dequantQ8Asm(dst *float32, src *byte, nb int)
+TEXT ·dequantQ8Asm(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ nb+16(FP), CX
+	PCALIGN $32
+q8block:
+	VPBROADCASTW (SI), X0
+	VCVTPH2PS X0, Y0
+	VPMOVSXBD 2(SI), Y1
+	VPMOVSXBD 10(SI), Y2
+	VPMOVSXBD 18(SI), Y3
+	VPMOVSXBD 26(SI), Y4
+	VCVTDQ2PS Y1, Y1
+	VCVTDQ2PS Y2, Y2
+	VCVTDQ2PS Y3, Y3
+	VCVTDQ2PS Y4, Y4
+	VMULPS Y0, Y1, Y1
+	VMULPS Y0, Y2, Y2
+	VMULPS Y0, Y3, Y3
+	VMULPS Y0, Y4, Y4
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	VMOVUPS Y3, 64(DI)
+	VMOVUPS Y4, 96(DI)
+	ADDQ $34, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ q8block
+	VZEROUPPER
+	RET
+
+// func dequantQ4Asm(dst *float32, src *byte, nb int)
+//
+// Bytes 0–7 and 8–15 of a block's integers are widened to int32; their low
+// nibbles are elements 0–15, their high nibbles 16–31, each minus 8.
+TEXT ·dequantQ4Asm(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ nb+16(FP), CX
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD $28, Y15, Y15 // 0x0f in every lane
+	VPSRLD $31, Y15, Y14
+	VPSLLD $3, Y14, Y14  // 8 in every lane
+	PCALIGN $32
+q4block:
+	VPBROADCASTW (SI), X0
+	VCVTPH2PS X0, Y0
+	VPMOVZXBD 2(SI), Y1
+	VPMOVZXBD 10(SI), Y2
+	VPSRLD $4, Y1, Y3
+	VPSRLD $4, Y2, Y4
+	VPAND Y15, Y1, Y1
+	VPAND Y15, Y2, Y2
+	VPSUBD Y14, Y1, Y1
+	VPSUBD Y14, Y2, Y2
+	VPSUBD Y14, Y3, Y3
+	VPSUBD Y14, Y4, Y4
+	VCVTDQ2PS Y1, Y1
+	VCVTDQ2PS Y2, Y2
+	VCVTDQ2PS Y3, Y3
+	VCVTDQ2PS Y4, Y4
+	VMULPS Y0, Y1, Y1
+	VMULPS Y0, Y2, Y2
+	VMULPS Y0, Y3, Y3
+	VMULPS Y0, Y4, Y4
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	VMOVUPS Y3, 64(DI)
+	VMOVUPS Y4, 96(DI)
+	ADDQ $18, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ q4block
+	VZEROUPPER
+	RET

@@ -6,13 +6,13 @@ import "math"
 // compute and are the fallback on platforms without one. Callers validate
 // lengths; the kernels trust them.
 
-// scoreBlockGeneric sets out[i·nk+j] = scale·dot(q_i, k_j) for the nq = len(q)/d
-// query rows q_i and the nk = len(keys)/d key rows k_j.
-func scoreBlockGeneric(q, keys []float32, d int, scale float32, out []float32) {
+// scoreBlockGeneric sets out[i·ld+j] = scale·dot(q_i, k_j) for the nq =
+// len(q)/d query rows q_i and the nk = len(keys)/d ≤ ld key rows k_j.
+func scoreBlockGeneric(q, keys []float32, d int, scale float32, out []float32, ld int) {
 	nk := len(keys) / d
 	for i := 0; i+d <= len(q); i += d {
 		qi := q[i : i+d]
-		row := out[(i/d)*nk : (i/d+1)*nk]
+		row := out[(i/d)*ld : (i/d)*ld+nk]
 		for j := range row {
 			row[j] = scale * dotGeneric(qi, keys[j*d:(j+1)*d])
 		}
@@ -102,6 +102,21 @@ func weightedSumF16Generic(p []float32, vals []uint16, out []float32) {
 // row (d ≤ 0 or len(out) < d) it does nothing.
 func weightedSumsGeneric(p, vals, out []float32, d int) { weightedSumsOf(p, vals, out, d) }
 
+// weightedSumsAddGeneric adds to each of the g = len(out)/d rows i of out
+// Σ_j p[i·pn+j]·row_j over the len(vals)/d rows of vals, as
+// weightedSumGeneric does for one row.
+func weightedSumsAddGeneric(p []float32, pn int, vals, out []float32, d int) {
+	if d <= 0 || len(out) < d {
+		return
+	}
+	for i := range len(out) / d {
+		o := out[i*d : (i+1)*d]
+		for j := range len(vals) / d {
+			axpyGeneric(p[i*pn+j], vals[j*d:(j+1)*d], o)
+		}
+	}
+}
+
 // weightedSumsF16Generic is weightedSumsGeneric over float16 values.
 func weightedSumsF16Generic(p []float32, vals []uint16, out []float32, d int) {
 	weightedSumsOf(p, vals, out, d)
@@ -146,7 +161,7 @@ func l1NormF16Generic(x []uint16) float32 {
 // gatherRowsGeneric copies row idx[r] of src to row r of dst, rows of d
 // elements. dst may be src itself when idx is strictly increasing (the
 // compaction Compress does): row r is then never read after it is written.
-func gatherRowsGeneric[T float32 | uint16 | int32](dst, src []T, idx []int32, d int) {
+func gatherRowsGeneric[T float32 | uint16 | int32 | uint8](dst, src []T, idx []int32, d int) {
 	for r, i := range idx {
 		copy(dst[r*d:(r+1)*d], src[int(i)*d:int(i+1)*d])
 	}

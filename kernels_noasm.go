@@ -8,7 +8,11 @@ package lava
 var useAsm = false
 
 func scoreBlock(q, keys []float32, d int, scale float32, out []float32) {
-	scoreBlockGeneric(q, keys, d, scale, out)
+	scoreBlockGeneric(q, keys, d, scale, out, len(keys)/d)
+}
+
+func scoreBlockLD(q, keys []float32, d int, scale float32, out []float32, ld int) {
+	scoreBlockGeneric(q, keys, d, scale, out, ld)
 }
 
 func scoreBlockF16(q []float32, keys []uint16, d int, scale float32, out []float32) {
@@ -22,11 +26,16 @@ func weightedSums(p, vals, out []float32, d int) { weightedSumsGeneric(p, vals, 
 func weightedSumsF16(p []float32, vals []uint16, out []float32, d int) {
 	weightedSumsF16Generic(p, vals, out, d)
 }
-func l1Norm(x []float32) float32                          { return l1NormGeneric(x) }
-func l1NormF16(x []uint16) float32                        { return l1NormF16Generic(x) }
-func gatherRows(dst, src []float32, idx []int32, d int)   { gatherRowsGeneric(dst, src, idx, d) }
-func gatherRowsF16(dst, src []uint16, idx []int32, d int) { gatherRowsGeneric(dst, src, idx, d) }
-func widenF16(dst []float32, src []uint16)                { widenF16Generic(dst, src) }
-func narrowF16(dst []uint16, src []float32)               { narrowF16Generic(dst, src) }
-func copyFinite(dst, src []float32) int                   { return copyFiniteGeneric(dst, src) }
-func finiteF16Row(row []uint16) bool                      { return finiteF16RowGeneric(row) }
+func l1Norm(x []float32) float32                           { return l1NormGeneric(x) }
+func l1NormF16(x []uint16) float32                         { return l1NormF16Generic(x) }
+func gatherRows(dst, src []float32, idx []int32, d int)    { gatherRowsGeneric(dst, src, idx, d) }
+func gatherRowsF16(dst, src []uint16, idx []int32, d int)  { gatherRowsGeneric(dst, src, idx, d) }
+func gatherRowsBytes(dst, src []byte, idx []int32, rb int) { gatherRowsGeneric(dst, src, idx, rb) }
+func dequant(dst []float32, src []byte, e Element, d int)  { dequantGeneric(dst, src, e, d) }
+func weightedSumsAdd(p []float32, pn int, vals, out []float32, d int) {
+	weightedSumsAddGeneric(p, pn, vals, out, d)
+}
+func widenF16(dst []float32, src []uint16)  { widenF16Generic(dst, src) }
+func narrowF16(dst []uint16, src []float32) { narrowF16Generic(dst, src) }
+func copyFinite(dst, src []float32) int     { return copyFiniteGeneric(dst, src) }
+func finiteF16Row(row []uint16) bool        { return finiteF16RowGeneric(row) }

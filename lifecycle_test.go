@@ -16,7 +16,7 @@ import (
 func TestReset(t *testing.T) {
 	for _, el := range []Element{Float32, Float16} {
 		for _, pol := range []Policy{LAVa(), H2O(), TOVA()} {
-			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, Element: el, Policy: pol, DecodeSlack: 4}
+			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, KeyElement: el, ValueElement: el, Policy: pol, DecodeSlack: 4}
 			const n = 100
 			p := randomPrompt(rand.New(rand.NewPCG(41, 1)), cfg, n)
 			c := newCache(t, cfg)
@@ -45,7 +45,7 @@ func TestReset(t *testing.T) {
 // buffer, without allocating when it has room.
 func TestAppendKeysValues(t *testing.T) {
 	for _, el := range []Element{Float32, Float16} {
-		cfg := Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 5, Window: 2, Budget: 8, Element: el}
+		cfg := Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 5, Window: 2, Budget: 8, KeyElement: el, ValueElement: el}
 		p := randomPrompt(rand.New(rand.NewPCG(43, 1)), cfg, 20)
 		c := newCache(t, cfg)
 		p.appendLayer(t, c, 0, 20, false)
@@ -68,7 +68,7 @@ func TestAppendKeysValues(t *testing.T) {
 // Bytes for what it holds.
 func TestAllocatedBytesMatchesHeap(t *testing.T) {
 	for _, el := range []Element{Float32, Float16} {
-		cfg := Config{Layers: 4, Heads: 8, KVHeads: 4, HeadDim: 64, Window: 8, Budget: 64, Element: el, DecodeReserve: 32}
+		cfg := Config{Layers: 4, Heads: 8, KVHeads: 4, HeadDim: 64, Window: 8, Budget: 64, KeyElement: el, ValueElement: el, DecodeReserve: 32}
 		const n = 2000
 		p := randomPrompt(rand.New(rand.NewPCG(47, 1)), cfg, n)
 		heap := func() int64 {
@@ -108,7 +108,7 @@ func TestAllocatedBytesMatchesHeap(t *testing.T) {
 // for every element type, in keys and in values, in any head.
 func TestAppendRejectsNonFinite(t *testing.T) {
 	for _, el := range []Element{Float32, Float16} {
-		cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 3, Window: 2, Budget: 6, Element: el}
+		cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 3, Window: 2, Budget: 6, KeyElement: el, ValueElement: el}
 		kr := cfg.KVHeads * cfg.HeadDim
 		bad := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))}
 		if el == Float16 {
@@ -150,7 +150,7 @@ func TestAppendRejectsNonFinite(t *testing.T) {
 func TestTruncateThenContinue(t *testing.T) {
 	for _, pol := range []Policy{LAVa(), SnapKV(), AdaSnapKV(), VATP(), PyramidKV(DefaultPyramidBeta), Random(3)} {
 		for _, el := range []Element{Float32, Float16} {
-			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, Element: el, Policy: pol}
+			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, KeyElement: el, ValueElement: el, Policy: pol}
 			const n, drafts, steps = 80, 3, 6
 			p := randomPrompt(rand.New(rand.NewPCG(53, 1)), cfg, n+drafts+steps)
 			junk := randomPrompt(rand.New(rand.NewPCG(59, 1)), cfg, n+drafts)

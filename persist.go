@@ -17,7 +17,7 @@ import (
 // WriteTo and ReadFrom, in one versioned format (docs/format.md):
 //
 //	magic "LAVAKV\x00\x01", version uint32
-//	configuration: sizes, element type, attention scale, slack, reserve,
+//	configuration: sizes, key and value element types, attention scale, slack, reserve,
 //	  and the policy by name with every parameter
 //	per layer: tokens, query run, scoring state (entropy, CAKE statistics,
 //	  budget, candidates, the joint ranking), the query ring,
@@ -34,7 +34,7 @@ import (
 
 const (
 	formatMagic   = "LAVAKV\x00\x01"
-	formatVersion = 1
+	formatVersion = 2
 	// readPiece bounds one allocation of the reader before its bytes have
 	// arrived.
 	readPiece = 1 << 20
@@ -153,7 +153,8 @@ func (c *KVCache) encodeConfig(e *encoder) {
 		e.i64(int64(v))
 	}
 	e.bool(f.Redistribute)
-	e.u32(uint32(f.Element))
+	e.u32(uint32(f.KeyElement))
+	e.u32(uint32(f.ValueElement))
 	e.f64(f.AttentionScale)
 	p := &f.Policy
 	e.bytes64([]byte(p.name))
@@ -174,7 +175,7 @@ func (d *decoder) config() Config {
 		*v = d.int(math.MaxInt32)
 	}
 	f.Redistribute = d.bool()
-	f.Element = Element(d.u32())
+	f.KeyElement, f.ValueElement = Element(d.u32()), Element(d.u32())
 	f.AttentionScale = d.f64()
 	name := string(d.bytes64(64)) // copied: the buffer is reused
 	p, err := PolicyByName(name)
@@ -213,12 +214,12 @@ func (c *KVCache) encodeLayer(e *encoder, L *layer) {
 	for kv := range L.heads {
 		h := &L.heads[kv]
 		e.u64(uint64(h.len()))
-		k32, k16 := h.k.raw()
-		v32, v16 := h.v.raw()
-		e.f32s(k32)
-		e.u16s(k16)
-		e.f32s(v32)
-		e.u16s(v16)
+		for _, r := range []*rows{&h.k, &h.v} {
+			f32, f16, q := r.raw()
+			e.f32s(f32)
+			e.u16s(f16)
+			e.u8s(q)
+		}
 		e.i32s(h.pos)
 		e.i32s(h.order)
 		e.f32s(h.heavy)
@@ -248,22 +249,23 @@ func (d *decoder) layer(n *KVCache, L *layer) error {
 	}
 	L.queries = d.f32s(cfg.queryRing() * cfg.Heads * cfg.HeadDim)
 	d.rowsCap = L.tokens * cfg.HeadDim
+	blocksCap := L.tokens * max(cfg.KeyElement.rowBytes(cfg.HeadDim), cfg.ValueElement.rowBytes(cfg.HeadDim))
 	for kv := range cfg.KVHeads {
 		L.heads = append(L.heads, n.emptyHead())
 		h := &L.heads[kv]
 		rows := d.int(math.MaxInt32)
-		k32, k16 := d.f32s(d.rowsCap), d.u16s(d.rowsCap)
-		v32, v16 := d.f32s(d.rowsCap), d.u16s(d.rowsCap)
+		k32, k16, k8 := d.f32s(d.rowsCap), d.u16s(d.rowsCap), d.u8s(blocksCap)
+		v32, v16, v8 := d.f32s(d.rowsCap), d.u16s(d.rowsCap), d.u8s(blocksCap)
 		h.pos = d.i32s(L.tokens)
 		h.order = d.i32s(L.tokens)
 		h.heavy = d.f32s(L.tokens)
 		if d.err != nil {
 			return d.err
 		}
-		if err := h.k.restore(k32, k16, rows, cfg.HeadDim); err != nil {
+		if err := h.k.restore(k32, k16, k8, rows, cfg.HeadDim); err != nil {
 			return d.fail(fmt.Sprintf("KV head %d keys: %v", kv, err))
 		}
-		if err := h.v.restore(v32, v16, rows, cfg.HeadDim); err != nil {
+		if err := h.v.restore(v32, v16, v8, rows, cfg.HeadDim); err != nil {
 			return d.fail(fmt.Sprintf("KV head %d values: %v", kv, err))
 		}
 		if err := checkHead(cfg, L, h, rows); err != nil {
@@ -411,7 +413,7 @@ func (e *encoder) ints(x []int) {
 
 // elems writes a count and then the elements of x, through a reused
 // buffer in pieces (encoding/binary's slice fast path, no reflection).
-func elems[T float32 | uint16 | int32](e *encoder, x []T) {
+func elems[T float32 | uint16 | int32 | uint8](e *encoder, x []T) {
 	e.u64(uint64(len(x)))
 	const per = 1 << 12
 	for lo := 0; lo < len(x) && e.err == nil; lo += per {
@@ -427,6 +429,7 @@ func elems[T float32 | uint16 | int32](e *encoder, x []T) {
 func (e *encoder) f32s(x []float32) { elems(e, x) }
 func (e *encoder) u16s(x []uint16)  { elems(e, x) }
 func (e *encoder) i32s(x []int32)   { elems(e, x) }
+func (e *encoder) u8s(x []uint8)    { elems(e, x) }
 
 // decoder reads what encoder wrote, remembering the first error; after an
 // error every read returns zeros.
@@ -513,7 +516,7 @@ func (d *decoder) ints(exact, most int) []int {
 // readElems reads a count of at most most elements of size bytes, in
 // pieces of at most readPiece bytes, so the slice grows only as bytes
 // arrive.
-func readElems[T float32 | uint16 | int32](d *decoder, most, size int) []T {
+func readElems[T float32 | uint16 | int32 | uint8](d *decoder, most, size int) []T {
 	n := d.int(most)
 	if d.err != nil || n == 0 {
 		return nil
@@ -538,3 +541,4 @@ func readElems[T float32 | uint16 | int32](d *decoder, most, size int) []T {
 func (d *decoder) f32s(most int) []float32 { return readElems[float32](d, most, 4) }
 func (d *decoder) u16s(most int) []uint16  { return readElems[uint16](d, most, 2) }
 func (d *decoder) i32s(most int) []int32   { return readElems[int32](d, most, 4) }
+func (d *decoder) u8s(most int) []uint8    { return readElems[uint8](d, most, 1) }

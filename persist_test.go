@@ -37,7 +37,7 @@ func savedCaches(t *testing.T) []struct {
 	}
 	for _, pol := range []Policy{LAVa(), AdaSnapKV(), CAKE(1, 1, 200), H2O(), TOVA(), StreamingLLM(2), PyramidKV(5).WithPooling(PoolAvg, 3)} {
 		for _, el := range []Element{Float32, Float16} {
-			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, Element: el, Policy: pol, DecodeSlack: 3}
+			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, KeyElement: el, ValueElement: el, Policy: pol, DecodeSlack: 3}
 			const n = 90
 			p := randomPrompt(rand.New(rand.NewPCG(67, uint64(el))), cfg, n+40)
 			c := newCache(t, cfg)
@@ -241,7 +241,7 @@ func FuzzRestore(f *testing.F) {
 // the encoded size.
 func BenchmarkSaveRestore(b *testing.B) {
 	for _, el := range []Element{Float32, Float16} {
-		cfg := Config{Layers: 1, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, Element: el}
+		cfg := Config{Layers: 1, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, KeyElement: el, ValueElement: el}
 		const n = 4096
 		c := newCache(b, cfg)
 		p := randomPrompt(rand.New(rand.NewPCG(1, 1)), cfg, n)

@@ -12,7 +12,7 @@ import (
 // L1 norms, finiteness, gather, remove, widen) is a method of rows, so the
 // rest of the package never asks which type it is.
 
-// Element is the storage type of cached keys and values.
+// Element is the storage type of cached keys or values.
 type Element int
 
 const (
@@ -22,27 +22,52 @@ const (
 	// cache's memory. Inputs are rounded to nearest even; kernels read the
 	// half-precision data directly.
 	Float16
+	// Q8_0 stores each row in blocks of 32 elements (one block of its own
+	// length when HeadDim is not a multiple of 32), llama.cpp's layout: a
+	// float16 scale d = max|x|/127 and the integers round(x/d), halves away
+	// from zero, as int8; 34 bytes per 32 elements. Every element is within
+	// d/2 + |max|x| − 127·d| of its input, which is max|x|·(1/254 + 2⁻¹¹)
+	// when d is a normal float16 (max|x| ≥ 127·2⁻¹⁴); smaller blocks keep
+	// an absolute error below 2⁻²⁴·64.
+	Q8_0
+	// Q4_0 stores each row in blocks of 32 elements as Q8_0 does, with a
+	// float16 scale d = m/−8, m the element of the largest magnitude, and
+	// the integers clamp(round(x/d) + 8, 0, 15), two per byte (element j in
+	// the low nibble of byte j, j + 16 in the high one; j + HeadDim/2 for a
+	// row that is one block); 18 bytes per 32 elements. HeadDim must be
+	// even. Every element is within max(|d|/2, max|x| − 7·|d|) of its
+	// input: half a step, or up to one step |d| = max|x|/8 for an element
+	// of the other sign than m beyond 7·|d|, which clamps.
+	Q4_0
 )
 
-func (e Element) String() string { return enumName(int(e), "Element", "float32", "float16") }
+func (e Element) String() string {
+	return enumName(int(e), "Element", "float32", "float16", "q8_0", "q4_0")
+}
 
-func (e Element) valid() bool { return e == Float32 || e == Float16 }
+func (e Element) valid() bool { return e >= Float32 && e <= Q4_0 }
 
 // rowBytes is the bytes one row of d elements takes.
 func (e Element) rowBytes(d int) int {
-	if e == Float16 {
+	switch e {
+	case Float16:
 		return 2 * d
+	case Q8_0, Q4_0:
+		bs := blockLen(d)
+		return d / bs * e.blockBytes(bs)
 	}
 	return 4 * d
 }
 
 // rows is a sequence of rows of d elements of one element type: the keys or
-// the values of one KV head. Exactly one of f32 and f16 is in use, chosen by
-// elem.
+// the values of one KV head. Exactly one of f32, f16 and q is in use,
+// chosen by elem; q holds the blocks of a quantised type, rows of
+// elem.rowBytes(d) bytes.
 type rows struct {
 	elem Element
 	f32  []float32
 	f16  []uint16
+	q    []byte
 }
 
 func newRows(e Element) rows { return rows{elem: e} }
@@ -58,16 +83,19 @@ func finite(x []float32) bool {
 }
 
 // raw returns the storage as it is, for View.
-func (r *rows) raw() ([]float32, []uint16) { return r.f32, r.f16 }
+func (r *rows) raw() ([]float32, []uint16, []byte) { return r.f32, r.f16, r.q }
 
 func (r *rows) clone() rows {
-	return rows{elem: r.elem, f32: slices.Clone(r.f32), f16: slices.Clone(r.f16)}
+	return rows{elem: r.elem, f32: slices.Clone(r.f32), f16: slices.Clone(r.f16), q: slices.Clone(r.q)}
 }
 
 // capRows is how many rows of d elements the storage has room for.
 func (r *rows) capRows(d int) int {
-	if r.elem == Float16 {
+	switch {
+	case r.elem == Float16:
 		return cap(r.f16) / d
+	case r.elem.quantised():
+		return cap(r.q) / r.elem.rowBytes(d)
 	}
 	return cap(r.f32) / d
 }
@@ -78,6 +106,18 @@ func (r *rows) capRows(d int) int {
 // NaN, infinite or (for float16) beyond the storage's range, in which case
 // the storage is left as it was.
 func (r *rows) append(src []float32, off, stride, d, t int) int {
+	if r.elem.quantised() {
+		rb := r.elem.rowBytes(d)
+		n := len(r.q)
+		r.q = growBy(r.q, t*rb)[:n+t*rb]
+		for i := range t {
+			if j := quantiseRow(r.q[n+i*rb:n+(i+1)*rb], src[off+i*stride:off+i*stride+d], r.elem); j >= 0 {
+				r.q = r.q[:n]
+				return i*d + j
+			}
+		}
+		return -1
+	}
 	if r.elem == Float16 {
 		n := len(r.f16)
 		r.f16 = growBy(r.f16, t*d)[:n+t*d]
@@ -107,6 +147,10 @@ func (r *rows) append(src []float32, off, stride, d, t int) int {
 // score sets out[i·n+j] = scale·dot(q_i, row_j) for the len(q)/d queries
 // and the first n rows.
 func (r *rows) score(q []float32, n, d int, scale float32, out []float32) {
+	if r.elem.quantised() {
+		scoreQuant(q, r.q[:n*r.elem.rowBytes(d)], r.elem, d, scale, out)
+		return
+	}
 	if r.elem == Float16 {
 		scoreBlockF16(q, r.f16[:n*d], d, scale, out)
 		return
@@ -117,6 +161,10 @@ func (r *rows) score(q []float32, n, d int, scale float32, out []float32) {
 // weightedSums sets row i of out to Σ_j p[i·n+j]·row_j over the n =
 // len(p)/g rows, for the g = len(out)/d rows of out.
 func (r *rows) weightedSums(p, out []float32, d int) {
+	if r.elem.quantised() {
+		weightedSumsQuant(p, r.q, r.elem, out, d)
+		return
+	}
 	if r.elem == Float16 {
 		weightedSumsF16(p, r.f16, out, d)
 		return
@@ -126,14 +174,25 @@ func (r *rows) weightedSums(p, out []float32, d int) {
 
 // l1 returns the L1 norm of row i.
 func (r *rows) l1(i, d int) float32 {
+	if r.elem.quantised() {
+		rb := r.elem.rowBytes(d)
+		return l1NormQuant(r.q[i*rb:(i+1)*rb], r.elem, d)
+	}
 	if r.elem == Float16 {
 		return l1NormF16(r.f16[i*d : (i+1)*d])
 	}
 	return l1Norm(r.f32[i*d : (i+1)*d])
 }
 
-// appendFloat32 appends the rows, widened to float32, to dst.
-func (r *rows) appendFloat32(dst []float32) []float32 {
+// appendFloat32 appends the rows of d elements, widened or dequantised to
+// float32, to dst.
+func (r *rows) appendFloat32(dst []float32, d int) []float32 {
+	if r.elem.quantised() {
+		n, m := len(dst), len(r.q)/r.elem.rowBytes(d)*d
+		dst = slices.Grow(dst, m)[:n+m]
+		dequant(dst[n:], r.q, r.elem, d)
+		return dst
+	}
 	if r.elem == Float16 {
 		n := len(dst)
 		dst = slices.Grow(dst, len(r.f16))[:n+len(r.f16)]
@@ -145,6 +204,10 @@ func (r *rows) appendFloat32(dst []float32) []float32 {
 
 // truncate keeps the first n rows of d elements.
 func (r *rows) truncate(n, d int) {
+	if r.elem.quantised() {
+		r.q = r.q[:n*r.elem.rowBytes(d)]
+		return
+	}
 	if r.elem == Float16 {
 		r.f16 = r.f16[:n*d]
 		return
@@ -152,34 +215,40 @@ func (r *rows) truncate(n, d int) {
 	r.f32 = r.f32[:n*d]
 }
 
-// restore sets the storage from a saved copy of raw's two slices and checks
-// it holds exactly n rows of d elements of its type, all finite.
-func (r *rows) restore(f32 []float32, f16 []uint16, n, d int) error {
-	r.f32, r.f16 = f32, f16
-	held, other := len(f32), len(f16)
-	if r.elem == Float16 {
-		held, other = other, held
-	}
+// restore sets the storage from a saved copy of raw's three slices and
+// checks it holds exactly n rows of d elements of its type, all finite.
+func (r *rows) restore(f32 []float32, f16 []uint16, q []byte, n, d int) error {
+	r.f32, r.f16, r.q = f32, f16, q
+	want := [3]int{}
 	switch {
-	case held != n*d || other != 0:
-		return fmt.Errorf("%d rows of %d but %d elements stored (%d of the other type)", n, d, held, other)
-	case copyFinite(f32, f32) >= 0 || !finiteF16Row(f16):
+	case r.elem == Float16:
+		want[1] = n * d
+	case r.elem.quantised():
+		want[2] = n * r.elem.rowBytes(d)
+	default:
+		want[0] = n * d
+	}
+	switch got := [3]int{len(f32), len(f16), len(q)}; {
+	case got != want:
+		return fmt.Errorf("%d rows of %d %v elements need %d float32, %d float16 and %d block bytes; the file has %d, %d and %d",
+			n, d, r.elem, want[0], want[1], want[2], got[0], got[1], got[2])
+	case copyFinite(f32, f32) >= 0 || !finiteF16Row(f16) || !scalesFinite(q, r.elem, d):
 		return errors.New("a NaN or infinite element")
 	}
 	return nil
 }
 
 // reset empties the storage and keeps its capacity.
-func (r *rows) reset() { r.f32, r.f16 = r.f32[:0], r.f16[:0] }
+func (r *rows) reset() { r.f32, r.f16, r.q = r.f32[:0], r.f16[:0], r.q[:0] }
 
 // capBytes is the bytes the storage has allocated.
-func (r *rows) capBytes() int64 { return int64(4*cap(r.f32) + 2*cap(r.f16)) }
+func (r *rows) capBytes() int64 { return int64(4*cap(r.f32) + 2*cap(r.f16) + cap(r.q)) }
 
-// float32s returns the rows as float32: the storage itself for Float32, or
-// a widened copy.
-func (r *rows) float32s() []float32 {
-	if r.elem == Float16 {
-		return r.appendFloat32(nil)
+// float32s returns the rows of d elements as float32: the storage itself
+// for Float32, or a widened copy.
+func (r *rows) float32s(d int) []float32 {
+	if r.elem != Float32 {
+		return r.appendFloat32(nil, d)
 	}
 	return r.f32
 }
@@ -187,6 +256,13 @@ func (r *rows) float32s() []float32 {
 // gather keeps the rows idx (strictly increasing), bit for bit: in place,
 // or, with fresh, in a new array with room for size rows.
 func (r *rows) gather(idx []int32, d, size int, fresh bool) {
+	if r.elem.quantised() {
+		rb := r.elem.rowBytes(d)
+		dst := gatherDst(r.q, len(idx), rb, size, fresh)
+		gatherRowsBytes(dst, r.q, idx, rb)
+		r.q = dst
+		return
+	}
 	if r.elem == Float16 {
 		dst := gatherDst(r.f16, len(idx), d, size, fresh)
 		gatherRowsF16(dst, r.f16, idx, d)
@@ -218,6 +294,11 @@ func gatherElems[T int32 | float32](src []T, idx []int32, size int, fresh bool) 
 // remove deletes rows i..i+k−1 of the first n, moving later rows down; the
 // storage keeps its capacity.
 func (r *rows) remove(i, k, n, d int) {
+	if r.elem.quantised() {
+		rb := r.elem.rowBytes(d)
+		r.q = append(r.q[:i*rb], r.q[(i+k)*rb:n*rb]...)
+		return
+	}
 	if r.elem == Float16 {
 		r.f16 = append(r.f16[:i*d], r.f16[(i+k)*d:n*d]...)
 		return

@@ -107,7 +107,7 @@ func poolByPosition(pol Policy, pos []int32, r int32, x []float64) []float64 {
 func TestStreamScoresMatchOracle(t *testing.T) {
 	for _, pol := range []Policy{LAVa(), LAVa().WithPooling(PoolAvg, 5), SnapKV(), AdaSnapKV(), LAVaUniformHeads()} {
 		for _, el := range []Element{Float32, Float16} {
-			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, Window: 6, Budget: 20, Policy: pol, Element: el}
+			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, Window: 6, Budget: 20, Policy: pol, KeyElement: el, ValueElement: el}
 			const n, chunk = 130, 40
 			p := randomPrompt(rand.New(rand.NewPCG(11, uint64(el))), cfg, n)
 			if el == Float16 {
@@ -249,7 +249,7 @@ func TestStreamEveryPolicy(t *testing.T) {
 				cfg := Config{Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 24, Policy: pol}
 				const n, turn = 200, 60
 				p := randomPrompt(rand.New(rand.NewPCG(13, uint64(chunk))), cfg, n+turn)
-				if cfg.Element == Float16 {
+				if cfg.KeyElement == Float16 {
 					t.Fatal("float32 only")
 				}
 				c := newCache(t, cfg)
@@ -413,11 +413,11 @@ func FuzzStream(f *testing.F) {
 		cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 4, Window: 3, Budget: 10, Policy: pol,
 			DecodeSlack: int(seed>>8) % 6}
 		if seed&(1<<5) != 0 {
-			cfg.Element = Float16
+			cfg.KeyElement, cfg.ValueElement = Float16, Float16
 		}
 		const maxTokens = 400
 		p := randomPrompt(rand.New(rand.NewPCG(seed, 1)), cfg, maxTokens)
-		if cfg.Element == Float16 {
+		if cfg.KeyElement == Float16 {
 			for l := range p.k {
 				roundF16(p.k[l])
 				roundF16(p.v[l])
