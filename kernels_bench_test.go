@@ -6,7 +6,9 @@ package lava
 // a noisy machine shows as noise in both and the ratios stay meaningful:
 //
 //	op=fmapeak  independent FMAs in registers: the compute roof of score
-//	op=copy     the runtime's copy of the same bytes: the memory roof
+//	op=readsum  a vector sum over the same bytes: the read roof of read-only
+//	            kernels (score, attend)
+//	op=copy     the runtime's copy of the same bytes: the roof of copies
 //	op=copyrows the same, one copy per row as Append makes them
 //
 // SetBytes counts the bytes a kernel reads (copy: the bytes copied, each read
@@ -61,6 +63,38 @@ func toF16(x []float32) []uint16 {
 	return h
 }
 
+// benchRows returns the rows of d elements of x stored as el, as a cache's
+// head stores them.
+func benchRows(b *testing.B, el Element, x []float32, d int) *rows {
+	r := newRows(el)
+	if bad := r.append(x, 0, d, d, len(x)/d); bad >= 0 {
+		b.Fatalf("element %d not storable", bad)
+	}
+	return &r
+}
+
+// benchReadSum measures reading n float32s once, summing their magnitudes
+// with the vector kernel (l1Norm, four independent accumulators): the read
+// roofline of a read-only kernel over the same bytes, once per size.
+func benchReadSum(b *testing.B, seen map[int]bool, n int) {
+	if seen[-n] {
+		return
+	}
+	seen[-n] = true
+	b.Run(fmt.Sprintf("op=readsum/bytes=%d", 4*n), func(b *testing.B) {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i) // written: an untouched buffer maps the zero page
+		}
+		b.SetBytes(int64(4 * n))
+		for b.Loop() {
+			if l1Norm(x) < 0 {
+				b.Fatal("negative norm")
+			}
+		}
+	})
+}
+
 // benchCopy measures copying n float32s, once per size.
 func benchCopy(b *testing.B, seen map[int]bool, n int) {
 	if seen[n] {
@@ -97,27 +131,21 @@ func BenchmarkKernel(b *testing.B) {
 	seen := make(map[int]bool)
 
 	// Scoring as Compress does it: the w = 32 window queries of one head
-	// against all of its keys.
+	// against all of its keys, in every storage type (rows.score, as the
+	// cache calls it).
 	for _, s := range []struct{ d, nq, nk int }{{128, 32, 4096}, {64, 32, 4096}} {
 		q, keys := randSlice(rng, s.nq*s.d), randSlice(rng, s.nk*s.d)
-		keys16 := toF16(keys)
 		out := make([]float32, s.nq*s.nk)
 		scale := float32(1 / math.Sqrt(float64(s.d)))
 		flops := float64(2 * s.nq * s.nk * s.d)
-		for _, el := range []Element{Float32, Float16} {
+		for _, el := range allElements {
+			r := benchRows(b, el, keys, s.d)
 			name := fmt.Sprintf("op=score/d=%d/q=%d/keys=%d/elem=%v", s.d, s.nq, s.nk, el)
 			b.Run(name, func(b *testing.B) {
 				benchImpls(b, func(b *testing.B) {
-					if el == Float16 {
-						b.SetBytes(int64(4*len(q) + 2*len(keys16)))
-						for b.Loop() {
-							scoreBlockF16(q, keys16, s.d, scale, out)
-						}
-					} else {
-						b.SetBytes(int64(4*len(q) + 4*len(keys)))
-						for b.Loop() {
-							scoreBlock(q, keys, s.d, scale, out)
-						}
+					b.SetBytes(int64(4*len(q) + s.nk*el.rowBytes(s.d)))
+					for b.Loop() {
+						r.score(q, s.nk, s.d, scale, out)
 					}
 					reportGFLOPS(b, flops)
 				})
@@ -126,45 +154,33 @@ func BenchmarkKernel(b *testing.B) {
 	}
 
 	// One decoding step of Attend for one KV head, as Attend does it: the g
-	// query heads of the group scored against n keys (scoreBlock), each row
+	// query heads of the group scored against n keys (rows.score), each row
 	// turned into unnormalised softmax weights (maxOf, expSub), the g
-	// weighted sums of the values in one call (weightedSums), each output
-	// row scaled. The head cache (32 MiB as float32) is far larger than L2.
-	// Bytes are those of the head's keys and values, each counted once.
-	for _, s := range []struct{ d, g, n int }{{128, 1, 32768}, {128, 4, 32768}, {128, 8, 32768}} {
+	// weighted sums of the values in one call (rows.weightedSums), each
+	// output row scaled. The head cache (32 MiB as float32, 8.5 MiB as
+	// Q8_0) is far larger than L2. Bytes are those of the head's keys and
+	// values as stored, each counted once; op=readsum beside it reads the
+	// same number of bytes once (the read roofline).
+	for _, s := range []struct{ d, g, n int }{{128, 1, 32768}, {128, 2, 32768}, {128, 4, 32768}, {128, 8, 32768}} {
 		k, v := randSlice(rng, s.n*s.d), randSlice(rng, s.n*s.d)
-		k16, v16 := toF16(k), toF16(v)
 		q := randSlice(rng, s.g*s.d)
 		p := make([]float32, s.g*s.n)
 		out := make([]float32, s.g*s.d)
 		inv := make([]float32, s.g)
 		scale := float32(1 / math.Sqrt(float64(s.d)))
-		for _, el := range []Element{Float32, Float16} {
-			if el == Float16 && s.g == 8 {
-				continue // g=1 and g=4 show the float16 path
-			}
-			size := 2 * 4 * s.n * s.d
-			if el == Float16 {
-				size /= 2
-			}
+		for _, el := range allElements {
+			kr, vr := benchRows(b, el, k, s.d), benchRows(b, el, v, s.d)
+			size := 2 * s.n * el.rowBytes(s.d)
 			b.Run(fmt.Sprintf("op=attend/d=%d/g=%d/keys=%d/elem=%v", s.d, s.g, s.n, el), func(b *testing.B) {
 				benchImpls(b, func(b *testing.B) {
 					b.SetBytes(int64(size))
 					for b.Loop() {
-						if el == Float16 {
-							scoreBlockF16(q, k16, s.d, scale, p)
-						} else {
-							scoreBlock(q, k, s.d, scale, p)
-						}
+						kr.score(q, s.n, s.d, scale, p)
 						for i := range s.g {
 							row := p[i*s.n : (i+1)*s.n]
 							inv[i] = 1 / expSub(row, maxOf(row))
 						}
-						if el == Float16 {
-							weightedSumsF16(p, v16, out, s.d)
-						} else {
-							weightedSums(p, v, out, s.d)
-						}
+						vr.weightedSums(p, out, s.d)
 						for i := range s.g {
 							o := out[i*s.d : (i+1)*s.d]
 							for t := range o {
@@ -174,7 +190,7 @@ func BenchmarkKernel(b *testing.B) {
 					}
 				})
 			})
-			benchCopy(b, seen, size/4)
+			benchReadSum(b, seen, size/4)
 		}
 	}
 

@@ -333,3 +333,62 @@ func TestGatherRowsBytes(t *testing.T) {
 		}
 	})
 }
+
+// FuzzQuant quantises arbitrary float32 rows (any bit pattern) and checks
+// that quantiseRow either names an element it cannot store or stores
+// blocks within the documented bounds, and that every dequantiser agrees
+// with the generic one on arbitrary block bytes.
+func FuzzQuant(f *testing.F) {
+	f.Add([]byte("\x00\x00\x80\x3f\x00\x00\x00\xc0 a row of floats"), uint8(0))
+	f.Add(make([]byte, 4*64), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, kind uint8) {
+		e := quantTypes[kind%2]
+		d := len(data) / 4 &^ 1
+		if d == 0 || d > quantTile {
+			return
+		}
+		x := make([]float32, d)
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+		b := make([]byte, e.rowBytes(d))
+		if bad := quantiseRow(b, x, e); bad >= 0 {
+			v := x[bad]
+			most := 65504.0 * 127 // the largest magnitude whose scale is a finite float16
+			if e == Q4_0 {
+				most = 65504 * 8
+			}
+			if !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) && math.Abs(float64(v)) < most {
+				t.Fatalf("%v: rejected element %d = %v, which is storable", e, bad, v)
+			}
+			return
+		}
+		y := make([]float32, d)
+		dequantGeneric(y, b, e, d)
+		bs := blockLen(d)
+		for blk := 0; blk < d; blk += bs {
+			scale := f16ToF32(binary.LittleEndian.Uint16(b[blk/bs*e.blockBytes(bs):]))
+			bound := quantBound(e, x[blk:blk+bs], scale)
+			for i := blk; i < blk+bs; i++ {
+				if err := math.Abs(float64(x[i]) - float64(y[i])); err > bound {
+					t.Fatalf("%v d=%d: element %d: %v → %v, error %g > bound %g", e, d, i, x[i], y[i], err, bound)
+				}
+			}
+		}
+		// The raw bytes as blocks of 32: every implementation agrees.
+		nb := len(data) / e.blockBytes(quantBlock)
+		src := data[:nb*e.blockBytes(quantBlock)]
+		if !scalesFinite(src, e, quantBlock) {
+			return
+		}
+		want := make([]float32, nb*quantBlock)
+		dequantGeneric(want, src, e, quantBlock)
+		got := make([]float32, len(want))
+		dequant(got, src, e, quantBlock)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%v: dequant element %d = %#x, generic %#x", e, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+			}
+		}
+	})
+}
