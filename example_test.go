@@ -278,3 +278,41 @@ func ExampleConfig_attentionScale() {
 	// 0.125
 	// 0.5
 }
+
+// Each storage type's bytes per entry (a key row and a value row of one
+// KV head), measured from what a cache holding 1000 tokens reports, at
+// Llama's head dimension 128 and stories260K's 8.
+func Example_storageBytes() {
+	for _, d := range []int{128, 8} {
+		for _, kv := range [][2]lava.Element{
+			{lava.Float32, lava.Float32}, {lava.Float16, lava.Float16},
+			{lava.Q8_0, lava.Q8_0}, {lava.Q4_0, lava.Q4_0}, {lava.Q8_0, lava.Q4_0},
+		} {
+			cfg := lava.Config{Layers: 1, Heads: 1, KVHeads: 1, HeadDim: d, Budget: 2000, KeyElement: kv[0], ValueElement: kv[1]}
+			c, err := lava.New(cfg)
+			if err != nil {
+				panic(err)
+			}
+			x := make([]float32, 1000*d)
+			for i := range x {
+				x[i] = float32(i%7) - 3
+			}
+			if err := c.Append(0, nil, x, x); err != nil {
+				panic(err)
+			}
+			per := c.Bytes() / 1000
+			fmt.Printf("d=%d K %v, V %v: %d bytes per entry, %.1f%% of float32\n", d, kv[0], kv[1], per, 100*float64(per)/float64(8*d))
+		}
+	}
+	// Output:
+	// d=128 K float32, V float32: 1024 bytes per entry, 100.0% of float32
+	// d=128 K float16, V float16: 512 bytes per entry, 50.0% of float32
+	// d=128 K q8_0, V q8_0: 272 bytes per entry, 26.6% of float32
+	// d=128 K q4_0, V q4_0: 144 bytes per entry, 14.1% of float32
+	// d=128 K q8_0, V q4_0: 208 bytes per entry, 20.3% of float32
+	// d=8 K float32, V float32: 64 bytes per entry, 100.0% of float32
+	// d=8 K float16, V float16: 32 bytes per entry, 50.0% of float32
+	// d=8 K q8_0, V q8_0: 20 bytes per entry, 31.2% of float32
+	// d=8 K q4_0, V q4_0: 12 bytes per entry, 18.8% of float32
+	// d=8 K q8_0, V q4_0: 16 bytes per entry, 25.0% of float32
+}
