@@ -14,13 +14,20 @@ func prefixView(v HeadView, last int, d int) HeadView {
 	for n < v.Len() && int(v.Positions[n]) <= last {
 		n++
 	}
-	w := HeadView{Positions: v.Positions[:n]}
-	if v.Keys != nil {
-		w.Keys, w.Values = v.Keys[:n*d], v.Values[:n*d]
-	} else {
-		w.Keys16, w.Values16 = v.Keys16[:n*d], v.Values16[:n*d]
-	}
+	w := v
+	w.Positions = v.Positions[:n]
+	w.Keys, w.Values = firstOf(v.Keys, n*d), firstOf(v.Values, n*d)
+	w.Keys16, w.Values16 = firstOf(v.Keys16, n*d), firstOf(v.Values16, n*d)
+	w.KeyBlocks, w.ValueBlocks = firstOf(v.KeyBlocks, n*v.KeyRowBytes), firstOf(v.ValueBlocks, n*v.ValueRowBytes)
 	return w
+}
+
+// firstOf returns the first k elements of s, or nil for a nil s.
+func firstOf[T any](s []T, k int) []T {
+	if s == nil {
+		return nil
+	}
+	return s[:k]
 }
 
 // Attend over t new tokens equals a float64 oracle of causal attention by
@@ -32,7 +39,7 @@ func TestAttendMultiToken(t *testing.T) {
 }
 
 func testAttendMultiToken(t *testing.T) {
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range allElements {
 		cfg := Config{Layers: 1, Heads: 6, KVHeads: 2, HeadDim: 12, Window: 4, Budget: 24, KeyElement: el, ValueElement: el, DecodeReserve: 8}
 		rng := rand.New(rand.NewPCG(7, uint64(el)))
 		const n = 120

@@ -14,7 +14,7 @@ func TestViewReturnsExactRows(t *testing.T) {
 	// Values encode layer·10000 + head·100 + token, so a mis-gathered row
 	// shows in the number itself.
 	cfg := Config{Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 4, Window: 4, Budget: 12}
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range allElements {
 		cfg.KeyElement, cfg.ValueElement = el, el
 		const n = 90
 		p := randomPrompt(rand.New(rand.NewPCG(1, 2)), cfg, n)
@@ -35,10 +35,9 @@ func TestViewReturnsExactRows(t *testing.T) {
 				for e, at := range v.Positions {
 					for dim := range cfg.HeadDim {
 						_, got := viewAt(v, e*cfg.HeadDim+dim)
-						want := float32(l*10000 + kv*100 + int(at))
-						if el == Float16 {
-							want = f16ToF32(f32ToF16(want))
-						}
+						row := slices.Repeat([]float32{float32(l*10000 + kv*100 + int(at))}, cfg.HeadDim)
+						roundTo(el, row, cfg.HeadDim) // what the storage holds of the row
+						want := row[dim]
 						if got != want {
 							t.Fatalf("%v layer %d head %d entry %d (position %d): value %v, want %v", el, l, kv, e, at, got, want)
 						}
@@ -80,7 +79,7 @@ func oracleAttend(v HeadView, q []float32) []float64 {
 
 func TestDecodeAndAttend(t *testing.T) {
 	for si := range shapes {
-		for _, el := range []Element{Float32, Float16} {
+		for _, el := range allElements {
 			cfg, n := shapeConfig(si)
 			cfg.KeyElement, cfg.ValueElement = el, el
 			rng := rand.New(rand.NewPCG(uint64(si), 3))
@@ -231,7 +230,7 @@ func TestMemoryIsFreed(t *testing.T) {
 
 func TestZeroAllocs(t *testing.T) {
 	cfg := Config{Layers: 2, Heads: 8, KVHeads: 2, HeadDim: 16, Window: 8, Budget: 32, DecodeReserve: 1000}
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range allElements {
 		cfg.KeyElement, cfg.ValueElement = el, el
 		p := randomPrompt(rand.New(rand.NewPCG(1, 1)), cfg, 300)
 		c := newCache(t, cfg)

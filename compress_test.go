@@ -37,6 +37,9 @@ var variants = []struct {
 	{"reference", func(c *Config) { c.Policy = c.Policy.WithFloor(FloorReference, DefaultAdaAlpha) }},
 	{"redistribute", func(c *Config) { c.Redistribute = true }},
 	{"float16", func(c *Config) { c.KeyElement, c.ValueElement = Float16, Float16 }},
+	{"q8_0", func(c *Config) { c.KeyElement, c.ValueElement = Q8_0, Q8_0 }},
+	{"q4_0", func(c *Config) { c.KeyElement, c.ValueElement = Q4_0, Q4_0 }},
+	{"q8_0/q4_0", func(c *Config) { c.KeyElement, c.ValueElement = Q8_0, Q4_0 }},
 }
 
 func newCache(t testing.TB, cfg Config) *KVCache {
@@ -84,9 +87,6 @@ func checkInvariants(t *testing.T, c *KVCache, r Report, p prompt) {
 				for t2 := range d {
 					gk, gv := viewAt(v, e*d+t2)
 					wk, wv := p.k[l][src+t2], p.v[l][src+t2]
-					if cfg.KeyElement == Float16 {
-						wk, wv = f16ToF32(f32ToF16(wk)), f16ToF32(f32ToF16(wv))
-					}
 					if math.Float32bits(gk) != math.Float32bits(wk) || math.Float32bits(gv) != math.Float32bits(wv) {
 						t.Fatalf("layer %d head %d entry %d (position %d) dim %d: got k=%v v=%v, want k=%v v=%v", l, kv, e, at, t2, gk, gv, wk, wv)
 					}
@@ -105,12 +105,23 @@ func checkInvariants(t *testing.T, c *KVCache, r Report, p prompt) {
 	}
 }
 
-// viewAt returns element i of a view's keys and values as float32.
+// viewAt returns element i of a view's keys and values as float32, read
+// from the view's exported storage.
 func viewAt(v HeadView, i int) (float32, float32) {
-	if v.Keys16 != nil {
-		return f16ToF32(v.Keys16[i]), f16ToF32(v.Values16[i])
+	return storedAt(v.Keys, v.Keys16, v.KeyBlocks, v.keys.elem, v.headDim, i),
+		storedAt(v.Values, v.Values16, v.ValueBlocks, v.values.elem, v.headDim, i)
+}
+
+func storedAt(f32 []float32, f16 []uint16, q []byte, e Element, d, i int) float32 {
+	switch {
+	case e.quantised():
+		rb, row := e.rowBytes(d), make([]float32, d)
+		dequantGeneric(row, q[i/d*rb:(i/d+1)*rb], e, d)
+		return row[i%d]
+	case e == Float16:
+		return f16ToF32(f16[i])
 	}
-	return v.Keys[i], v.Values[i]
+	return f32[i]
 }
 
 func TestCompressMatchesOracle(t *testing.T) {
@@ -122,12 +133,7 @@ func TestCompressMatchesOracle(t *testing.T) {
 			t.Run(fmt.Sprintf("shape=%d/%s", si, vr.name), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(si), 7))
 				p := randomPrompt(rng, cfg, n)
-				if cfg.KeyElement == Float16 { // the oracle sees what the cache stores
-					for l := range p.k {
-						roundF16(p.k[l])
-						roundF16(p.v[l])
-					}
-				}
+				p.storedAs(cfg) // the oracle sees what the cache stores
 				c := newCache(t, cfg)
 				r := p.fill(t, c, 97, false, true)
 				checkInvariants(t, c, r, p)
@@ -194,9 +200,30 @@ func TestCompressMatchesOracle(t *testing.T) {
 	checkClearCases(t, compared, skipped)
 }
 
-func roundF16(x []float32) {
-	for i, v := range x {
-		x[i] = f16ToF32(f32ToF16(v))
+// storedAs replaces the prompt's keys and values with what a cache of
+// cfg's element types stores of them, so that an oracle computes from the
+// same values.
+func (p prompt) storedAs(cfg Config) {
+	for l := range p.k {
+		roundTo(cfg.KeyElement, p.k[l], cfg.HeadDim)
+		roundTo(cfg.ValueElement, p.v[l], cfg.HeadDim)
+	}
+}
+
+// roundTo replaces the rows of d elements in x with what storage of type e
+// holds of them.
+func roundTo(e Element, x []float32, d int) {
+	switch {
+	case e == Float16:
+		for i, v := range x {
+			x[i] = f16ToF32(f32ToF16(v))
+		}
+	case e.quantised():
+		b := make([]byte, e.rowBytes(d))
+		for i := 0; i+d <= len(x); i += d {
+			quantiseRow(b, x[i:i+d], e)
+			dequantGeneric(x[i:i+d], b, e, d)
+		}
 	}
 }
 

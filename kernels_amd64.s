@@ -1286,9 +1286,9 @@ TEXT ·dequantQ4Asm(SB), NOSPLIT, $0-24
 	MOVQ src+8(FP), SI
 	MOVQ nb+16(FP), CX
 	VPCMPEQD Y15, Y15, Y15
-	VPSRLD $28, Y15, Y15 // 0x0f in every lane
 	VPSRLD $31, Y15, Y14
 	VPSLLD $3, Y14, Y14  // 8 in every lane
+	VPSRLD $28, Y15, Y15 // 0x0f in every lane
 	PCALIGN $32
 q4block:
 	VPBROADCASTW (SI), X0

@@ -81,6 +81,29 @@ func TestKernelsStayInsideTheirSlices(t *testing.T) {
 		for _, atStart := range []bool{false, true} {
 			f32 := func(n int) []float32 { return guardedF32(t, rng, n, atStart) }
 			f16 := func(n int) []uint16 { return guardedF16(t, rng, n, atStart) }
+			// Quantised rows: blocks with finite scales against a page.
+			blocks := func(e Element, d, n int) []byte {
+				b := guardedBytes(t, n*e.rowBytes(d), atStart)
+				copy(b, randomBlocks(rng, e, len(b)/e.blockBytes(quantBlock)+1))
+				for i := 0; i+1 < len(b); i += e.blockBytes(blockLen(d)) {
+					b[i+1] &^= 0x40 // a finite scale for rows that are one block
+				}
+				return b
+			}
+			bytes := func(n int) []byte { return guardedBytes(t, n, atStart) }
+			for _, e := range quantTypes {
+				for _, d := range []int{2, 8, 32, 64, 96, 128} {
+					for _, n := range []int{0, 1, 2, 5, 33} {
+						what := fmt.Sprintf("%v d=%d n=%d atStart=%v", e, d, n, atStart)
+						noFault(t, "dequant "+what, func() { dequant(f32(n*d), blocks(e, d, n), e, d) })
+						noFault(t, "scoreQuant "+what, func() { scoreQuant(f32(3*d), blocks(e, d, n), e, d, 0.5, f32(3*n)) })
+						noFault(t, "weightedSumsQuant "+what, func() { weightedSumsQuant(f32(3*n), blocks(e, d, n), e, f32(3*d), d) })
+						if n > 0 {
+							noFault(t, "l1NormQuant "+what, func() { l1NormQuant(blocks(e, d, 1), e, d) })
+						}
+					}
+				}
+			}
 			for n := range 80 {
 				what := fmt.Sprintf("n=%d atStart=%v", n, atStart)
 				noFault(t, "maxOf "+what, func() { maxOf(f32(n)) })
@@ -114,6 +137,7 @@ func TestKernelsStayInsideTheirSlices(t *testing.T) {
 					}
 					noFault(t, "gatherRows "+what, func() { gatherRows(f32(rows*d), f32(2*rows*d), idx, d) })
 					noFault(t, "gatherRowsF16 "+what, func() { gatherRowsF16(f16(rows*d), f16(2*rows*d), idx, d) })
+					noFault(t, "gatherRowsBytes "+what, func() { gatherRowsBytes(bytes(rows*d), bytes(2*rows*d), idx, d) })
 				}
 			}
 		}

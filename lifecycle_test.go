@@ -14,7 +14,7 @@ import (
 // Reset empties the cache, keeps its storage, and a refill behaves as a
 // new cache.
 func TestReset(t *testing.T) {
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range allElements {
 		for _, pol := range []Policy{LAVa(), H2O(), TOVA()} {
 			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, KeyElement: el, ValueElement: el, Policy: pol, DecodeSlack: 4}
 			const n = 100
@@ -44,7 +44,7 @@ func TestReset(t *testing.T) {
 // AppendKeys and AppendValues widen every storage type into the caller's
 // buffer, without allocating when it has room.
 func TestAppendKeysValues(t *testing.T) {
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range elementsFor(5) {
 		cfg := Config{Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 5, Window: 2, Budget: 8, KeyElement: el, ValueElement: el}
 		p := randomPrompt(rand.New(rand.NewPCG(43, 1)), cfg, 20)
 		c := newCache(t, cfg)
@@ -67,7 +67,7 @@ func TestAppendKeysValues(t *testing.T) {
 // AllocatedBytes accounts for what the cache costs the Go heap, and
 // Bytes for what it holds.
 func TestAllocatedBytesMatchesHeap(t *testing.T) {
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range allElements {
 		cfg := Config{Layers: 4, Heads: 8, KVHeads: 4, HeadDim: 64, Window: 8, Budget: 64, KeyElement: el, ValueElement: el, DecodeReserve: 32}
 		const n = 2000
 		p := randomPrompt(rand.New(rand.NewPCG(47, 1)), cfg, n)
@@ -107,7 +107,7 @@ func TestAllocatedBytesMatchesHeap(t *testing.T) {
 // range, naming the layer, token and head, and leaves the cache unchanged,
 // for every element type, in keys and in values, in any head.
 func TestAppendRejectsNonFinite(t *testing.T) {
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range elementsFor(3) {
 		cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 3, Window: 2, Budget: 6, KeyElement: el, ValueElement: el}
 		kr := cfg.KVHeads * cfg.HeadDim
 		bad := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))}
@@ -149,7 +149,7 @@ func TestAppendRejectsNonFinite(t *testing.T) {
 // decoding nor accumulate, as Truncate documents).
 func TestTruncateThenContinue(t *testing.T) {
 	for _, pol := range []Policy{LAVa(), SnapKV(), AdaSnapKV(), VATP(), PyramidKV(DefaultPyramidBeta), Random(3)} {
-		for _, el := range []Element{Float32, Float16} {
+		for _, el := range allElements {
 			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, KeyElement: el, ValueElement: el, Policy: pol}
 			const n, drafts, steps = 80, 3, 6
 			p := randomPrompt(rand.New(rand.NewPCG(53, 1)), cfg, n+drafts+steps)

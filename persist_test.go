@@ -36,7 +36,7 @@ func savedCaches(t *testing.T) []struct {
 		next int
 	}
 	for _, pol := range []Policy{LAVa(), AdaSnapKV(), CAKE(1, 1, 200), H2O(), TOVA(), StreamingLLM(2), PyramidKV(5).WithPooling(PoolAvg, 3)} {
-		for _, el := range []Element{Float32, Float16} {
+		for _, el := range allElements {
 			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, KeyElement: el, ValueElement: el, Policy: pol, DecodeSlack: 3}
 			const n = 90
 			p := randomPrompt(rand.New(rand.NewPCG(67, uint64(el))), cfg, n+40)
@@ -240,7 +240,7 @@ func FuzzRestore(f *testing.F) {
 // holding 4096 tokens (32 MiB of keys and values as float32); SetBytes is
 // the encoded size.
 func BenchmarkSaveRestore(b *testing.B) {
-	for _, el := range []Element{Float32, Float16} {
+	for _, el := range allElements {
 		cfg := Config{Layers: 1, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, KeyElement: el, ValueElement: el}
 		const n = 4096
 		c := newCache(b, cfg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // This file owns how the rows of a head's keys or values are stored: every
@@ -42,10 +43,28 @@ const (
 )
 
 func (e Element) String() string {
-	return enumName(int(e), "Element", "float32", "float16", "q8_0", "q4_0")
+	if e.valid() {
+		return elementNames[e][0]
+	}
+	return enumName(int(e), "Element")
 }
 
 func (e Element) valid() bool { return e >= Float32 && e <= Q4_0 }
+
+// elementNames are the names ElementByName accepts, in Element order: the
+// String form first, then the short one engines' flags use.
+var elementNames = [...][2]string{{"float32", "f32"}, {"float16", "f16"}, {"q8_0", "q8_0"}, {"q4_0", "q4_0"}}
+
+// ElementByName returns the element type named name, in any case: float32
+// or f32, float16 or f16, q8_0, q4_0.
+func ElementByName(name string) (Element, error) {
+	for e, n := range elementNames {
+		if strings.EqualFold(name, n[0]) || strings.EqualFold(name, n[1]) {
+			return Element(e), nil
+		}
+	}
+	return 0, invalidf("element type %q, want f32, f16, q8_0 or q4_0", name)
+}
 
 // rowBytes is the bytes one row of d elements takes.
 func (e Element) rowBytes(d int) int {

@@ -106,16 +106,11 @@ func poolByPosition(pol Policy, pos []int32, r int32, x []float64) []float64 {
 // over what is held, and so does the entropy over unequal head lengths.
 func TestStreamScoresMatchOracle(t *testing.T) {
 	for _, pol := range []Policy{LAVa(), LAVa().WithPooling(PoolAvg, 5), SnapKV(), AdaSnapKV(), LAVaUniformHeads()} {
-		for _, el := range []Element{Float32, Float16} {
+		for _, el := range allElements {
 			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, Window: 6, Budget: 20, Policy: pol, KeyElement: el, ValueElement: el}
 			const n, chunk = 130, 40
 			p := randomPrompt(rand.New(rand.NewPCG(11, uint64(el))), cfg, n)
-			if el == Float16 {
-				for l := range p.k {
-					roundF16(p.k[l])
-					roundF16(p.v[l])
-				}
-			}
+			p.storedAs(cfg)
 			c := newCache(t, cfg)
 			for lo := 0; lo < n; lo += chunk {
 				hi := min(n, lo+chunk)
@@ -412,17 +407,11 @@ func FuzzStream(f *testing.F) {
 		pol := allPolicies[seed%uint64(len(allPolicies))]
 		cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 4, Window: 3, Budget: 10, Policy: pol,
 			DecodeSlack: int(seed>>8) % 6}
-		if seed&(1<<5) != 0 {
-			cfg.KeyElement, cfg.ValueElement = Float16, Float16
-		}
+		// Bits 5–8 of the seed pick the key and value types.
+		cfg.KeyElement, cfg.ValueElement = Element(seed>>5&3), Element(seed>>7&3)
 		const maxTokens = 400
 		p := randomPrompt(rand.New(rand.NewPCG(seed, 1)), cfg, maxTokens)
-		if cfg.KeyElement == Float16 {
-			for l := range p.k {
-				roundF16(p.k[l])
-				roundF16(p.v[l])
-			}
-		}
+		p.storedAs(cfg)
 		c, err := New(cfg)
 		if err != nil {
 			t.Skip(err) // e.g. StreamingLLM's sinks above Budget − Window

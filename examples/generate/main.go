@@ -47,7 +47,8 @@ type options struct {
 	context               int
 	temperature, topP     float64
 	seed                  uint64
-	compare, float16      bool
+	compare               bool
+	kvType, kType, vType  string
 }
 
 func main() {
@@ -71,7 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.chunk, "chunk", 32, "prompt tokens per prefill chunk, the cache compressed after each; 0: the whole prompt in one chunk")
 	fs.IntVar(&o.slack, "slack", 16, "decode slack S: compress back to -budget once the cache holds -budget + S entries per head; 0: keep every decoded token")
 	fs.StringVar(&o.policy, "policy", "lava", "compression policy: "+strings.Join(lava.PolicyNames(), ", "))
-	fs.BoolVar(&o.float16, "float16", false, "store keys and values as IEEE float16 (half the cache memory)")
+	fs.StringVar(&o.kvType, "kv-type", "f32", "storage of keys and values: f32, f16 (half the memory), q8_0 (8.5 bits per element) or q4_0 (4.5 bits)")
+	fs.StringVar(&o.kType, "k-type", "", "storage of the keys alone, overriding -kv-type")
+	fs.StringVar(&o.vType, "v-type", "", "storage of the values alone, overriding -kv-type")
 	fs.BoolVar(&o.compare, "compare", false, "also decode over the full cache and show where the continuations first differ")
 	fs.IntVar(&o.context, "context", modelfile.TrainedContext, "most positions (prompt + generated) to run; stories260K was trained on 512")
 	fs.Usage = func() {
@@ -129,7 +132,35 @@ func (o *options) check() error {
 	if _, err := lava.PolicyByName(o.policy); err != nil {
 		return fmt.Errorf("-policy = %q, want one of %s", o.policy, strings.Join(lava.PolicyNames(), ", "))
 	}
+	for _, f := range []struct{ flag, v string }{{"-kv-type", o.kvType}, {"-k-type", o.kType}, {"-v-type", o.vType}} {
+		if _, err := lava.ElementByName(f.v); err != nil && f.v != "" {
+			return fmt.Errorf("%s = %q, want f32, f16, q8_0 or q4_0", f.flag, f.v)
+		}
+	}
 	return nil
+}
+
+// elements returns the key and value storage types the flags select
+// (checked by check).
+func (o *options) elements() (k, v lava.Element) {
+	k, _ = lava.ElementByName(o.kvType)
+	v = k
+	if o.kType != "" {
+		k, _ = lava.ElementByName(o.kType)
+	}
+	if o.vType != "" {
+		v, _ = lava.ElementByName(o.vType)
+	}
+	return k, v
+}
+
+// storageName is how the report names a configuration's storage: one type,
+// or keys/values when they differ.
+func storageName(cfg lava.Config) string {
+	if cfg.KeyElement == cfg.ValueElement {
+		return cfg.KeyElement.String()
+	}
+	return cfg.KeyElement.String() + "/" + cfg.ValueElement.String()
 }
 
 // result is one decoding of the prompt's continuation: the tokens
@@ -162,9 +193,7 @@ func generate(o options, stdout, stderr io.Writer) error {
 	cfg := m.CacheConfig(o.budget, o.window)
 	cfg.Policy, _ = lava.PolicyByName(o.policy) // checked above
 	cfg.DecodeSlack = o.slack
-	if o.float16 {
-		cfg.Element = lava.Float16
-	}
+	cfg.KeyElement, cfg.ValueElement = o.elements()
 	cache, err := lava.New(cfg)
 	if err != nil {
 		return err
@@ -280,7 +309,7 @@ func report(w io.Writer, o options, m *llama.Model, seq *llama.Sequence, rep lav
 	perToken := int64(m.Layers*m.KVHeads) * cache.EntryBytes()
 	positions := cache.Tokens(0)
 	fmt.Fprintf(w, "--- cache report: policy %s, budget %d, window %d, chunk %d, slack %d, %v storage ---\n",
-		o.policy, cfg.Budget, cfg.Window, o.chunk, cfg.DecodeSlack, cfg.Element)
+		o.policy, cfg.Budget, cfg.Window, o.chunk, cfg.DecodeSlack, storageName(cfg))
 	fmt.Fprintf(w, "tokens:   prompt %d (BOS included) in %d chunks, generated %d, cache positions %d\n", pre.tokens, pre.chunks, len(gen.tokens), positions)
 	fullPrompt := int64(pre.tokens) * perToken
 	fmt.Fprintf(w, "prefill:  full %s, kept %s (%s), peak %s\n", byteCount(fullPrompt), byteCount(pre.kept), ratio(fullPrompt, pre.kept), byteCount(pre.peak))

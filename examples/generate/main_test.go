@@ -141,19 +141,37 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// -float16 halves the bytes the cache holds, full and kept.
-func TestFloat16Flag(t *testing.T) {
+// -kv-type (and -k-type, -v-type) set the storage: the full cache of the
+// 128-token prompt is 5 layers × 4 KV heads × a key and a value row of 8
+// elements per token, 32 bytes per row as f32, 16 as f16, 10 as q8_0 (a
+// 2-byte scale and 8 int8) and 6 as q4_0 (a scale and 4 bytes).
+func TestKVTypeFlags(t *testing.T) {
 	path := modelfile.PathForTest(t)
-	code, out, errs := runArgs(t, "-model", path, "-steps", "10", "-float16")
-	if code != 0 {
-		t.Fatalf("exit %d, stderr %s", code, errs)
+	for _, c := range []struct {
+		args    []string
+		name    string
+		rowK, v int
+	}{
+		{[]string{"-kv-type", "f16"}, "float16", 16, 16},
+		{[]string{"-kv-type", "q8_0"}, "q8_0", 10, 10},
+		{[]string{"-kv-type", "Q4_0"}, "q4_0", 6, 6},
+		{[]string{"-k-type", "q8_0", "-v-type", "q4_0"}, "q8_0/q4_0", 10, 6},
+		{[]string{"-kv-type", "q4_0", "-k-type", "f32"}, "float32/q4_0", 32, 6},
+	} {
+		code, out, errs := runArgs(t, append([]string{"-model", path, "-steps", "10"}, c.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d, stderr %s", c.args, code, errs)
+		}
+		m := regexp.MustCompile(`prefill:  full (\d+) bytes, kept (\d+) bytes`).FindStringSubmatch(out)
+		if m == nil || !strings.Contains(out, c.name+" storage") {
+			t.Fatalf("%v: no %s report:\n%s", c.args, c.name, out)
+		}
+		if full, _ := strconv.Atoi(m[1]); full != 128*5*4*(c.rowK+c.v) {
+			t.Errorf("%v: full cache %d bytes, want %d", c.args, full, 128*5*4*(c.rowK+c.v))
+		}
 	}
-	m := regexp.MustCompile(`prefill:  full (\d+) bytes, kept (\d+) bytes`).FindStringSubmatch(out)
-	if m == nil || !strings.Contains(out, "float16 storage") {
-		t.Fatalf("no float16 report:\n%s", out)
-	}
-	if full, _ := strconv.Atoi(m[1]); full != 128*1280/2 {
-		t.Errorf("float16 full cache %d bytes, want %d", full, 128*1280/2)
+	if code, _, errs := runArgs(t, "-model", path, "-kv-type", "q3"); code != 1 || !strings.Contains(errs, "-kv-type") {
+		t.Errorf("-kv-type q3: exit %d, stderr %q; want 1 naming the flag", code, errs)
 	}
 }
 
