@@ -47,6 +47,13 @@
 #define SCVTF4(d, n) WORD $(0x4e21d800 | (n)<<5 | (d))
 // sshr vd.4s, vn.4s, #1
 #define SSHR4_1(d, n) WORD $(0x4f3f0400 | (n)<<5 | (d))
+// sxtl vd.8h, vn.8b and sxtl2 vd.8h, vn.16b (sshll #0): sign-extend bytes
+// 0–7, 8–15 to halfwords; sxtl vd.4s, vn.4h and sxtl2 vd.4s, vn.8h: halfwords
+// 0–3, 4–7 to words
+#define SXTL8(d, n) WORD $(0x0f08a400 | (n)<<5 | (d))
+#define SXTL8_2(d, n) WORD $(0x4f08a400 | (n)<<5 | (d))
+#define SXTL16(d, n) WORD $(0x0f10a400 | (n)<<5 | (d))
+#define SXTL16_2(d, n) WORD $(0x4f10a400 | (n)<<5 | (d))
 
 // HSUM leaves Σ of the 16 lanes of Va–Vd in Fa: (a+b) + (c+d), then pairs.
 #define HSUM(a, b, c, d) \
@@ -963,6 +970,87 @@ nr8:
 	VST1	[V4.B16], (R0)
 
 nrDone:
+	RET
+
+// The dequantisers. A block's scale is loaded into the four halfword lanes
+// of V0 (VLD1R) and widened by FCVTL, exact for every float16 as in
+// widenAsm, so V0 holds s in every lane. DEQUANT32 widens the 32 int8 in
+// V1 (elements 0–15) and V2 (16–31) to int32 through int16 (SXTL, SXTL2),
+// converts them (SCVTF, exact), multiplies by s (FMUL: s × q needs at most
+// 19 significant bits, so it is exact, and any other scale gives what the
+// scalar multiplication of dequantGeneric gives) and stores the 32 floats.
+// Each block's bytes are read once, exactly: no load crosses the block end.
+#define DEQUANT32 \
+	FCVTL(0, 0); \
+	SXTL8(3, 1); \
+	SXTL8_2(4, 1); \
+	SXTL8(5, 2); \
+	SXTL8_2(6, 2); \
+	SXTL16(16, 3); \
+	SXTL16_2(17, 3); \
+	SXTL16(18, 4); \
+	SXTL16_2(19, 4); \
+	SXTL16(20, 5); \
+	SXTL16_2(21, 5); \
+	SXTL16(22, 6); \
+	SXTL16_2(23, 6); \
+	SCVTF4(16, 16); \
+	SCVTF4(17, 17); \
+	SCVTF4(18, 18); \
+	SCVTF4(19, 19); \
+	SCVTF4(20, 20); \
+	SCVTF4(21, 21); \
+	SCVTF4(22, 22); \
+	SCVTF4(23, 23); \
+	FMUL4(16, 16, 0); \
+	FMUL4(17, 17, 0); \
+	FMUL4(18, 18, 0); \
+	FMUL4(19, 19, 0); \
+	FMUL4(20, 20, 0); \
+	FMUL4(21, 21, 0); \
+	FMUL4(22, 22, 0); \
+	FMUL4(23, 23, 0); \
+	VST1.P	[V16.S4, V17.S4, V18.S4, V19.S4], 64(R0); \
+	VST1.P	[V20.S4, V21.S4, V22.S4, V23.S4], 64(R0)
+
+// func dequantQ8Asm(dst *float32, src *byte, nb int)
+//
+// nb ≥ 1 blocks of 34 bytes: the scale, then the 32 int8.
+TEXT ·dequantQ8Asm(SB), NOSPLIT|NOFRAME, $0-24
+	MOVD	dst+0(FP), R0
+	MOVD	src+8(FP), R1
+	MOVD	nb+16(FP), R2
+
+q8block:
+	VLD1R.P	2(R1), [V0.H4]
+	VLD1.P	32(R1), [V1.B16, V2.B16]
+	DEQUANT32
+	SUBS	$1, R2
+	BNE	q8block
+	RET
+
+// func dequantQ4Asm(dst *float32, src *byte, nb int)
+//
+// nb ≥ 1 blocks of 18 bytes: the scale, then 16 bytes whose low nibbles
+// (AND 0x0f) are elements 0–15 and high nibbles (USHR 4) elements 16–31,
+// each minus 8 in the bytes (VSUB) so that DEQUANT32 sign-extends −8..7.
+TEXT ·dequantQ4Asm(SB), NOSPLIT|NOFRAME, $0-24
+	MOVD	dst+0(FP), R0
+	MOVD	src+8(FP), R1
+	MOVD	nb+16(FP), R2
+	VMOVI	$15, V30.B16
+	VMOVI	$8, V31.B16
+
+q4block:
+	VLD1R.P	2(R1), [V0.H4]
+	VLD1.P	16(R1), [V7.B16]
+	VAND	V30.B16, V7.B16, V1.B16
+	VUSHR	$4, V7.B16, V2.B16
+	VSUB	V31.B16, V1.B16, V1.B16
+	VSUB	V31.B16, V2.B16, V2.B16
+	DEQUANT32
+	SUBS	$1, R2
+	BNE	q4block
 	RET
 
 // func gatherAsm(dst, src unsafe.Pointer, idx *int32, n, rowBytes, nt int)
