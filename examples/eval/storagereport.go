@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/lavakv/lava"
@@ -256,7 +258,10 @@ func writeFrontier(w *bytes.Buffer, in storageReportInput) {
 		"the (storage type, budget) with the lowest mean KL among all that policy's runs, and the uncompressed caches of the quantised types "+
 		"(budget **full**), that keep no more bytes on average than the level; the float32 full cache, the reference itself (KL 0), is not a candidate. "+
 		"**f32 at this level** is the same policy stored as float32 at the level's budget (for the last level, the reference); "+
-		"the paired difference is best − f32 on the same prompts. KiB: mean over prompts, 1 KiB = 1024 bytes.\n\n", ss.entries[lead].name)
+		"the paired difference is best − f32 on the same prompts. KiB: mean over prompts, 1 KiB = 1024 bytes. "+
+		"The candidates are the budgets measured: at a level above the largest budget's bytes in a type, that type's larger budgets are missing. "+
+		"Every policy is shown at the same levels; a policy that keeps a little more than %s at equal B (SnapKV keeps exactly B per head, "+
+		"LAVa's allocation a few entries less) has its own float32 run slightly above the level, where it is no candidate.\n\n", ss.entries[lead].name, ss.entries[lead].name)
 	for e, en := range ss.entries {
 		if en.full {
 			continue
@@ -349,9 +354,10 @@ func writeStorageLimits(w *bytes.Buffer, in storageReportInput, f32 int64) {
 // one line per storage type, float32 bold.
 func storageChart(in storageReportInput, e int) lineChart {
 	s, ss, res := in.s, in.s.storage, in.res
-	c := lineChart{title: fmt.Sprintf("%s: KL against cache bytes, by storage type", ss.entries[e].name),
-		xLabel: "key/value bytes kept after Compress (KiB, mean over prompts); last point of a quantised type: its uncompressed cache",
-		yLabel: "KL(f32 full ‖ cache), nats per token", logX: true, logY: true}
+	// Long axis labels shrink gonum's axes: the details are in the title
+	// and in storage.md.
+	c := lineChart{title: fmt.Sprintf("%s: KL(f32 full ‖ cache) against the bytes kept, by storage type", ss.entries[e].name),
+		xLabel: "KiB kept, mean over prompts", yLabel: "KL, nats per token", logX: true, logY: true}
 	for t, ty := range ss.types {
 		sr := series{name: ty.String(), bold: t == 0}
 		add := func(r storageRow, b int) {
@@ -364,6 +370,26 @@ func storageChart(in storageReportInput, e int) lineChart {
 		}
 		add(storageRow{t, 0}, 0)
 		c.series = append(c.series, sr)
+	}
+	// Ticks at the powers of two (x) and ten (y) within the points' range:
+	// gonum leaves room for labels beyond it, and its log ticks print
+	// 9.999999999999999e-05.
+	xlo, xhi, ylo, yhi := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+	for _, sr := range c.series {
+		for _, xy := range sr.xys {
+			xlo, xhi, ylo, yhi = min(xlo, xy.X), max(xhi, xy.X), min(ylo, xy.Y), max(yhi, xy.Y)
+		}
+	}
+	if xlo < xhi {
+		for x := math.Exp2(math.Ceil(math.Log2(xlo))); x <= xhi; x *= 2 {
+			c.xTicks = append(c.xTicks, plot.Tick{Value: x, Label: strconv.FormatFloat(x, 'f', -1, 64)})
+		}
+	}
+	if ylo < yhi {
+		for k := math.Ceil(math.Log10(ylo)); k <= math.Log10(yhi); k++ {
+			y := math.Pow10(int(k))
+			c.yTicks = append(c.yTicks, plot.Tick{Value: y, Label: strconv.FormatFloat(y, 'g', -1, 64)})
+		}
 	}
 	return c
 }
