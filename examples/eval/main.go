@@ -23,8 +23,9 @@
 // and kl.png/svg and recall.png/svg (when some prompt has a copy step), to
 // -out.
 //
-// Two more experiments measure the cache over a sequence's life
-// (-experiments selects them; the default runs the budget experiment only):
+// -experiments selects what runs; the default is the budget experiment
+// only. Two more measure the cache over a sequence's life, one the storage
+// type of its keys and values:
 //
 //   - chunked: every policy of -chunk-policies at every budget of
 //     -chunk-budgets prefills each prompt itself in chunks of each size of
@@ -38,10 +39,19 @@
 //     -slack: KL and top-1 by position, cache bytes by position. It writes
 //     long.md, long-kl and long-bytes.
 //
+//   - storage: each prompt is prefilled into a cache of every storage
+//     type of -storage-types (float32, float16, Q8_0, Q4_0, mixed keys and
+//     values); every policy of -storage-policies at every budget of
+//     -budgets, and the uncompressed cache of that type, is then measured
+//     like the budget experiment against the float32 full cache. The
+//     equal-bytes frontier gives, for each byte budget, the (type, budget)
+//     closest to the full cache. It writes storage.md and storage-kl.
+//
 //     cd examples && go run ./eval
 //     go run ./eval -budgets 16,32 -policies lava,snapkv -n 4 -T 32
 //     go run ./eval -prompts my-prompts.txt -out /tmp/eval
 //     go run ./eval -experiments chunked,long -out ../docs/results
+//     go run ./eval -experiments storage -out ../docs/results
 package main
 
 import (
@@ -83,10 +93,12 @@ type options struct {
 	chunkPolicies, longPolicies string
 	longBudget, slack           int
 	longPrompt, longSteps       int
+	storageTypes                string
+	storagePolicies             string
 }
 
 // experimentNames are what -experiments accepts, in the order they run.
-var experimentNames = []string{"budgets", "chunked", "long"}
+var experimentNames = []string{"budgets", "chunked", "long", "storage"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -118,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.context, "context", modelfile.TrainedContext, "most positions a prompt and its continuation may use; stories260K was trained on 512")
 	fs.IntVar(&o.workers, "j", runtime.GOMAXPROCS(0), "policy × budget runs evaluated in parallel")
 	fs.StringVar(&o.out, "out", "eval-results", "`directory` for eval.md and the plots")
-	fs.StringVar(&o.experiments, "experiments", "budgets", "comma-separated experiments to run: budgets (eval.md), chunked (chunked.md), long (long.md)")
+	fs.StringVar(&o.experiments, "experiments", "budgets", "comma-separated experiments to run: budgets (eval.md), chunked (chunked.md), long (long.md), storage (storage.md)")
 	fs.StringVar(&o.chunks, "chunks", "16,32,64,128,whole", "chunked: comma-separated prefill chunk sizes; whole is the prompt in one chunk (one-shot)")
 	fs.StringVar(&o.chunkBudgets, "chunk-budgets", "32,64", "chunked: comma-separated budgets")
 	fs.StringVar(&o.chunkPolicies, "chunk-policies", "lava,snapkv,ada-snapkv,cake,h2o", "chunked: comma-separated policies")
@@ -127,6 +139,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.slack, "slack", 16, "long: decode slack S (lava Config.DecodeSlack): compress back to B once the cache holds B + S entries per head")
 	fs.IntVar(&o.longPrompt, "long-prompt", 32, "long: tokens per sampled prompt, BOS included")
 	fs.IntVar(&o.longSteps, "long-T", 448, "long: decoded tokens measured per prompt")
+	fs.StringVar(&o.storageTypes, "storage-types", "f32,f16,q8_0,q4_0,q8_0/q4_0", "storage: comma-separated storage types of keys and values (f32, f16, q8_0, q4_0), or k/v for keys of type k and values of type v; f32 is always added")
+	fs.StringVar(&o.storagePolicies, "storage-policies", "lava,snapkv", "storage: comma-separated policies")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: go run ./eval [flags]\n\n"+
 			"Measures the output quality each KV-cache policy keeps at each budget against the\n"+
@@ -205,6 +219,11 @@ func (o *options) settings() (settings, error) {
 	}
 	if s.run("long") {
 		if s.long, err = o.longSettings(s); err != nil {
+			return s, err
+		}
+	}
+	if s.run("storage") {
+		if s.storage, err = o.storageSettings(); err != nil {
 			return s, err
 		}
 	}
@@ -296,7 +315,7 @@ func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 	s.bos, s.eos = tok.BOS, tok.EOS
 	var prompts []prompt
 	var desc string
-	if s.run("budgets") || s.run("chunked") {
+	if s.run("budgets") || s.run("chunked") || s.run("storage") {
 		fmt.Fprintf(stderr, "eval: preparing %s prompts\n", map[bool]string{true: "file", false: "sampled"}[o.prompts != ""])
 		if prompts, desc, err = loadPrompts(o, m, tok); err != nil {
 			return err
@@ -345,6 +364,20 @@ func evalMain(o options, s settings, stdout, stderr io.Writer) error {
 			return err
 		}
 		md, plots, err := writeLongReport(o.out, longReportInput{command: command, model: model, m: m, ls: ls, res: res, seed: o.seed})
+		if err != nil {
+			return err
+		}
+		wrote(md, plots)
+	}
+	if s.run("storage") {
+		fmt.Fprintf(stderr, "eval: storage types\n")
+		bar := newProgress(stderr)
+		res, err := evaluateStorage(m, prompts, s, s.storage, bar.update)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		md, plots, err := writeStorageReport(o.out, storageReportInput{command: command, model: model, promptDesc: desc, m: m, prompts: prompts, s: s, res: res})
 		if err != nil {
 			return err
 		}

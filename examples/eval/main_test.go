@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"io"
 	"math"
@@ -431,5 +432,133 @@ func TestOnePolicyOneBudget(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "eval.md")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The storage experiment writes storage.md with a row for every policy in
+// every type, the frontier and a plot per policy, and not the budget
+// experiment's report.
+func TestStorageReportTiny(t *testing.T) {
+	_, _, path := testModel(t)
+	dir := t.TempDir()
+	args := []string{"-model", path, "-experiments", "storage", "-n", "2", "-T", "8", "-length", "100", "-budgets", "16,32",
+		"-storage-types", "f16,q8_0,q4_0,q8_0/q4_0", "-storage-policies", "lava,snapkv", "-out", dir}
+	var stderr bytes.Buffer
+	if code := run(args, io.Discard, &stderr); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "storage.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wants := []string{"go run ./eval -model", "## KL(float32 full ‖ compressed)", "## Top-1 agreement", "## Long-range recall: log-probability drop",
+		"## Long-range recall: top-1 kept", "## Key/value bytes kept", "## KL of the prompt's last logits", "## Equal-bytes frontier", "### LAVa", "### SnapKV",
+		"| f32 LAVa B = 32 |", "| f32 full cache |", "## What this model can and cannot show", "| B = 16 | B = 32 |", "Paired difference, type − float32",
+		// The bytes of the uncompressed caches: 32, 16, 10 and 6 bytes per
+		// row of 8 against float32's 32.
+		"| full cache, f32 | 100.00 ± 0.00 | 100.00 ± 0.00 |", "| full cache, f16 | 50.00 ± 0.00 |", "| full cache, q8_0 | 31.25 ± 0.00 |",
+		"| full cache, q4_0 | 18.75 ± 0.00 |", "| full cache, q8_0/q4_0 | 25.00 ± 0.00 |"}
+	for _, e := range []string{"full cache", "LAVa", "SnapKV"} {
+		for _, ty := range []string{"f32", "f16", "q8_0", "q4_0", "q8_0/q4_0"} {
+			wants = append(wants, fmt.Sprintf("| %s, %s |", e, ty))
+		}
+	}
+	for _, w := range wants {
+		if !bytes.Contains(md, []byte(w)) {
+			t.Errorf("storage.md lacks %q", w)
+		}
+	}
+	for _, f := range []string{"storage-kl.png", "storage-kl.svg", "storage-kl-snapkv.png", "storage-kl-snapkv.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "eval.md")); err == nil {
+		t.Error("eval.md written without the budgets experiment")
+	}
+}
+
+// Every storage type keeps exactly its row bytes per entry: at every
+// budget the full cache of q8_0 holds 10/32 of float32's bytes, and SnapKV
+// the same entries' worth; the float32 rows are the budget experiment's
+// runs; quantisation alone changes the output, float32 alone does not.
+func TestStorageBytes(t *testing.T) {
+	m, tok, _ := testModel(t)
+	ps, err := generatePrompts(m, tok, 2, 120, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSettings(tok)
+	s.budgets = []int{16, 32}
+	o := options{storageTypes: "f16,q8_0,q4_0,q8_0/q4_0,f32/q4_0", storagePolicies: "lava,snapkv"}
+	ss, err := o.storageSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := evaluateStorage(m, ps, s, ss, func(int, int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bytes per row of HeadDim = 8: keys and values.
+	rowBytes := map[lava.Element]int64{lava.Float32: 32, lava.Float16: 16, lava.Q8_0: 10, lava.Q4_0: 6}
+	for p := range ps {
+		for ti, ty := range ss.types {
+			for e, en := range ss.entries {
+				for b, budget := range s.budgets {
+					c, f := res.cells[p][ti][e][b], res.cells[p][0][e][b]
+					if en.full {
+						if want := f.kept * (rowBytes[ty.k] + rowBytes[ty.v]) / 64; c.kept != want || c.full != want {
+							t.Errorf("prompt %d, %v full cache at B = %d: %d bytes kept of %d, want %d (%d + %d of float32's 64 per entry)",
+								p, ty, budget, c.kept, c.full, want, rowBytes[ty.k], rowBytes[ty.v])
+						}
+					}
+					// Whole entries; SnapKV keeps B per head whatever the
+					// scores, LAVa's allocation follows them, so the type
+					// can move its count.
+					per := rowBytes[ty.k] + rowBytes[ty.v]
+					if c.kept%per != 0 {
+						t.Errorf("prompt %d, %v %s at B = %d: %d bytes kept, not whole entries of %d bytes", p, ty, en.name, budget, c.kept, per)
+					}
+					if en.key == "snapkv" && c.kept*64 != f.kept*per {
+						t.Errorf("prompt %d, %v %s at B = %d: %d bytes kept, float32 %d; want %d/64 of it", p, ty, en.name, budget, c.kept, f.kept, per)
+					}
+				}
+			}
+			if full := res.cells[p][ti][0][0]; (ty == storagePair{}) != (full.kl == 0 && res.klFirst[p][ti] == 0) {
+				t.Errorf("prompt %d, %v full cache: KL %g, c₀ KL %g; want 0 for float32 only", p, ty, full.kl, res.klFirst[p][ti])
+			}
+		}
+		base, logits0, ref, err := prepare(m, ps[p], s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for e, en := range ss.entries[1:] {
+			c, err := evalCell(m, base, logits0, ps[p], ref, en, 32, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.cells[p][0][e+1][1]; got.kl != c.kl || got.kept != c.kept {
+				t.Errorf("prompt %d, %s at B = 32: float32 storage KL %g, %d bytes; the budget experiment's %g, %d", p, en.name, got.kl, got.kept, c.kl, c.kept)
+			}
+		}
+	}
+}
+
+func TestStorageFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-experiments", "storage", "-storage-types", "f16,q3"}, `-storage-types: "q3"`},
+		{[]string{"-experiments", "storage", "-storage-types", "q8_0/x"}, `-storage-types: "q8_0/x"`},
+		{[]string{"-experiments", "storage", "-storage-types", "q8_0/q4_0/f16"}, `-storage-types: "q8_0/q4_0/f16"`},
+		{[]string{"-experiments", "storage", "-storage-types", "f16,float16"}, `-storage-types: "float16" given twice`},
+		{[]string{"-experiments", "storage", "-storage-policies", "lava,nope"}, `-storage-policies: "nope"`},
+		{[]string{"-experiments", "storage", "-budgets", "4"}, "-budgets"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(c.args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("run(%q) = %d, stderr %q; want 2 and a message containing %q", c.args, code, stderr.String(), c.want)
+		}
 	}
 }

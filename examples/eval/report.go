@@ -363,7 +363,7 @@ func pairedTable(w *bytes.Buffer, in reportInput, mt metric) {
 // lineChart is a plot of lines against a shared x axis, drawn by draw.
 type lineChart struct {
 	title, xLabel, yLabel string
-	xTicks                []plot.Tick // nil for the default ticks
+	xTicks, yTicks        []plot.Tick // nil for the default ticks
 	logX                  bool
 	// logY draws the y axis on a log scale when every value is positive.
 	logY bool
@@ -478,6 +478,9 @@ func (lc lineChart) draw(dir, name string) (drawn bool, err error) {
 		// The values span decades.
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	if lc.yTicks != nil {
+		p.Y.Tick.Marker = plot.ConstantTicks(lc.yTicks)
 	}
 	p.Add(plotter.NewGrid())
 	const w, h, legendW = 9 * vg.Inch, 5 * vg.Inch, 1.8 * vg.Inch

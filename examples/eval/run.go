@@ -35,6 +35,11 @@ type settings struct {
 	experiments []string
 	chunked     chunkedSettings
 	long        longSettings
+	storage     storageSettings
+	// elements is the storage type of the caches prefill and evalCell
+	// build; the zero value is float32 keys and values, what every
+	// experiment but storage uses.
+	elements storagePair
 }
 
 // run tells whether the experiment named is to run.
@@ -65,14 +70,15 @@ type reference struct {
 	expectedLog float64     // NaN if the prompt has no expected continuation
 }
 
-// prefill runs the prompt once into a cache that is never compressed
-// itself; every policy and budget then compresses its own copy
+// prefill runs the prompt once into a cache, stored as s.elements, that is
+// never compressed itself; every policy and budget then compresses its own copy
 // (KVCache.CloneWith). The cache uses H2O, the one policy whose copies need
 // a source that accumulated attention while appending; copies under other
 // policies drop those sums.
 func prefill(m *llama.Model, p prompt, s settings) (*lava.KVCache, []float32, error) {
 	cfg := m.CacheConfig(len(p.tokens)+1, s.window)
 	cfg.Policy = lava.H2O()
+	cfg.KeyElement, cfg.ValueElement = s.elements.k, s.elements.v
 	cache, err := lava.New(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -163,6 +169,7 @@ func expectedLogProb(m *llama.Model, cache *lava.KVCache, logits0 []float32, exp
 func evalCell(m *llama.Model, base *lava.KVCache, logits0 []float32, p prompt, ref reference, e entry, budget int, s settings) (cell, error) {
 	cfg := m.CacheConfig(budget, s.window)
 	cfg.Policy = e.policy
+	cfg.KeyElement, cfg.ValueElement = s.elements.k, s.elements.v
 	if e.full {
 		// A budget above the prompt keeps every layer whole.
 		cfg.Budget = max(len(p.tokens), s.window) + 1
