@@ -161,17 +161,33 @@ func BenchmarkKernel(b *testing.B) {
 	// Q8_0) is far larger than L2. Bytes are those of the head's keys and
 	// values as stored, each counted once; op=readsum beside it reads the
 	// same number of bytes once (the read roofline).
-	for _, s := range []struct{ d, g, n int }{{128, 1, 32768}, {128, 2, 32768}, {128, 4, 32768}, {128, 8, 32768}} {
-		k, v := randSlice(rng, s.n*s.d), randSlice(rng, s.n*s.d)
+	// The quantised types also run a head of 2²⁰ keys (285 MB as Q8_0),
+	// far beyond L3: the DRAM case.
+	type attendCase struct {
+		d, g, n int
+		elems   []Element
+	}
+	var attendCases []attendCase
+	for _, g := range []int{1, 2, 4, 8} {
+		attendCases = append(attendCases, attendCase{128, g, 32768, allElements})
+	}
+	for _, g := range []int{1, 4, 8} {
+		attendCases = append(attendCases, attendCase{128, g, 1 << 20, quantTypes})
+	}
+	for _, s := range attendCases {
+		var k, v []float32 // made when a benchmark of the case first runs
 		q := randSlice(rng, s.g*s.d)
 		p := make([]float32, s.g*s.n)
 		out := make([]float32, s.g*s.d)
 		inv := make([]float32, s.g)
 		scale := float32(1 / math.Sqrt(float64(s.d)))
-		for _, el := range allElements {
-			kr, vr := benchRows(b, el, k, s.d), benchRows(b, el, v, s.d)
+		for _, el := range s.elems {
 			size := 2 * s.n * el.rowBytes(s.d)
 			b.Run(fmt.Sprintf("op=attend/d=%d/g=%d/keys=%d/elem=%v", s.d, s.g, s.n, el), func(b *testing.B) {
+				if k == nil {
+					k, v = randSlice(rng, s.n*s.d), randSlice(rng, s.n*s.d)
+				}
+				kr, vr := benchRows(b, el, k, s.d), benchRows(b, el, v, s.d)
 				benchImpls(b, func(b *testing.B) {
 					b.SetBytes(int64(size))
 					for b.Loop() {
