@@ -302,7 +302,7 @@ func (c *KVCache) trim(L *layer, b int) {
 	if caps == nil {
 		return // kept whole
 	}
-	c.trimHeads(L, caps, 0, len(L.heads))
+	c.trimHeads(L, caps, 0, len(L.heads), nil, nil)
 }
 
 // trimLayers trims the layers ids whose budgets b are below what they hold,
@@ -322,9 +322,13 @@ func (c *KVCache) trimLayers(ids, b []int, workers int) {
 	})
 	Hkv := c.cfg.KVHeads
 	parallel(workers, len(trimmed)*Hkv, func(_, u int) {
-		if j, kv := u/Hkv, u%Hkv; caps[j] != nil {
-			c.trimHeads(&c.layers[ids[trimmed[j]]], caps[j], kv, kv+1)
+		j, kv := u/Hkv, u%Hkv
+		if caps[j] == nil {
+			return
 		}
+		L := &c.layers[ids[trimmed[j]]]
+		h := &L.heads[kv]
+		c.trimHeads(L, caps[j], kv, kv+1, make([]int32, 0, h.len()), make([]int32, len(h.order)))
 	})
 }
 
@@ -358,10 +362,10 @@ func (c *KVCache) caps(L *layer, b int) []int {
 }
 
 // trimHeads keeps, in each KV head kv of L with from ≤ kv < to, the best
-// caps[kv] of its ranked candidates and the entries after them. It writes
-// only those heads.
-func (c *KVCache) trimHeads(L *layer, caps []int, from, to int) {
-	var keep, newRow []int32
+// caps[kv] of its ranked candidates and the entries after them, with the
+// scratch keep and newRow (which grow as needed). It writes only those
+// heads.
+func (c *KVCache) trimHeads(L *layer, caps []int, from, to int, keep, newRow []int32) {
 	for kv := from; kv < to; kv++ {
 		h := &L.heads[kv]
 		ranked := len(h.order)
