@@ -219,29 +219,71 @@ func (c *KVCache) ranked(L *layer, ls layerScores) {
 	L.budget = math.MaxInt
 }
 
-// rankLayers is apply's ranking on up to workers goroutines: one unit per
-// layer for a joint ranking (the largest, so first), one per KV head for
-// the head's own.
+// rankLayers is apply's ranking on up to workers goroutines, one unit per
+// layer: each head takes the ranking its scoring made (or makes it), and a
+// joint ranking merges them.
 func (c *KVCache) rankLayers(scored map[int]layerScores, workers int) {
 	ids := slices.Sorted(maps.Keys(scored))
-	Hkv := c.cfg.KVHeads
-	joint := 0
-	if c.cfg.Policy.heads == JointHeads {
-		joint = len(ids)
-	}
 	lss := make([]layerScores, len(ids))
 	for i, l := range ids {
 		lss[i] = scored[l]
 		c.ranked(&c.layers[l], lss[i])
 	}
-	parallel(workers, joint+len(ids)*Hkv, func(_, u int) {
-		if u < joint {
-			c.layers[ids[u]].winners = rankAll(lss[u].s)
-			return
+	joint := c.cfg.Policy.heads == JointHeads
+	parallel(workers, len(ids), func(_, i int) {
+		L, ls := &c.layers[ids[i]], &lss[i]
+		for kv := range L.heads {
+			if ls.order != nil {
+				L.heads[kv].order = ls.order[kv]
+			} else {
+				L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
+			}
 		}
-		i, kv := (u-joint)/Hkv, (u-joint)%Hkv
-		c.layers[ids[i]].heads[kv].order = rankRows(lss[i].s[lss[i].off[kv]:lss[i].off[kv+1]])
+		if joint {
+			L.winners = mergeRanked(L, ls)
+		}
 	})
+}
+
+// mergeRanked returns every candidate of L, scored in ls, best first, as
+// rankAll(ls.s) does, by merging the heads' rankings: pairs of sorted runs
+// merged in turn, O(n log KVHeads).
+func mergeRanked(L *layer, ls *layerScores) []scored {
+	n := len(ls.s)
+	a, b := make([]scored, n), make([]scored, n)
+	for kv := range L.heads {
+		off := ls.off[kv]
+		for i, r := range L.heads[kv].order {
+			a[off+i] = scored{ls.s[off+int(r)], int32(off) + r}
+		}
+	}
+	bounds := slices.Clone(ls.off) // runs a[bounds[j]:bounds[j+1]]
+	for len(bounds) > 2 {
+		next := make([]int, 0, len(bounds)/2+2)
+		for j := 0; j+1 < len(bounds); j += 2 {
+			lo, mid, hi := bounds[j], bounds[j+1], bounds[j+1]
+			if j+2 < len(bounds) {
+				hi = bounds[j+2]
+			}
+			mergeRuns(b[lo:hi], a[lo:mid], a[mid:hi])
+			next = append(next, lo)
+		}
+		bounds = append(next, n)
+		a, b = b, a
+	}
+	return a
+}
+
+// mergeRuns merges the runs x and y, each best first, into dst.
+func mergeRuns(dst, x, y []scored) {
+	i, j := 0, 0
+	for k := range dst {
+		if j == len(y) || i < len(x) && byRank(x[i], y[j]) < 0 {
+			dst[k], i = x[i], i+1
+		} else {
+			dst[k], j = y[j], j+1
+		}
+	}
 }
 
 // candidates is a ranked layer's average number of candidates per head when

@@ -47,6 +47,9 @@ type scratch struct {
 type layerScores struct {
 	s         []float32
 	cand, off []int // each head's candidates and the flat index of its first
+	// order is each head's ranking of its candidates (rankRows), when the
+	// scoring goroutines made it, or nil.
+	order [][]int32
 	layerStats
 }
 
@@ -120,9 +123,10 @@ func (c *KVCache) checkScores(l int, out *layerScores, overflow bool) error {
 }
 
 // scoreLayers checks and scores the layers ids, in order, on up to workers
-// goroutines, one unit per KV head of each layer. It returns the layers'
-// scores, or the error of the first layer that fails: what scoreLayer
-// gives layer after layer.
+// goroutines, one unit per KV head of each layer, which also ranks the
+// head's candidates (into order). It returns the layers' scores, or the
+// error of the first layer that fails: what scoreLayer gives layer after
+// layer.
 func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 	outs := make([]layerScores, len(ids))
 	var bad error // a layer whose queries are not finite: the layers before it are scored
@@ -136,6 +140,9 @@ func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 	Hkv := c.cfg.KVHeads
 	stats := make([]layerStats, len(ids)*Hkv)
 	overflow := make([]bool, len(ids)*Hkv)
+	for i := range outs {
+		outs[i].order = make([][]int32, Hkv)
+	}
 	ss := make([]scratch, min(workers, len(stats)))
 	for w := range ss {
 		ss[w].c = c
@@ -145,8 +152,10 @@ func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 		s, L, out := &ss[w], &c.layers[ids[i]], &outs[i]
 		s.at(L, out)
 		s.overflow = false
-		stats[u] = p.score(s, L, ids[i], kv, s.headScores(out, kv))
+		sk := s.headScores(out, kv)
+		stats[u] = p.score(s, L, ids[i], kv, sk)
 		overflow[u] = s.overflow
+		out.order[kv] = rankRows(sk)
 	})
 	for i, l := range ids {
 		for kv := range Hkv {
