@@ -1,6 +1,7 @@
 package lava
 
 import (
+	"maps"
 	"math"
 	"slices"
 )
@@ -70,32 +71,86 @@ func (c *KVCache) Compress() (Report, error) {
 	before := c.Bytes()
 	p := &c.cfg.Policy
 	w := p.windowOf(&c.cfg)
+	workers := c.workers()
 	scored := map[int]layerScores{}
 	if c.heldPerHead() > float64(c.cfg.Budget) {
 		// Check and score every new layer before changing anything.
-		s := &scratch{c: c}
-		for l := range c.layers {
-			L := &c.layers[l]
-			if !L.fresh() || L.tokens <= w {
-				continue // nothing new, or no candidates before the window
-			}
-			switch {
-			case p.queries == queriesWindow && L.windowQueries(w) < w:
-				return Report{}, invalidf("Compress: layer %d has the queries of only its last %d tokens, want the last %d (give them to Append or Attend)", l, L.windowQueries(w), w)
-			case p.queries == queriesAll && !L.allQueries():
-				return Report{}, invalidf("Compress: layer %d: %s needs the queries of every token, and some were not given to Append or Attend", l, p.name)
-			}
-			ls, err := c.scoreLayer(s, l)
-			if err != nil {
-				return Report{}, err
-			}
-			scored[l] = ls
+		var err error
+		if workers == 1 || p.scoreAll != nil {
+			err = c.scoreEach(scored, w)
+		} else {
+			err = c.scoreAcross(scored, w, workers)
+		}
+		if err != nil {
+			return Report{}, err
 		}
 	}
-	c.apply(scored)
+	c.apply(scored, workers)
 	r := c.report(before, scored)
 	r.Evicted = len(scored) > 0
 	return r, nil
+}
+
+// scoreEach scores the layers Compress scores one after the other on the
+// calling goroutine, into scored, or fails at the first that cannot be.
+func (c *KVCache) scoreEach(scored map[int]layerScores, w int) error {
+	s := &scratch{c: c}
+	for l := range c.layers {
+		if ok, err := c.toScore(l, w); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		ls, err := c.scoreLayer(s, l)
+		if err != nil {
+			return err
+		}
+		scored[l] = ls
+	}
+	return nil
+}
+
+// scoreAcross is scoreEach by KV head on up to workers goroutines, with
+// the same result and the same error.
+func (c *KVCache) scoreAcross(scored map[int]layerScores, w, workers int) error {
+	var ids []int
+	var bad error // the first layer that cannot be scored: the layers before it are
+	for l := range c.layers {
+		ok, err := c.toScore(l, w)
+		if err != nil {
+			bad = err
+			break
+		}
+		if ok {
+			ids = append(ids, l)
+		}
+	}
+	outs, err := c.scoreLayers(ids, workers)
+	if err != nil {
+		return err
+	}
+	for i, l := range ids {
+		scored[l] = outs[i]
+	}
+	return bad
+}
+
+// toScore tells whether Compress scores layer l, with the policy's window
+// w: it received tokens since it was last scored and has candidates before
+// the window. It fails if the layer lacks the queries scoring needs.
+func (c *KVCache) toScore(l, w int) (bool, error) {
+	p := &c.cfg.Policy
+	L := &c.layers[l]
+	if !L.fresh() || L.tokens <= w {
+		return false, nil // nothing new, or no candidates before the window
+	}
+	switch {
+	case p.queries == queriesWindow && L.windowQueries(w) < w:
+		return false, invalidf("Compress: layer %d has the queries of only its last %d tokens, want the last %d (give them to Append or Attend)", l, L.windowQueries(w), w)
+	case p.queries == queriesAll && !L.allQueries():
+		return false, invalidf("Compress: layer %d: %s needs the queries of every token, and some were not given to Append or Attend", l, p.name)
+	}
+	return true, nil
 }
 
 // heldPerHead is the average number of entries per KV head over the layers
@@ -120,33 +175,114 @@ func (c *KVCache) heldPerHead() float64 {
 
 // apply ranks the layers whose candidate scores are in scored, splits the
 // budget over them and the layers ranked before, and trims every ranked
-// layer whose share is below what it holds.
-func (c *KVCache) apply(scored map[int]layerScores) {
+// layer whose share is below what it holds, on up to workers goroutines.
+func (c *KVCache) apply(scored map[int]layerScores, workers int) {
 	p := &c.cfg.Policy
-	for l, ls := range scored {
-		L := &c.layers[l]
-		L.ranked, L.scoredAt, L.stats = true, L.tokens, ls.layerStats
-		L.cand, L.off = ls.cand, ls.off
-		L.winners = nil
-		if p.heads == JointHeads {
-			L.winners = rankAll(ls.s)
+	if workers == 1 {
+		for l, ls := range scored {
+			L := &c.layers[l]
+			c.ranked(L, ls)
+			if p.heads == JointHeads {
+				L.winners = rankAll(ls.s)
+			}
+			for kv := range L.heads {
+				L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
+			}
 		}
-		for kv := range L.heads {
-			L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
-		}
-		L.budget = math.MaxInt
+	} else if len(scored) > 0 {
+		c.rankLayers(scored, workers)
 	}
 	if len(scored) > 0 {
 		ids, b := c.budgets()
-		for i, l := range ids {
-			if L := &c.layers[l]; b[i] < L.budget {
-				c.trim(L, b[i])
+		if workers == 1 {
+			for i, l := range ids {
+				if L := &c.layers[l]; b[i] < L.budget {
+					c.trim(L, b[i])
+				}
 			}
+		} else {
+			c.trimLayers(ids, b, workers)
 		}
 	}
 	for l := range c.layers {
 		L := &c.layers[l]
 		L.limit = c.decodeLimit(L)
+	}
+}
+
+// ranked records that L was scored now, with the scores ls, before its
+// ranking.
+func (c *KVCache) ranked(L *layer, ls layerScores) {
+	L.ranked, L.scoredAt, L.stats = true, L.tokens, ls.layerStats
+	L.cand, L.off = ls.cand, ls.off
+	L.winners = nil
+	L.budget = math.MaxInt
+}
+
+// rankLayers is apply's ranking on up to workers goroutines, one unit per
+// layer: each head takes the ranking its scoring made (or makes it), and a
+// joint ranking merges them.
+func (c *KVCache) rankLayers(scored map[int]layerScores, workers int) {
+	ids := slices.Sorted(maps.Keys(scored))
+	lss := make([]layerScores, len(ids))
+	for i, l := range ids {
+		lss[i] = scored[l]
+		c.ranked(&c.layers[l], lss[i])
+	}
+	joint := c.cfg.Policy.heads == JointHeads
+	parallel(workers, len(ids), func(_, i int) {
+		L, ls := &c.layers[ids[i]], &lss[i]
+		for kv := range L.heads {
+			if ls.order != nil {
+				L.heads[kv].order = ls.order[kv]
+			} else {
+				L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
+			}
+		}
+		if joint {
+			L.winners = mergeRanked(L, ls)
+		}
+	})
+}
+
+// mergeRanked returns every candidate of L, scored in ls, best first, as
+// rankAll(ls.s) does, by merging the heads' rankings: pairs of sorted runs
+// merged in turn, O(n log KVHeads).
+func mergeRanked(L *layer, ls *layerScores) []scored {
+	n := len(ls.s)
+	a, b := make([]scored, n), make([]scored, n)
+	for kv := range L.heads {
+		off := ls.off[kv]
+		for i, r := range L.heads[kv].order {
+			a[off+i] = scored{ls.s[off+int(r)], int32(off) + r}
+		}
+	}
+	bounds := slices.Clone(ls.off) // runs a[bounds[j]:bounds[j+1]]
+	for len(bounds) > 2 {
+		next := make([]int, 0, len(bounds)/2+2)
+		for j := 0; j+1 < len(bounds); j += 2 {
+			lo, mid, hi := bounds[j], bounds[j+1], bounds[j+1]
+			if j+2 < len(bounds) {
+				hi = bounds[j+2]
+			}
+			mergeRuns(b[lo:hi], a[lo:mid], a[mid:hi])
+			next = append(next, lo)
+		}
+		bounds = append(next, n)
+		a, b = b, a
+	}
+	return a
+}
+
+// mergeRuns merges the runs x and y, each best first, into dst.
+func mergeRuns(dst, x, y []scored) {
+	i, j := 0, 0
+	for k := range dst {
+		if j == len(y) || i < len(x) && byRank(x[i], y[j]) < 0 {
+			dst[k], i = x[i], i+1
+		} else {
+			dst[k], j = y[j], j+1
+		}
 	}
 }
 
@@ -204,12 +340,49 @@ func (c *KVCache) budgets() (ids, b []int) {
 // its best that many. A budget that only shrinks keeps a prefix of each
 // head's ranking, so trimming again gives the same result as trimming once.
 func (c *KVCache) trim(L *layer, b int) {
+	caps := c.caps(L, b)
+	if caps == nil {
+		return // kept whole
+	}
+	c.trimHeads(L, caps, 0, len(L.heads), nil, nil)
+}
+
+// trimLayers trims the layers ids whose budgets b are below what they hold,
+// as trim does, on up to workers goroutines: one unit per layer for its
+// head caps, then one per KV head for its compaction.
+func (c *KVCache) trimLayers(ids, b []int, workers int) {
+	var trimmed []int // the indices into ids of the layers whose share shrank
+	for i, l := range ids {
+		if b[i] < c.layers[l].budget {
+			trimmed = append(trimmed, i)
+		}
+	}
+	caps := make([][]int, len(trimmed)) // their head caps, nil for a layer kept whole
+	parallel(workers, len(trimmed), func(_, j int) {
+		i := trimmed[j]
+		caps[j] = c.caps(&c.layers[ids[i]], b[i])
+	})
+	Hkv := c.cfg.KVHeads
+	parallel(workers, len(trimmed)*Hkv, func(_, u int) {
+		j, kv := u/Hkv, u%Hkv
+		if caps[j] == nil {
+			return
+		}
+		L := &c.layers[ids[trimmed[j]]]
+		h := &L.heads[kv]
+		c.trimHeads(L, caps[j], kv, kv+1, make([]int32, 0, h.len()), make([]int32, len(h.order)))
+	})
+}
+
+// caps sets L's budget to b and returns how many of its ranked candidates
+// each head keeps, or nil if every head keeps them all.
+func (c *KVCache) caps(L *layer, b int) []int {
 	L.budget = b
 	p := &c.cfg.Policy
 	caps := make([]int, len(L.heads))
 	if p.heads == JointHeads {
 		if len(L.heads)*b >= len(L.winners) {
-			return // kept whole
+			return nil // kept whole
 		}
 		L.winners = L.winners[:len(L.heads)*b]
 		if cap(L.winners) > 2*len(L.winners) { // free the ranking of a layer first kept whole
@@ -219,17 +392,23 @@ func (c *KVCache) trim(L *layer, b int) {
 			kv, _ := slices.BinarySearch(L.off, int(s.idx)+1)
 			caps[kv-1]++
 		}
-		caps = headCaps(caps, b, L.cand, c.cfg.Budget, p.floor, p.alpha)
-	} else {
-		if b >= slices.Max(L.cand) {
-			return // kept whole
-		}
-		for kv := range caps {
-			caps[kv] = b
-		}
+		return headCaps(caps, b, L.cand, c.cfg.Budget, p.floor, p.alpha)
 	}
-	var keep, newRow []int32
-	for kv := range L.heads {
+	if b >= slices.Max(L.cand) {
+		return nil // kept whole
+	}
+	for kv := range caps {
+		caps[kv] = b
+	}
+	return caps
+}
+
+// trimHeads keeps, in each KV head kv of L with from ≤ kv < to, the best
+// caps[kv] of its ranked candidates and the entries after them, with the
+// scratch keep and newRow (which grow as needed). It writes only those
+// heads.
+func (c *KVCache) trimHeads(L *layer, caps []int, from, to int, keep, newRow []int32) {
+	for kv := from; kv < to; kv++ {
 		h := &L.heads[kv]
 		ranked := len(h.order)
 		top := h.order[:min(caps[kv], ranked)]

@@ -16,42 +16,60 @@ import (
 func BenchmarkCompress(b *testing.B) {
 	for _, el := range []Element{Float32, Float16} {
 		cfg := Config{Layers: 32, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, KeyElement: el, ValueElement: el}
-		const n = 4096
-		b.Run(fmt.Sprintf("n=%d/B=%d/elem=%v", n, cfg.Budget, el), func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(1, 1))
-			w := 32
-			kv := make([]float32, n*cfg.KVHeads*cfg.HeadDim)
-			for i := range kv {
-				kv[i] = float32(rng.NormFloat64())
-			}
-			q := make([]float32, w*cfg.Heads*cfg.HeadDim)
-			for i := range q {
-				q[i] = float32(rng.NormFloat64() * 2)
-			}
-			split := (n - w) * cfg.KVHeads * cfg.HeadDim
-			b.ReportAllocs()
-			var compress time.Duration // in Compress alone, without Append's copying
-			for b.Loop() {
-				c, err := New(cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for l := range cfg.Layers {
-					if err := c.Append(l, nil, kv[:split], kv[:split]); err != nil {
-						b.Fatal(err)
-					}
-					if err := c.Append(l, q, kv[split:], kv[split:]); err != nil {
-						b.Fatal(err)
-					}
-					start := time.Now()
-					if _, err := c.Compress(); err != nil {
-						b.Fatal(err)
-					}
-					compress += time.Since(start)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/token")
-			b.ReportMetric(float64(compress.Nanoseconds())/float64(b.N)/n, "compress-ns/token")
-		})
+		b.Run(fmt.Sprintf("n=%d/B=%d/elem=%v", benchPrompt, cfg.Budget, el), func(b *testing.B) { benchCompress(b, cfg) })
 	}
+}
+
+// BenchmarkCompressWorkers is BenchmarkCompress (float32) with
+// Config.Workers = 1 and 2, to compare one goroutine against two:
+//
+//	go test -run '^$' -bench 'Compress.*Workers' -count 6 .
+func BenchmarkCompressWorkers(b *testing.B) {
+	for _, workers := range []int{1, 2} {
+		cfg := Config{Layers: 32, Heads: 32, KVHeads: 8, HeadDim: 128, Budget: 512, Workers: workers}
+		b.Run(fmt.Sprintf("n=%d/B=%d/elem=%v/workers=%d", benchPrompt, cfg.Budget, cfg.KeyElement, workers), func(b *testing.B) { benchCompress(b, cfg) })
+	}
+}
+
+// benchPrompt is the prompt length of the Compress benchmarks.
+const benchPrompt = 4096
+
+// benchCompress prefills a cache of cfg with a benchPrompt-token prompt,
+// compressing after each layer.
+func benchCompress(b *testing.B, cfg Config) {
+	const n = benchPrompt
+	rng := rand.New(rand.NewPCG(1, 1))
+	w := 32
+	kv := make([]float32, n*cfg.KVHeads*cfg.HeadDim)
+	for i := range kv {
+		kv[i] = float32(rng.NormFloat64())
+	}
+	q := make([]float32, w*cfg.Heads*cfg.HeadDim)
+	for i := range q {
+		q[i] = float32(rng.NormFloat64() * 2)
+	}
+	split := (n - w) * cfg.KVHeads * cfg.HeadDim
+	b.ReportAllocs()
+	var compress time.Duration // in Compress alone, without Append's copying
+	for b.Loop() {
+		c, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for l := range cfg.Layers {
+			if err := c.Append(l, nil, kv[:split], kv[:split]); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Append(l, q, kv[split:], kv[split:]); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if _, err := c.Compress(); err != nil {
+				b.Fatal(err)
+			}
+			compress += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/token")
+	b.ReportMetric(float64(compress.Nanoseconds())/float64(b.N)/n, "compress-ns/token")
 }

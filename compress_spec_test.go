@@ -85,14 +85,14 @@ func TestSpecCase(t *testing.T) {
 				var r Report
 				if flow == "cascade" {
 					specAppend(t, c, 0)
-					c.apply(specFresh(0))
+					c.apply(specFresh(0), 1)
 					specAppend(t, c, 1)
-					c.apply(specFresh(1))
+					c.apply(specFresh(1), 1)
 					r = c.report(0, specFresh(1))
 				} else {
 					specAppend(t, c, 0)
 					specAppend(t, c, 1)
-					c.apply(specFresh(0, 1))
+					c.apply(specFresh(0, 1), 1)
 					r = c.report(0, specFresh(0, 1))
 				}
 				for l, e := range []float64{0.751126, 0.997044} {

@@ -61,6 +61,14 @@ type Config struct {
 	// per about S tokens). At most 2²⁰. Default 0: decode tokens are kept
 	// until the host calls Compress.
 	DecodeSlack int
+	// Workers is how many goroutines Compress and multi-token Attend may
+	// use, at most 1024. Default 0: runtime.GOMAXPROCS(0), read at each
+	// call, as a Go program expects its core count to be honoured; an
+	// engine that runs many sequences in parallel sets 1, which starts no
+	// goroutine. Work is split by layer and KV head, so every Workers
+	// value gives bit-identical results. Decode Attend (one token) runs on
+	// the calling goroutine whatever Workers is.
+	Workers int
 }
 
 // Size limits: beyond them the products of the sizes overflow or could not
@@ -72,6 +80,7 @@ const (
 	maxQueryRing     = 1 << 26 // Window·Heads·HeadDim
 	maxKernel        = 1<<16 - 1
 	maxDecodeReserve = 1 << 20
+	maxWorkers       = 1 << 10
 )
 
 // queryRing is how many of the most recent tokens' queries a layer keeps:
@@ -120,6 +129,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, invalidf("Config.DecodeReserve = %d, want 0 ≤ DecodeReserve ≤ %d", c.DecodeReserve, maxDecodeReserve)
 	case c.DecodeSlack < 0 || c.DecodeSlack > maxDecodeReserve:
 		return c, invalidf("Config.DecodeSlack = %d, want 0 ≤ DecodeSlack ≤ %d", c.DecodeSlack, maxDecodeReserve)
+	case c.Workers < 0 || c.Workers > maxWorkers:
+		return c, invalidf("Config.Workers = %d, want 0 ≤ Workers ≤ %d (0 for GOMAXPROCS)", c.Workers, maxWorkers)
 	}
 	return c, c.Policy.validate(&c)
 }

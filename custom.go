@@ -2,6 +2,8 @@ package lava
 
 // Scorer ranks the prefix tokens of one KV head of one layer for a Custom
 // policy. Higher scores are kept first; ties go to the lower index.
+// Compress calls Score from one goroutine at a time, whatever
+// Config.Workers is.
 type Scorer interface {
 	// Score writes the score of prefix token i to out[i], i < len(out).
 	// in is valid only during the call.

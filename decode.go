@@ -1,5 +1,7 @@
 package lava
 
+import "sync"
+
 // This file is the decode path: attention of new tokens over the cache, and
 // the eviction of the policies that hold a fixed cache size while
 // generating (Policy.decode): the oldest non-sink entry at Append
@@ -36,8 +38,6 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	}
 	t := len(q) / (H * d)
 	known := c.recordQueries(L, q, t) // tokens i ≥ known bring new queries
-	accumulate := c.cfg.Policy.accumulates
-	scale := float32(c.cfg.AttentionScale)
 	g := c.group
 	mode := c.cfg.Policy.decode
 	// The policies that evict at Attend keep uniform heads (TOVA one shared
@@ -48,67 +48,35 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	if mode == decodeLeastAttendedLayer {
 		heads = float32(H) // or the layer's
 	}
-	rows := t * g // query rows per KV head, token-major
-	if cap(c.attnInv) < rows {
-		c.attnInv = make([]float32, rows)
-	}
-	for kv := range L.heads {
-		h := &L.heads[kv]
-		n := h.len()
-		qs, outs := c.groupRows(q, out, kv, t)
-		if n == 0 {
-			clear(outs)
+	if workers := c.workers(); workers > 1 && t > 1 && !evict && c.attendWork(L, t) >= minSplitWork {
+		c.attendAcross(L, q, out, t, known, workers)
+	} else {
+		// The cache's own scratch, given back below as it grew.
+		sc := attendScratch{attn: c.attn, attnInv: c.attnInv, groupQ: c.groupQ}
+		for kv := range L.heads {
+			h := &L.heads[kv]
+			n := h.len()
+			var es []float32 // the attention decode eviction ranks by
+			if n > 0 {
+				if cap(c.evictScore) < n {
+					c.evictScore = make([]float32, max(n, cap(h.pos)))
+				}
+				if evict {
+					es = c.evictScore[:n]
+					if mode == decodeLeastAttendedHead || kv == 0 {
+						clear(es)
+					}
+				}
+			}
+			qs, outs := sc.groupRows(c, q, out, kv, t)
+			c.attendHead(L, kv, qs, outs, t, known, &sc, es, heads)
 			c.scatterRows(out, outs, kv, t)
-			continue
-		}
-		// Room for the head's capacity, so that decode Appends within it
-		// do not regrow the scratch.
-		if cap(c.attn) < rows*n {
-			c.attn = make([]float32, rows*max(n, cap(h.pos)))
-		}
-		if cap(c.evictScore) < n {
-			c.evictScore = make([]float32, max(n, cap(h.pos)))
-		}
-		p := c.attn[:rows*n]
-		h.k.score(qs, n, d, scale, p)
-		es := c.evictScore[:n]
-		if evict && (mode == decodeLeastAttendedHead || kv == 0) {
-			clear(es)
-		}
-		// Unnormalised softmax rows over each token's visible entries, the
-		// rest zeroed; each output row is scaled once after.
-		visible := n
-		for i := t - 1; i >= 0; i-- {
-			for visible > 0 && int(h.pos[visible-1]) > L.tokens-t+i {
-				visible--
-			}
-			for r := i * g; r < (i+1)*g; r++ {
-				row := p[r*n : (r+1)*n]
-				clear(row[visible:])
-				c.attnInv[r] = 0
-				if visible > 0 {
-					c.attnInv[r] = 1 / expSub(row[:visible], maxOf(row[:visible]))
-				}
-				if accumulate && i >= known { // H2O: a new query's attention, once
-					axpy(c.attnInv[r], row[:visible], h.heavy[:visible])
-				}
-				if evict && i == t-1 {
-					axpy(c.attnInv[r]/heads, row, es)
-				}
+			if evict && mode == decodeLeastAttendedHead && n > 0 {
+				// The most recent Window entries are the window, kept.
+				c.evictLeast(h, es, max(n-c.cfg.Window, 1), n-L.limit)
 			}
 		}
-		h.v.weightedSums(p, outs, d)
-		for r := range rows {
-			o, inv := outs[r*d:(r+1)*d], c.attnInv[r]
-			for j := range o {
-				o[j] *= inv
-			}
-		}
-		c.scatterRows(out, outs, kv, t)
-		if evict && mode == decodeLeastAttendedHead {
-			// The most recent Window entries are the window, kept.
-			c.evictLeast(h, es, max(n-c.cfg.Window, 1), n-L.limit)
-		}
+		c.attn, c.attnInv, c.groupQ = sc.attn, sc.attnInv, sc.groupQ
 	}
 	if evict && mode == decodeLeastAttendedLayer {
 		// Heads share one kept set, so the same rows go from every head.
@@ -124,6 +92,119 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		}
 	}
 	return nil
+}
+
+// attendScratch is the scratch of the attention of one KV head's query
+// group: the scores over the head (attn), their softmax denominators'
+// inverses (attnInv), and the queries and outputs of the group for several
+// tokens (groupQ).
+type attendScratch struct {
+	attn, attnInv, groupQ []float32
+}
+
+// attendScratches holds the scratch of Attend's extra goroutines between
+// calls.
+var attendScratches = sync.Pool{New: func() any { return new(attendScratch) }}
+
+// attendWork is the number of query·key products of Attend of t tokens
+// over L.
+func (c *KVCache) attendWork(L *layer, t int) int {
+	n := 0
+	for kv := range L.heads {
+		n += L.heads[kv].len()
+	}
+	return t * c.group * n * c.cfg.HeadDim
+}
+
+// attendAcross is Attend's attention of t > 1 tokens without decode
+// eviction, one unit per KV head on up to workers goroutines: the calling
+// one uses the cache's scratch, the others scratch from attendScratches.
+// The calling goroutine copies the groups' queries in and their outputs
+// out, so that q and out never reach another goroutine (and a caller's
+// buffers may stay on its stack).
+func (c *KVCache) attendAcross(L *layer, q, out []float32, t, known, workers int) {
+	workers = min(workers, len(L.heads))
+	tgd := t * c.group * c.cfg.HeadDim
+	rows := attendScratches.Get().(*attendScratch) // every group's queries, then outputs
+	rows.groupQ = growTo(rows.groupQ, 2*len(q))
+	qs, outs := rows.groupQ[:len(q)], rows.groupQ[len(q):]
+	for kv := range L.heads {
+		gatherGroup(c, qs[kv*tgd:(kv+1)*tgd], q, kv, t)
+	}
+	scs := make([]*attendScratch, workers)
+	scs[0] = &attendScratch{attn: c.attn, attnInv: c.attnInv}
+	for w := 1; w < workers; w++ {
+		scs[w] = attendScratches.Get().(*attendScratch)
+	}
+	parallel(workers, len(L.heads), func(w, kv int) {
+		c.attendHead(L, kv, qs[kv*tgd:(kv+1)*tgd], outs[kv*tgd:(kv+1)*tgd], t, known, scs[w], nil, 0)
+	})
+	for kv := range L.heads {
+		c.scatterRows(out, outs[kv*tgd:(kv+1)*tgd], kv, t)
+	}
+	c.attn, c.attnInv = scs[0].attn, scs[0].attnInv
+	for _, sc := range scs[1:] {
+		attendScratches.Put(sc)
+	}
+	attendScratches.Put(rows)
+}
+
+// attendHead computes the attention of the t tokens' queries of KV head
+// kv's group, qs ([t][g][HeadDim], as groupRows gives them), over the
+// head's entries into outs (the same shape), using sc's attn and attnInv,
+// and adds new queries' attention to H2O's sums. With es non-nil it adds
+// the last token's attention, divided by heads, to es: what decode
+// eviction ranks by. It writes only outs, es and the head.
+func (c *KVCache) attendHead(L *layer, kv int, qs, outs []float32, t, known int, sc *attendScratch, es []float32, heads float32) {
+	d, g := c.cfg.HeadDim, c.group
+	scale := float32(c.cfg.AttentionScale)
+	accumulate := c.cfg.Policy.accumulates
+	rows := t * g // query rows per KV head, token-major
+	if cap(sc.attnInv) < rows {
+		sc.attnInv = make([]float32, rows)
+	}
+	h := &L.heads[kv]
+	n := h.len()
+	if n == 0 {
+		clear(outs)
+		return
+	}
+	// Room for the head's capacity, so that decode Appends within it
+	// do not regrow the scratch.
+	if cap(sc.attn) < rows*n {
+		sc.attn = make([]float32, rows*max(n, cap(h.pos)))
+	}
+	p := sc.attn[:rows*n]
+	h.k.score(qs, n, d, scale, p)
+	// Unnormalised softmax rows over each token's visible entries, the
+	// rest zeroed; each output row is scaled once after.
+	visible := n
+	for i := t - 1; i >= 0; i-- {
+		for visible > 0 && int(h.pos[visible-1]) > L.tokens-t+i {
+			visible--
+		}
+		for r := i * g; r < (i+1)*g; r++ {
+			row := p[r*n : (r+1)*n]
+			clear(row[visible:])
+			sc.attnInv[r] = 0
+			if visible > 0 {
+				sc.attnInv[r] = 1 / expSub(row[:visible], maxOf(row[:visible]))
+			}
+			if accumulate && i >= known { // H2O: a new query's attention, once
+				axpy(sc.attnInv[r], row[:visible], h.heavy[:visible])
+			}
+			if es != nil && i == t-1 {
+				axpy(sc.attnInv[r]/heads, row, es)
+			}
+		}
+	}
+	h.v.weightedSums(p, outs, d)
+	for r := range rows {
+		o, inv := outs[r*d:(r+1)*d], sc.attnInv[r]
+		for j := range o {
+			o[j] *= inv
+		}
+	}
 }
 
 // slackDue tells whether the decode slack is used up at the end of a step:
@@ -185,24 +266,32 @@ func (c *KVCache) evictLeast(h *head, es []float32, cand, k int) {
 
 // groupRows returns the queries of KV head kv's query group for the t
 // tokens of q, [t][g][HeadDim] contiguous, and where their outputs go: the
-// slices of q and out themselves for one token, the cache's scratch for
+// slices of q and out themselves for one token, sc's groupQ for
 // several (q and out interleave the groups of all heads per token).
-func (c *KVCache) groupRows(q, out []float32, kv, t int) (qs, outs []float32) {
-	gd, Hd := c.group*c.cfg.HeadDim, c.cfg.Heads*c.cfg.HeadDim
+func (sc *attendScratch) groupRows(c *KVCache, q, out []float32, kv, t int) (qs, outs []float32) {
+	gd := c.group * c.cfg.HeadDim
 	if t == 1 {
 		return q[kv*gd : (kv+1)*gd], out[kv*gd : (kv+1)*gd]
 	}
-	if cap(c.groupQ) < 2*t*gd {
-		c.groupQ = make([]float32, 2*t*gd)
+	if cap(sc.groupQ) < 2*t*gd {
+		sc.groupQ = make([]float32, 2*t*gd)
 	}
-	qs, outs = c.groupQ[:t*gd], c.groupQ[t*gd:2*t*gd]
-	for i := range t {
-		copy(qs[i*gd:(i+1)*gd], q[i*Hd+kv*gd:i*Hd+(kv+1)*gd])
-	}
+	qs, outs = sc.groupQ[:t*gd], sc.groupQ[t*gd:2*t*gd]
+	gatherGroup(c, qs, q, kv, t)
 	return qs, outs
 }
 
-// scatterRows copies KV head kv's outputs from groupRows' scratch into out.
+// gatherGroup copies the queries of KV head kv's group for the t tokens of
+// q into qs, [t][g][HeadDim].
+func gatherGroup(c *KVCache, qs, q []float32, kv, t int) {
+	gd, Hd := c.group*c.cfg.HeadDim, c.cfg.Heads*c.cfg.HeadDim
+	for i := range t {
+		copy(qs[i*gd:(i+1)*gd], q[i*Hd+kv*gd:i*Hd+(kv+1)*gd])
+	}
+}
+
+// scatterRows copies KV head kv's outputs from groupRows' scratch into out
+// (KV head kv's columns only).
 func (c *KVCache) scatterRows(out, outs []float32, kv, t int) {
 	if t == 1 {
 		return // written in place

@@ -19,8 +19,13 @@ import (
 // is. A new built-in policy is a constructor plus its scoring function.
 type Policy struct {
 	name string
-	// score fills a layer's candidate scores; nil is LAVa's.
-	score  scoreFunc
+	// score fills the candidate scores of one KV head; nil is LAVa's.
+	// scoreAll, set instead by the policies that score a layer's heads
+	// together (TOVA) or call the host (Custom), fills a layer's; such
+	// layers are scored one after the other on the calling goroutine.
+	score    scoreFunc
+	scoreAll layerScoreFunc
+
 	layers LayerAllocation
 	heads  HeadAllocation
 	// window is the number of most recent tokens the policy keeps and
@@ -174,7 +179,7 @@ func LAVa() Policy { return Policy{}.withDefaults() }
 
 // withDefaults fills in what the zero Policy (LAVa) leaves unset.
 func (p Policy) withDefaults() Policy {
-	if p.score == nil {
+	if p.score == nil && p.scoreAll == nil {
 		p.name, p.score, p.pool, p.kernel = "LAVa", scoreLAVa, PoolMax, DefaultKernel
 	}
 	return p
@@ -312,7 +317,7 @@ func H2O() Policy {
 // layer stays at Budget entries. Config.Window is not used. Oren et al.,
 // "Transformers are Multi-State RNNs", arXiv 2401.06104.
 func TOVA() Policy {
-	return Policy{name: "TOVA", score: scoreTOVA, layers: UniformLayers, heads: UniformHeads,
+	return Policy{name: "TOVA", scoreAll: scoreTOVA, layers: UniformLayers, heads: UniformHeads,
 		window: 1, decode: decodeLeastAttendedLayer}
 }
 
@@ -341,7 +346,7 @@ func Random(seed uint64) Policy {
 // entropy of s's scores sets the split, so scores must be non-negative. The
 // window is always kept. Custom scores are not pooled.
 func Custom(name string, s Scorer, layers LayerAllocation, heads HeadAllocation) Policy {
-	return Policy{name: name, score: scoreCustom, layers: layers, heads: heads, scorer: s, check: checkCustom}
+	return Policy{name: name, scoreAll: scoreCustom, layers: layers, heads: heads, scorer: s, check: checkCustom}
 }
 
 func checkCustom(p *Policy, _ *Config) error {

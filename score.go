@@ -8,16 +8,23 @@ import (
 
 // This file scores a layer's prefix tokens: the window attention every
 // attention-based policy shares, pooling, each built-in policy's scoring
-// function (Policy.score), H2O's accumulation at Append, and the entropy
-// that sets LAVa's layer budgets.
+// function (Policy.score, or Policy.scoreAll), H2O's accumulation at
+// Append, and the entropy that sets LAVa's layer budgets.
 
-// scoreFunc fills out.s, the scores of layer L's candidates head after head,
-// using s's scratch; functions that also set a layer quantity (CAKE's
-// dispersion and shift) add it to out.
-type scoreFunc func(s *scratch, L *layer, l int, out *layerScores)
+// scoreFunc fills sk, the scores of the candidates of KV head kv of layer l
+// (L), using s's scratch, and returns the head's share of the layer
+// quantities (CAKE's dispersion and shift; zero for the other policies).
+// It writes nothing else, so that heads can be scored concurrently, each
+// with its own scratch.
+type scoreFunc func(s *scratch, L *layer, l, kv int, sk []float32) layerStats
 
-// scratch holds the buffers of one layer's scoring, reused across heads and
-// layers within one Compress, and the shape of the layer being scored.
+// layerScoreFunc fills out.s, the scores of layer L's candidates head after
+// head, in one call: for the policies whose heads share their scores
+// (TOVA) or that call the host (Custom).
+type layerScoreFunc func(s *scratch, L *layer, l int, out *layerScores)
+
+// scratch holds the buffers of one goroutine's scoring, reused across heads
+// and layers within one Compress, and the shape of the layer being scored.
 type scratch struct {
 	c *KVCache
 	// The layer being scored: its window w, its tokens P, the candidates
@@ -40,6 +47,9 @@ type scratch struct {
 type layerScores struct {
 	s         []float32
 	cand, off []int // each head's candidates and the flat index of its first
+	// order is each head's ranking of its candidates (rankRows), when the
+	// scoring goroutines made it, or nil.
+	order [][]int32
 	layerStats
 }
 
@@ -55,27 +65,107 @@ type layerStats struct {
 // scoreLayer checks layer l's queries and scores its candidates under the
 // cache's policy.
 func (c *KVCache) scoreLayer(s *scratch, l int) (layerScores, error) {
+	out, err := c.newScores(l)
+	if err != nil {
+		return layerScores{}, err
+	}
+	L := &c.layers[l]
+	s.at(L, &out)
+	s.overflow = false
+	if p := &c.cfg.Policy; p.scoreAll != nil {
+		p.scoreAll(s, L, l, &out)
+	} else {
+		for kv := range L.heads {
+			out.add(p.score(s, L, l, kv, s.headScores(&out, kv)))
+		}
+	}
+	return out, c.checkScores(l, &out, s.overflow)
+}
+
+// newScores checks layer l's queries and returns room for the scores of
+// its candidates: the held entries of each head at positions before the
+// window.
+func (c *KVCache) newScores(l int) (layerScores, error) {
 	L := &c.layers[l]
 	// Keys and values were checked at Append; queries are not.
 	if !finite(L.queries) {
 		return layerScores{}, invalidf("Compress: layer %d holds a NaN or infinite query", l)
 	}
-	s.w, s.P = c.cfg.Policy.windowOf(&c.cfg), L.tokens
-	s.cand, s.off = make([]int, len(L.heads)), make([]int, len(L.heads)+1)
+	w, P := c.cfg.Policy.windowOf(&c.cfg), L.tokens
+	cand, off := make([]int, len(L.heads)), make([]int, len(L.heads)+1)
 	for kv := range L.heads {
-		pos := L.heads[kv].pos
-		s.cand[kv], _ = slices.BinarySearch(pos, int32(s.P-s.w))
-		s.off[kv+1] = s.off[kv] + s.cand[kv]
+		cand[kv], _ = slices.BinarySearch(L.heads[kv].pos, int32(P-w))
+		off[kv+1] = off[kv] + cand[kv]
 	}
-	s.overflow = false
-	out := layerScores{s: make([]float32, s.off[len(L.heads)])}
-	out.cand, out.off = s.cand, s.off
-	c.cfg.Policy.score(s, L, l, &out)
-	if s.overflow || !finite(out.s) {
-		return layerScores{}, invalidf("Compress: layer %d scores are not finite (query·key products overflow, or a Scorer's NaN)", l)
+	return layerScores{s: make([]float32, off[len(L.heads)]), cand: cand, off: off}, nil
+}
+
+// at sets s to score layer L, whose scores go to out.
+func (s *scratch) at(L *layer, out *layerScores) {
+	s.w, s.P = s.c.cfg.Policy.windowOf(&s.c.cfg), L.tokens
+	s.cand, s.off = out.cand, out.off
+}
+
+// add adds one head's share of the layer quantities to ls.
+func (ls *layerStats) add(h layerStats) {
+	ls.dispersion += h.dispersion
+	ls.shift += h.shift
+}
+
+// checkScores fails if layer l's scores in out are not finite, or their
+// attention overflowed, and otherwise sets their entropy.
+func (c *KVCache) checkScores(l int, out *layerScores, overflow bool) error {
+	if overflow || !finite(out.s) {
+		return invalidf("Compress: layer %d scores are not finite (query·key products overflow, or a Scorer's NaN)", l)
 	}
 	out.entropy = entropy(out.s)
-	return out, nil
+	return nil
+}
+
+// scoreLayers checks and scores the layers ids, in order, on up to workers
+// goroutines, one unit per KV head of each layer, which also ranks the
+// head's candidates (into order). It returns the layers' scores, or the
+// error of the first layer that fails: what scoreLayer gives layer after
+// layer.
+func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
+	outs := make([]layerScores, len(ids))
+	var bad error // a layer whose queries are not finite: the layers before it are scored
+	for i, l := range ids {
+		if outs[i], bad = c.newScores(l); bad != nil {
+			ids, outs = ids[:i], outs[:i]
+			break
+		}
+	}
+	p := &c.cfg.Policy
+	Hkv := c.cfg.KVHeads
+	stats := make([]layerStats, len(ids)*Hkv)
+	overflow := make([]bool, len(ids)*Hkv)
+	for i := range outs {
+		outs[i].order = make([][]int32, Hkv)
+	}
+	ss := make([]scratch, min(workers, len(stats)))
+	for w := range ss {
+		ss[w].c = c
+	}
+	parallel(len(ss), len(stats), func(w, u int) {
+		i, kv := u/Hkv, u%Hkv
+		s, L, out := &ss[w], &c.layers[ids[i]], &outs[i]
+		s.at(L, out)
+		s.overflow = false
+		sk := s.headScores(out, kv)
+		stats[u] = p.score(s, L, ids[i], kv, sk)
+		overflow[u] = s.overflow
+		out.order[kv] = rankRows(sk)
+	})
+	for i, l := range ids {
+		for kv := range Hkv {
+			outs[i].add(stats[i*Hkv+kv])
+		}
+		if err := c.checkScores(l, &outs[i], slices.Contains(overflow[i*Hkv:(i+1)*Hkv], true)); err != nil {
+			return nil, err
+		}
+	}
+	return outs, bad
 }
 
 // windowAttention computes the softmax attention of the last w queries of
@@ -151,74 +241,67 @@ func (s *scratch) headScores(out *layerScores, kv int) []float32 {
 
 // scoreLAVa pools each query head's window attention, takes the group
 // maximum, and scales by the head's largest value L1 norm.
-func scoreLAVa(s *scratch, L *layer, _ int, out *layerScores) {
+func scoreLAVa(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 	g, d := s.c.group, s.c.cfg.HeadDim
-	for kv := range L.heads {
-		sk := s.headScores(out, kv)
-		s.tmp = growTo(s.tmp, len(sk))
-		for qh := kv * g; qh < (kv+1)*g; qh++ {
-			s.pool(L, kv, s.windowAttention(L, qh), s.tmp)
-			for i, v := range s.tmp {
-				sk[i] = max(sk[i], v)
-			}
-		}
-		var vbar float32
-		for i := range sk {
-			vbar = max(vbar, L.heads[kv].v.l1(i, d))
-		}
-		for i := range sk {
-			sk[i] *= vbar
+	s.tmp = growTo(s.tmp, len(sk))
+	for qh := kv * g; qh < (kv+1)*g; qh++ {
+		s.pool(L, kv, s.windowAttention(L, qh), s.tmp)
+		for i, v := range s.tmp {
+			sk[i] = max(sk[i], v)
 		}
 	}
+	var vbar float32
+	for i := range sk {
+		vbar = max(vbar, L.heads[kv].v.l1(i, d))
+	}
+	for i := range sk {
+		sk[i] *= vbar
+	}
+	return layerStats{}
 }
 
 // scoreSnapKV averages the window attention over the group, then pools.
-func scoreSnapKV(s *scratch, L *layer, _ int, out *layerScores) {
+func scoreSnapKV(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 	g := s.c.group
-	for kv := range L.heads {
-		sk := s.headScores(out, kv)
-		s.group = growTo(s.group, len(sk))
-		clear(s.group)
-		for qh := kv * g; qh < (kv+1)*g; qh++ {
-			axpy(1/float32(g), s.windowAttention(L, qh), s.group)
-		}
-		s.pool(L, kv, s.group, sk)
+	s.group = growTo(s.group, len(sk))
+	clear(s.group)
+	for qh := kv * g; qh < (kv+1)*g; qh++ {
+		axpy(1/float32(g), s.windowAttention(L, qh), s.group)
 	}
+	s.pool(L, kv, s.group, sk)
+	return layerStats{}
 }
 
 // scoreVATP is SnapKV's score times each token's value L1 norm.
-func scoreVATP(s *scratch, L *layer, l int, out *layerScores) {
-	scoreSnapKV(s, L, l, out)
+func scoreVATP(s *scratch, L *layer, l, kv int, sk []float32) layerStats {
+	scoreSnapKV(s, L, l, kv, sk)
 	d := s.c.cfg.HeadDim
-	for kv := range L.heads {
-		sk := s.headScores(out, kv)
-		for i := range sk {
-			sk[i] *= L.heads[kv].v.l1(i, d)
-		}
+	for i := range sk {
+		sk[i] *= L.heads[kv].v.l1(i, d)
 	}
+	return layerStats{}
 }
 
 // scoreCAKE scores each query head's prefix columns by mean + γ·variance
-// over the window rows, pools them, and averages the group; it adds the
-// layer's dispersion and shift to out.
-func scoreCAKE(s *scratch, L *layer, _ int, out *layerScores) {
+// over the window rows, pools them, and averages the group; it returns the
+// head's share of the layer's dispersion and shift.
+func scoreCAKE(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 	g := s.c.group
-	for kv := range L.heads {
-		sk := s.headScores(out, kv)
-		s.tmp = growTo(s.tmp, len(sk))
-		for qh := kv * g; qh < (kv+1)*g; qh++ {
-			s.windowAttention(L, qh)
-			s.pool(L, kv, s.cakeColumn(out, L.heads[kv].len(), len(sk)), s.tmp)
-			axpy(1/float32(g), s.tmp, sk)
-		}
+	var st layerStats
+	s.tmp = growTo(s.tmp, len(sk))
+	for qh := kv * g; qh < (kv+1)*g; qh++ {
+		s.windowAttention(L, qh)
+		s.pool(L, kv, s.cakeColumn(&st, L.heads[kv].len(), len(sk)), s.tmp)
+		axpy(1/float32(g), s.tmp, sk)
 	}
+	return st
 }
 
 // cakeColumn turns the window attention in s.z (rows of n entries) into
 // CAKE's per-token score mean_j A + γ·var_j A over the m candidate columns
 // (unbiased variance over the w window rows), and adds the query head's
 // share of the layer's dispersion −Σ A·log A and shift Σ var to out.
-func (s *scratch) cakeColumn(out *layerScores, n, m int) []float32 {
+func (s *scratch) cakeColumn(out *layerStats, n, m int) []float32 {
 	w := s.w
 	gamma := s.c.cfg.Policy.gamma
 	for i := range m {
@@ -254,31 +337,27 @@ func scoreTOVA(s *scratch, L *layer, _ int, out *layerScores) {
 }
 
 // scoreStreaming ranks the sinks first, then the most recent tokens.
-func scoreStreaming(s *scratch, L *layer, _ int, out *layerScores) {
+func scoreStreaming(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 	sinks := int32(s.c.cfg.Policy.sinks)
-	for kv := range L.heads {
-		sk := s.headScores(out, kv)
-		pos := L.heads[kv].pos
-		for i := range sk {
-			sk[i] = float32(i) // rows are in position order: recent first
-			if pos[i] < sinks {
-				sk[i] = float32(len(sk) + int(sinks-pos[i])) // sinks above all
-			}
+	pos := L.heads[kv].pos
+	for i := range sk {
+		sk[i] = float32(i) // rows are in position order: recent first
+		if pos[i] < sinks {
+			sk[i] = float32(len(sk) + int(sinks-pos[i])) // sinks above all
 		}
 	}
+	return layerStats{}
 }
 
 // scoreRandom draws every score from a generator seeded by the policy's
 // seed, the layer and the head.
-func scoreRandom(s *scratch, L *layer, l int, out *layerScores) {
+func scoreRandom(s *scratch, _ *layer, l, kv int, sk []float32) layerStats {
 	seed, kvHeads := s.c.cfg.Policy.seed, uint64(s.c.cfg.KVHeads)
-	for kv := range L.heads {
-		rng := rand.New(rand.NewPCG(seed, uint64(l)*kvHeads+uint64(kv)))
-		sk := s.headScores(out, kv)
-		for i := range sk {
-			sk[i] = rng.Float32()
-		}
+	rng := rand.New(rand.NewPCG(seed, uint64(l)*kvHeads+uint64(kv)))
+	for i := range sk {
+		sk[i] = rng.Float32()
 	}
+	return layerStats{}
 }
 
 // h2oBlock is how many prompt queries one kernel call scores at a time:
@@ -325,14 +404,12 @@ func (c *KVCache) accumulateHeavy(L *layer, q []float32, t int) {
 }
 
 // scoreH2O ranks by the accumulated attention, averaged over the group.
-func scoreH2O(s *scratch, L *layer, _ int, out *layerScores) {
+func scoreH2O(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 	g := float32(s.c.group)
-	for kv := range L.heads {
-		sk := s.headScores(out, kv)
-		for i := range sk {
-			sk[i] = L.heads[kv].heavy[i] / g
-		}
+	for i := range sk {
+		sk[i] = L.heads[kv].heavy[i] / g
 	}
+	return layerStats{}
 }
 
 // entropy returns the normalised entropy of a layer's scores, in float64.
