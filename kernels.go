@@ -171,6 +171,21 @@ func dequantQ8Asm(dst *float32, src *byte, nb int)
 //go:noescape
 func dequantQ4Asm(dst *float32, src *byte, nb int)
 
+// score2x4Q8 sets out[j] and out[o1 + j] to the scores of the queries q0
+// and q1 against the keys j < nk ≥ 1 stored as Q8_0 rows of d elements, d
+// a positive multiple of 32 (d/32 blocks of 34 bytes), dequantising each
+// key vector in a register: every score is bit for bit score3x4's over the
+// dequantised keys. Past the last whole tile of 4 the missing keys repeat
+// the last one and only the real ones are stored.
+//
+//go:noescape
+func score2x4Q8(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
+
+// score2x4Q4 is score2x4Q8 over Q4_0 rows (blocks of 18 bytes).
+//
+//go:noescape
+func score2x4Q4(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
+
 // fmaPeak runs n × 192 flops of independent vector fused multiply-adds in
 // registers: the compute roofline the benchmarks report beside scoring.
 func fmaPeak(n int)
@@ -506,6 +521,44 @@ func gatherRowsBytes(dst, src []byte, idx []int32, rowBytes int) {
 		return
 	}
 	gatherAsmT(dst, src, idx, rowBytes)
+}
+
+// fusedQueries is the most queries scoreQuant scores with the fused
+// kernels, which dequantise each key once per pair of queries; more
+// queries share one dequantised tile instead.
+const fusedQueries = 8
+
+// scoreQuantFused is scoreQuant on the fused kernels, for rows of whole
+// 32-element blocks and at most fusedQueries queries; it reports false,
+// doing nothing, for any other call. Keys are taken in blocks of about
+// scoreBlockBytes, which stay in L1 while every pair of queries passes.
+func scoreQuantFused(q []float32, keys []byte, e Element, d int, scale float32, out []float32) bool {
+	if !useAsm || d%quantBlock != 0 || len(q) > fusedQueries*d {
+		return false
+	}
+	rb := e.rowBytes(d)
+	nq, nk := len(q)/d, len(keys)/rb
+	if nq == 0 || nk == 0 {
+		return true
+	}
+	if len(out) < nq*nk {
+		panic("lava: scoreQuant: out shorter than nq·nk")
+	}
+	kc := max(4, min(scoreBlockBytes/rb, asmWork/(2*d))&^3)
+	for j := 0; j < nk; j += kc {
+		n := min(kc, nk-j)
+		for i := 0; i < nq; i += 2 {
+			// A last odd query is paired with itself; its row is
+			// written twice with identical values.
+			r1 := min(i+1, nq-1)
+			if e == Q4_0 {
+				score2x4Q4(&q[i*d], &q[r1*d], &keys[j*rb], &out[i*nk+j], d, n, (r1-i)*nk, scale)
+			} else {
+				score2x4Q8(&q[i*d], &q[r1*d], &keys[j*rb], &out[i*nk+j], d, n, (r1-i)*nk, scale)
+			}
+		}
+	}
+	return true
 }
 
 // dequant sets dst to the values of the quantised rows of d elements in

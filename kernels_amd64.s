@@ -1321,3 +1321,139 @@ q4block:
 	JNZ q4block
 	VZEROUPPER
 	RET
+
+// The quantised score kernels: a tile of 2 queries × 4 keys over keys
+// stored in Q8_0 or Q4_0 blocks of 32, each key vector dequantised in a
+// register (exactly: the block's scale times the integer) and then
+// accumulated as score3x4 accumulates a float32 key, so every score is
+// bit for bit score3x4's over the dequantised key. Per block, the four
+// keys' scales are widened into Y10–Y13; per vector of 8, the two query
+// vectors are Y8, Y9 and the key vector Y14.
+//
+// Register use: R8, R9 the query rows, AX–DX the four key rows, SI the
+// block's byte offset in a key row, R10 its byte offset in a query row,
+// R11 the blocks left, R12 the keys left, R13 the blocks per row, R14 the
+// key row stride, DI the output of query 0.
+
+DATA q4mask<>+0(SB)/8, $0x0000000f0000000f
+DATA q4mask<>+8(SB)/8, $0x0000000f0000000f
+DATA q4mask<>+16(SB)/8, $0x0000000f0000000f
+DATA q4mask<>+24(SB)/8, $0x0000000f0000000f
+GLOBL q4mask<>(SB), RODATA|NOPTR, $32
+
+// DQ8 and DQ4 set Y14 to the c-th vector of 8 of the block at SI of the
+// key row at R, times its scale S; DQ4 reads it with NIB, DQ8 ignores NIB.
+#define DQ8(R, c, S, NIB) \
+	VPMOVSXBD (2+8*c)(R)(SI*1), Y14; \
+	VCVTDQ2PS Y14, Y14; \
+	VMULPS S, Y14, Y14
+
+// Q4 vectors 0 and 1 are the low nibbles of bytes 0–7 and 8–15, vectors 2
+// and 3 their high nibbles; Y15 holds 8, which each stored value exceeds
+// its integer by.
+#define NIB0(R) VPMOVZXBD 2(R)(SI*1), Y14; VPAND q4mask<>(SB), Y14, Y14
+#define NIB1(R) VPMOVZXBD 10(R)(SI*1), Y14; VPAND q4mask<>(SB), Y14, Y14
+#define NIB2(R) VPMOVZXBD 2(R)(SI*1), Y14; VPSRLD $4, Y14, Y14
+#define NIB3(R) VPMOVZXBD 10(R)(SI*1), Y14; VPSRLD $4, Y14, Y14
+#define DQ4(R, c, S, NIB) \
+	NIB(R); \
+	VPSUBD Y15, Y14, Y14; \
+	VCVTDQ2PS Y14, Y14; \
+	VMULPS S, Y14, Y14
+
+#define FMA2(a0, a1) VFMADD231PS Y14, Y8, a0; VFMADD231PS Y14, Y9, a1
+
+// QCHUNK accumulates vector c of the current block for both queries and
+// the four keys.
+#define QCHUNK(DQ, c, NIB) \
+	VMOVUPS (32*c)(R8)(R10*1), Y8; \
+	VMOVUPS (32*c)(R9)(R10*1), Y9; \
+	DQ(AX, c, Y10, NIB); \
+	FMA2(Y0, Y4); \
+	DQ(BX, c, Y11, NIB); \
+	FMA2(Y1, Y5); \
+	DQ(CX, c, Y12, NIB); \
+	FMA2(Y2, Y6); \
+	DQ(DX, c, Y13, NIB); \
+	FMA2(Y3, Y7)
+
+#define QSCALE(R, S) VPBROADCASTW (R)(SI*1), X14; VCVTPH2PS X14, S
+
+// SCORE2X4Q is the body of both kernels, for blocks of bb bytes
+// dequantised by DQ.
+#define SCORE2X4Q(DQ, bb) \
+	MOVQ q0+0(FP), R8; \
+	MOVQ q1+8(FP), R9; \
+	MOVQ keys+16(FP), AX; \
+	MOVQ out+24(FP), DI; \
+	MOVQ d+32(FP), R13; \
+	MOVQ nk+40(FP), R12; \
+	SHRQ $5, R13; \
+	IMUL3Q $bb, R13, R14; \
+qgroup: \
+	LEAQ (AX)(R14*1), BX; \
+	LEAQ (BX)(R14*1), CX; \
+	LEAQ (CX)(R14*1), DX; \
+	CMPQ R12, $2; \
+	CMOVQLT AX, BX; \
+	CMPQ R12, $3; \
+	CMOVQLT BX, CX; \
+	CMPQ R12, $4; \
+	CMOVQLT CX, DX; \
+	VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; \
+	XORQ SI, SI; \
+	XORQ R10, R10; \
+	MOVQ R13, R11; \
+	PCALIGN $32; \
+qblock: \
+	QSCALE(AX, Y10); \
+	QSCALE(BX, Y11); \
+	QSCALE(CX, Y12); \
+	QSCALE(DX, Y13); \
+	QCHUNK(DQ, 0, NIB0); \
+	QCHUNK(DQ, 1, NIB1); \
+	QCHUNK(DQ, 2, NIB2); \
+	QCHUNK(DQ, 3, NIB3); \
+	ADDQ $bb, SI; \
+	ADDQ $128, R10; \
+	DECQ R11; \
+	JNZ qblock; \
+	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
+	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
+	VBROADCASTSS scale+56(FP), X14; \
+	VMULPS X14, X0, X0; \
+	VMULPS X14, X4, X4; \
+	CMPQ R12, $4; \
+	JLT qpartial; \
+	VMOVUPS X0, (DI); \
+	MOVQ o1+48(FP), SI; \
+	VMOVUPS X4, (DI)(SI*4); \
+	ADDQ $16, DI; \
+	LEAQ (AX)(R14*4), AX; \
+	SUBQ $4, R12; \
+	JNZ qgroup; \
+	VZEROUPPER; \
+	RET; \
+qpartial: \
+	MOVQ R12, SI; \
+	SHLQ $2, SI; \
+	LEAQ tailmask<>+32(SB), R11; \
+	SUBQ SI, R11; \
+	VMOVUPS (R11), X14; \
+	VMASKMOVPS X0, X14, (DI); \
+	MOVQ o1+48(FP), SI; \
+	VMASKMOVPS X4, X14, (DI)(SI*4); \
+	VZEROUPPER; \
+	RET
+
+// func score2x4Q8(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
+TEXT ·score2x4Q8(SB), NOSPLIT, $0-60
+	SCORE2X4Q(DQ8, 34)
+
+// func score2x4Q4(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
+TEXT ·score2x4Q4(SB), NOSPLIT, $0-60
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD $31, Y15, Y15
+	VPSLLD $3, Y15, Y15 // 8 in every lane
+	SCORE2X4Q(DQ4, 18)

@@ -39,3 +39,7 @@ func widenF16(dst []float32, src []uint16)  { widenF16Generic(dst, src) }
 func narrowF16(dst []uint16, src []float32) { narrowF16Generic(dst, src) }
 func copyFinite(dst, src []float32) int     { return copyFiniteGeneric(dst, src) }
 func finiteF16Row(row []uint16) bool        { return finiteF16RowGeneric(row) }
+
+func scoreQuantFused(q []float32, keys []byte, e Element, d int, scale float32, out []float32) bool {
+	return false
+}

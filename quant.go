@@ -176,6 +176,9 @@ func scalesFinite(src []byte, e Element, d int) bool {
 // bytes): per tile of keys, dequantise, then score every query against the
 // tile.
 func scoreQuant(q []float32, keys []byte, e Element, d int, scale float32, out []float32) {
+	if scoreQuantFused(q, keys, e, d, scale, out) {
+		return // a few queries: each key dequantised in registers
+	}
 	rb := e.rowBytes(d)
 	nk := len(keys) / rb
 	var tile [quantTile]float32

@@ -225,7 +225,9 @@ func TestQuantKernels(t *testing.T) {
 		rng := rand.New(rand.NewPCG(9, 10))
 		for _, e := range quantTypes {
 			for _, d := range []int{2, 8, 10, 32, 64, 96, 128} {
-				for _, nq := range []int{1, 2, 3, 4, 5, 8} {
+				// Up to fusedQueries queries take the fused kernels, more
+				// the dequantised tiles.
+				for _, nq := range []int{1, 2, 3, 4, 5, 8, 9, 33} {
 					for _, nk := range []int{0, 1, 3, 4, 7, 33, 130, 600} {
 						checkQuantKernels(t, rng, e, d, nq, nk)
 					}
