@@ -186,6 +186,19 @@ func score2x4Q8(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale 
 //go:noescape
 func score2x4Q4(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
 
+// wsum1Q8 adds Σ_{i<n} p[i]·v_i[c] to out[c] for c < d, over n ≥ 1 Q8_0 rows
+// v_i of d elements (d a positive multiple of 32) at vals, dequantising each
+// value vector in a register: every sum is bit for bit wsum1's over the
+// dequantised rows.
+//
+//go:noescape
+func wsum1Q8(p *float32, n int, vals *byte, d int, out *float32)
+
+// wsum1Q4 is wsum1Q8 over Q4_0 rows.
+//
+//go:noescape
+func wsum1Q4(p *float32, n int, vals *byte, d int, out *float32)
+
 // fmaPeak runs n × 192 flops of independent vector fused multiply-adds in
 // registers: the compute roofline the benchmarks report beside scoring.
 func fmaPeak(n int)
@@ -556,6 +569,34 @@ func scoreQuantFused(q []float32, keys []byte, e Element, d int, scale float32, 
 			} else {
 				score2x4Q8(&q[i*d], &q[r1*d], &keys[j*rb], &out[i*nk+j], d, n, (r1-i)*nk, scale)
 			}
+		}
+	}
+	return true
+}
+
+// weightedSumsQuantFused is weightedSumsQuant for one output row (g = 1)
+// on the fused kernel, for rows of whole 32-element blocks; it reports
+// false, doing nothing, for any other call. The rows go in blocks of about
+// wsumsBlockBytes, so that every column strip after the first finds them in
+// L1.
+func weightedSumsQuantFused(p []float32, vals []byte, e Element, out []float32, d int) bool {
+	if !useAsm || d%quantBlock != 0 || len(out) < d || len(out) >= 2*d {
+		return false
+	}
+	rb := e.rowBytes(d)
+	n := len(p)
+	if len(vals) < n*rb {
+		panic("lava: weightedSums: vals shorter than n rows")
+	}
+	out = out[:d]
+	clear(out)
+	rows := wsumsRows(d, rb)
+	for j := 0; j < n; j += rows {
+		m := min(rows, n-j)
+		if e == Q4_0 {
+			wsum1Q4(&p[j], m, &vals[j*rb], d, &out[0])
+		} else {
+			wsum1Q8(&p[j], m, &vals[j*rb], d, &out[0])
 		}
 	}
 	return true

@@ -1381,13 +1381,13 @@ GLOBL q4mask<>(SB), RODATA|NOPTR, $32
 
 // SCORE2X4Q is the body of both kernels, for blocks of bb bytes
 // dequantised by DQ.
-#define SCORE2X4Q(DQ, bb) \
-	MOVQ q0+0(FP), R8; \
-	MOVQ q1+8(FP), R9; \
-	MOVQ keys+16(FP), AX; \
-	MOVQ out+24(FP), DI; \
-	MOVQ d+32(FP), R13; \
-	MOVQ nk+40(FP), R12; \
+#define SCORE2X4Q(DQ, bb, Q0, Q1, K, OUT, D, NK, O1, SCALE) \
+	MOVQ Q0, R8; \
+	MOVQ Q1, R9; \
+	MOVQ K, AX; \
+	MOVQ OUT, DI; \
+	MOVQ D, R13; \
+	MOVQ NK, R12; \
 	SHRQ $5, R13; \
 	IMUL3Q $bb, R13, R14; \
 qgroup: \
@@ -1421,13 +1421,13 @@ qblock: \
 	JNZ qblock; \
 	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
 	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
-	VBROADCASTSS scale+56(FP), X14; \
+	VBROADCASTSS SCALE, X14; \
 	VMULPS X14, X0, X0; \
 	VMULPS X14, X4, X4; \
 	CMPQ R12, $4; \
 	JLT qpartial; \
 	VMOVUPS X0, (DI); \
-	MOVQ o1+48(FP), SI; \
+	MOVQ O1, SI; \
 	VMOVUPS X4, (DI)(SI*4); \
 	ADDQ $16, DI; \
 	LEAQ (AX)(R14*4), AX; \
@@ -1442,18 +1442,124 @@ qpartial: \
 	SUBQ SI, R11; \
 	VMOVUPS (R11), X14; \
 	VMASKMOVPS X0, X14, (DI); \
-	MOVQ o1+48(FP), SI; \
+	MOVQ O1, SI; \
 	VMASKMOVPS X4, X14, (DI)(SI*4); \
 	VZEROUPPER; \
 	RET
 
 // func score2x4Q8(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
 TEXT ·score2x4Q8(SB), NOSPLIT, $0-60
-	SCORE2X4Q(DQ8, 34)
+	SCORE2X4Q(DQ8, 34, q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP))
 
 // func score2x4Q4(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
 TEXT ·score2x4Q4(SB), NOSPLIT, $0-60
 	VPCMPEQD Y15, Y15, Y15
 	VPSRLD $31, Y15, Y15
 	VPSLLD $3, Y15, Y15 // 8 in every lane
-	SCORE2X4Q(DQ4, 18)
+	SCORE2X4Q(DQ4, 18, q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP))
+
+// The fused quantised weighted sum of one output row: out[c] += Σ p[i]·v_i[c]
+// over n ≥ 1 rows of d elements (d a positive multiple of 32) stored in
+// Q8_0 or Q4_0 blocks of bb bytes, each value vector dequantised in a
+// register and added as wsum1 adds a float32 one (one fused multiply-add
+// per row and column, the rows in order), so every sum is bit for bit
+// wsum1's over the dequantised rows. Columns go in strips of 64 (two
+// blocks, 8 accumulators), then one of 32.
+//
+// Register use: R8 out, R9 the strip's first block in row 0, R10 the
+// columns left, R11 the row stride, SI walks p, DI the rows, CX counts
+// rows; Y0–Y7 the sums, Y8 the weight, Y9–Y12 value vectors, Y13 and Y14
+// the two blocks' scales, Y15 the 8 of Q4_0.
+
+// WDQ8 and WDQ4 set V to vector c of the block at off(DI) times its scale S.
+#define WDQ8(off, c, S, V, NIB) \
+	VPMOVSXBD (off+2+8*c)(DI), V; \
+	VCVTDQ2PS V, V; \
+	VMULPS S, V, V
+
+#define WNIB0(off, V) VPMOVZXBD (off+2)(DI), V; VPAND q4mask<>(SB), V, V
+#define WNIB1(off, V) VPMOVZXBD (off+10)(DI), V; VPAND q4mask<>(SB), V, V
+#define WNIB2(off, V) VPMOVZXBD (off+2)(DI), V; VPSRLD $4, V, V
+#define WNIB3(off, V) VPMOVZXBD (off+10)(DI), V; VPSRLD $4, V, V
+#define WDQ4(off, c, S, V, NIB) \
+	NIB(off, V); \
+	VPSUBD Y15, V, V; \
+	VCVTDQ2PS V, V; \
+	VMULPS S, V, V
+
+// WQBLOCK adds the weight in Y8 times the block at off(DI), scale S, to the
+// accumulators a0–a3.
+#define WQBLOCK(WDQ, off, S, a0, a1, a2, a3) \
+	WDQ(off, 0, S, Y9, WNIB0); \
+	WDQ(off, 1, S, Y10, WNIB1); \
+	WDQ(off, 2, S, Y11, WNIB2); \
+	WDQ(off, 3, S, Y12, WNIB3); \
+	VFMADD231PS Y9, Y8, a0; \
+	VFMADD231PS Y10, Y8, a1; \
+	VFMADD231PS Y11, Y8, a2; \
+	VFMADD231PS Y12, Y8, a3
+
+#define WQSCALE(off, S) VPBROADCASTW off(DI), X13; VCVTPH2PS X13, S
+
+#define WSUM1Q(WDQ, bb, P, N, VALS, D, OUT) \
+	MOVQ OUT, R8; \
+	MOVQ VALS, R9; \
+	MOVQ D, R10; \
+	MOVQ R10, R11; \
+	SHRQ $5, R11; \
+	IMUL3Q $bb, R11, R11; \
+wq64: \
+	CMPQ R10, $64; \
+	JLT wq32; \
+	VMOVUPS (R8), Y0; VMOVUPS 32(R8), Y1; VMOVUPS 64(R8), Y2; VMOVUPS 96(R8), Y3; \
+	VMOVUPS 128(R8), Y4; VMOVUPS 160(R8), Y5; VMOVUPS 192(R8), Y6; VMOVUPS 224(R8), Y7; \
+	MOVQ P, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+	PCALIGN $32; \
+wq64row: \
+	VBROADCASTSS (SI), Y8; \
+	WQSCALE(bb, Y14); \
+	WQSCALE(0, Y13); \
+	WQBLOCK(WDQ, 0, Y13, Y0, Y1, Y2, Y3); \
+	WQBLOCK(WDQ, bb, Y14, Y4, Y5, Y6, Y7); \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ wq64row; \
+	VMOVUPS Y0, (R8); VMOVUPS Y1, 32(R8); VMOVUPS Y2, 64(R8); VMOVUPS Y3, 96(R8); \
+	VMOVUPS Y4, 128(R8); VMOVUPS Y5, 160(R8); VMOVUPS Y6, 192(R8); VMOVUPS Y7, 224(R8); \
+	ADDQ $256, R8; \
+	ADDQ $(2*bb), R9; \
+	SUBQ $64, R10; \
+	JMP wq64; \
+wq32: \
+	TESTQ R10, R10; \
+	JZ wqdone; \
+	VMOVUPS (R8), Y0; VMOVUPS 32(R8), Y1; VMOVUPS 64(R8), Y2; VMOVUPS 96(R8), Y3; \
+	MOVQ P, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+wq32row: \
+	VBROADCASTSS (SI), Y8; \
+	WQSCALE(0, Y13); \
+	WQBLOCK(WDQ, 0, Y13, Y0, Y1, Y2, Y3); \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ wq32row; \
+	VMOVUPS Y0, (R8); VMOVUPS Y1, 32(R8); VMOVUPS Y2, 64(R8); VMOVUPS Y3, 96(R8); \
+wqdone: \
+	VZEROUPPER; \
+	RET
+
+// func wsum1Q8(p *float32, n int, vals *byte, d int, out *float32)
+TEXT ·wsum1Q8(SB), NOSPLIT, $0-40
+	WSUM1Q(WDQ8, 34, p+0(FP), n+8(FP), vals+16(FP), d+24(FP), out+32(FP))
+
+// func wsum1Q4(p *float32, n int, vals *byte, d int, out *float32)
+TEXT ·wsum1Q4(SB), NOSPLIT, $0-40
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD $31, Y15, Y15
+	VPSLLD $3, Y15, Y15 // 8 in every lane
+	WSUM1Q(WDQ4, 18, p+0(FP), n+8(FP), vals+16(FP), d+24(FP), out+32(FP))

@@ -43,3 +43,7 @@ func finiteF16Row(row []uint16) bool        { return finiteF16RowGeneric(row) }
 func scoreQuantFused(q []float32, keys []byte, e Element, d int, scale float32, out []float32) bool {
 	return false
 }
+
+func weightedSumsQuantFused(p []float32, vals []byte, e Element, out []float32, d int) bool {
+	return false
+}

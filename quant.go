@@ -193,8 +193,8 @@ func scoreQuant(q []float32, keys []byte, e Element, d int, scale float32, out [
 // weightedSumsQuant is weightedSums over quantised values: per tile of
 // rows, dequantise, then add the tile's share of every output row.
 func weightedSumsQuant(p []float32, vals []byte, e Element, out []float32, d int) {
-	if d <= 0 || len(out) < d {
-		return
+	if d <= 0 || len(out) < d || weightedSumsQuantFused(p, vals, e, out, d) {
+		return // nothing to do, or one output row with its values dequantised in registers
 	}
 	g := len(out) / d
 	n := len(p) / g
