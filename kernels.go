@@ -199,6 +199,19 @@ func wsum1Q8(p *float32, n int, vals *byte, d int, out *float32)
 //go:noescape
 func wsum1Q4(p *float32, n int, vals *byte, d int, out *float32)
 
+// wsums4Q8 is wsum1Q8 for four output rows: k < 3 at out+k·d with weights
+// at p+k·pn, and the fourth at out+o3 with weights at p+p3 (a group of
+// three sets it to row 2's), each value vector dequantised once for all
+// four: every sum is bit for bit wsums4's over the dequantised rows.
+//
+//go:noescape
+func wsums4Q8(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
+
+// wsums4Q4 is wsums4Q8 over Q4_0 rows.
+//
+//go:noescape
+func wsums4Q4(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
+
 // fmaPeak runs n × 192 flops of independent vector fused multiply-adds in
 // registers: the compute roofline the benchmarks report beside scoring.
 func fmaPeak(n int)
@@ -574,29 +587,47 @@ func scoreQuantFused(q []float32, keys []byte, e Element, d int, scale float32, 
 	return true
 }
 
-// weightedSumsQuantFused is weightedSumsQuant for one output row (g = 1)
-// on the fused kernel, for rows of whole 32-element blocks; it reports
-// false, doing nothing, for any other call. The rows go in blocks of about
-// wsumsBlockBytes, so that every column strip after the first finds them in
-// L1.
+// weightedSumsQuantFused is weightedSumsQuant on the fused kernels, for
+// rows of whole 32-element blocks; it reports false, doing nothing, for any
+// other call. Per block of about wsumsBlockBytes of rows (which stay in L1
+// while every group of output rows passes over them), the output rows go
+// four at a time (a group of three repeats its last), the last one or two
+// alone.
 func weightedSumsQuantFused(p []float32, vals []byte, e Element, out []float32, d int) bool {
-	if !useAsm || d%quantBlock != 0 || len(out) < d || len(out) >= 2*d {
+	if !useAsm || d%quantBlock != 0 || len(out) < d {
 		return false
 	}
 	rb := e.rowBytes(d)
-	n := len(p)
+	g := len(out) / d
+	n := len(p) / g
 	if len(vals) < n*rb {
 		panic("lava: weightedSums: vals shorter than n rows")
 	}
-	out = out[:d]
+	out = out[:g*d]
 	clear(out)
 	rows := wsumsRows(d, rb)
 	for j := 0; j < n; j += rows {
 		m := min(rows, n-j)
-		if e == Q4_0 {
-			wsum1Q4(&p[j], m, &vals[j*rb], d, &out[0])
-		} else {
-			wsum1Q8(&p[j], m, &vals[j*rb], d, &out[0])
+		vj := &vals[j*rb]
+		for i := 0; i < g; {
+			pi, oi := &p[i*n+j], &out[i*d]
+			if r := g - i; r >= 3 {
+				r = min(r, 4)
+				k3 := r - 1 // 2 repeats row 2 in a group of three
+				if e == Q4_0 {
+					wsums4Q4(pi, n, k3*n, m, vj, d, oi, k3*d)
+				} else {
+					wsums4Q8(pi, n, k3*n, m, vj, d, oi, k3*d)
+				}
+				i += r
+				continue
+			}
+			if e == Q4_0 {
+				wsum1Q4(pi, m, vj, d, oi)
+			} else {
+				wsum1Q8(pi, m, vj, d, oi)
+			}
+			i++
 		}
 	}
 	return true

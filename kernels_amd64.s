@@ -1563,3 +1563,80 @@ TEXT ·wsum1Q4(SB), NOSPLIT, $0-40
 	VPSRLD $31, Y15, Y15
 	VPSLLD $3, Y15, Y15 // 8 in every lane
 	WSUM1Q(WDQ4, 18, p+0(FP), n+8(FP), vals+16(FP), d+24(FP), out+32(FP))
+
+// The fused quantised weighted sums of four output rows, as wsums4 over the
+// dequantised rows (bit for bit): per block of 32 columns, two passes over
+// the rows, columns 0–15 then 16–31, each with 4 rows × 2 accumulators,
+// the four weights in Y10–Y13, the block's scale in Y14. Registers as in
+// WS4 (LOAD4, STORE4): BX p, AX pn, DX p3, R8 out, R12 the output row
+// stride (elements), R13 o3; R9 the block in row 0, R10 the blocks left,
+// R11 the row stride in bytes.
+
+// WS4QPASS runs the rows for half h of the block: the two value vectors
+// at OFF with NIBA and NIBB (Q4_0's nibbles), the output columns at
+// OOFF(R8).
+#define WS4QPASS(WDQ, OFF, NIBA, NIBB, OOFF, N, label) \
+	LOAD4(OOFF, Y0, Y2, Y4, Y6); \
+	LOAD4(OOFF+32, Y1, Y3, Y5, Y7); \
+	MOVQ BX, SI; \
+	MOVQ R9, DI; \
+	MOVQ N, CX; \
+	PCALIGN $32; \
+label: \
+	VPBROADCASTW (DI), X14; \
+	VCVTPH2PS X14, Y14; \
+	WDQ(OFF, 0, Y14, Y8, NIBA); \
+	WDQ(OFF, 1, Y14, Y9, NIBB); \
+	VBROADCASTSS (SI), Y10; \
+	VBROADCASTSS (SI)(AX*4), Y11; \
+	VBROADCASTSS (SI)(AX*8), Y12; \
+	VBROADCASTSS (SI)(DX*4), Y13; \
+	VFMADD231PS Y8, Y10, Y0; \
+	VFMADD231PS Y9, Y10, Y1; \
+	VFMADD231PS Y8, Y11, Y2; \
+	VFMADD231PS Y9, Y11, Y3; \
+	VFMADD231PS Y8, Y12, Y4; \
+	VFMADD231PS Y9, Y12, Y5; \
+	VFMADD231PS Y8, Y13, Y6; \
+	VFMADD231PS Y9, Y13, Y7; \
+	ADDQ $4, SI; \
+	ADDQ R11, DI; \
+	DECQ CX; \
+	JNZ label; \
+	STORE4(OOFF, Y0, Y2, Y4, Y6); \
+	STORE4(OOFF+32, Y1, Y3, Y5, Y7)
+
+// WS4Q is the body of both four-row kernels, for blocks of bb bytes whose
+// second half's vectors are at OFF1 (16 for Q8_0, 0 for Q4_0's high
+// nibbles).
+#define WS4Q(WDQ, bb, OFF1, P, PN, P3, N, VALS, D, OUT, O3) \
+	MOVQ P, BX; \
+	MOVQ PN, AX; \
+	MOVQ P3, DX; \
+	MOVQ VALS, R9; \
+	MOVQ D, R12; \
+	MOVQ OUT, R8; \
+	MOVQ O3, R13; \
+	MOVQ R12, R10; \
+	SHRQ $5, R10; \
+	IMUL3Q $bb, R10, R11; \
+ws4qblock: \
+	WS4QPASS(WDQ, 0, WNIB0, WNIB1, 0, N, ws4qlo); \
+	WS4QPASS(WDQ, OFF1, WNIB2, WNIB3, 64, N, ws4qhi); \
+	ADDQ $128, R8; \
+	ADDQ $bb, R9; \
+	DECQ R10; \
+	JNZ ws4qblock; \
+	VZEROUPPER; \
+	RET
+
+// func wsums4Q8(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
+TEXT ·wsums4Q8(SB), NOSPLIT, $0-64
+	WS4Q(WDQ8, 34, 16, p+0(FP), pn+8(FP), p3+16(FP), n+24(FP), vals+32(FP), d+40(FP), out+48(FP), o3+56(FP))
+
+// func wsums4Q4(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
+TEXT ·wsums4Q4(SB), NOSPLIT, $0-64
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD $31, Y15, Y15
+	VPSLLD $3, Y15, Y15 // 8 in every lane
+	WS4Q(WDQ4, 18, 0, p+0(FP), pn+8(FP), p3+16(FP), n+24(FP), vals+32(FP), d+40(FP), out+48(FP), o3+56(FP))
