@@ -1248,3 +1248,184 @@ peak:
 	SUBS	$1, R0
 	BNE	peak
 	RET
+
+// The quantised score kernels: a tile of 2 queries × 4 keys over keys
+// stored in Q8_0 or Q4_0 blocks of 32, each key vector dequantised in a
+// register as dequantQ8Asm/dequantQ4Asm do (SXTL to int32, SCVTF, FMUL by
+// the block's scale, all exact) and then accumulated as score3x4
+// accumulates a float32 key: one accumulator per query and key (query i,
+// key j in V(4i+j)), one VFMLA per 4 elements in element order from zero,
+// the same FADDP tree and one FMUL by scale. So every score is bit for bit
+// score3x4's over the dequantised key. A block is taken in two halves of
+// 16 elements: the halves of the query blocks in V8–V11 and V12–V15, the
+// key vectors in V16–V19. Each block's bytes are read once, exactly.
+//
+// Registers: R0/R1 the query rows, R3 the tile's first key row, R4 the
+// output of query 0, R5 d, R6 keys left, R7 the output of query 1 (byte
+// offset from R4), R8 the bits of scale, R9 the key row stride in bytes,
+// R10–R13 the key rows of the tile, R14/R15 the query rows within the
+// tile, R17 blocks left, R19 blocks per row, R20 the output of query 1,
+// V20–V23 the four keys' block scales, V24/V25 the integers being widened,
+// V26–V29 the Q4 bytes of the four keys' blocks, V30 0x0f and V31 8 in
+// every byte (Q4), V19 scale at the end.
+
+// QKEY widens the 16 int8 in V24 to float32 in V16–V19, times the scale in
+// V(s), and accumulates them with the query vectors V8–V11 into a0 and
+// V12–V15 into a1.
+#define QKEY(s, a0, a1) \
+	SXTL8(25, 24); \
+	SXTL8_2(24, 24); \
+	SXTL16(16, 25); \
+	SXTL16_2(17, 25); \
+	SXTL16(18, 24); \
+	SXTL16_2(19, 24); \
+	SCVTF4(16, 16); \
+	SCVTF4(17, 17); \
+	SCVTF4(18, 18); \
+	SCVTF4(19, 19); \
+	FMUL4(16, 16, s); \
+	FMUL4(17, 17, s); \
+	FMUL4(18, 18, s); \
+	FMUL4(19, 19, s); \
+	VFMLA	V16.S4, V8.S4, a0.S4; \
+	VFMLA	V17.S4, V9.S4, a0.S4; \
+	VFMLA	V18.S4, V10.S4, a0.S4; \
+	VFMLA	V19.S4, V11.S4, a0.S4; \
+	VFMLA	V16.S4, V12.S4, a1.S4; \
+	VFMLA	V17.S4, V13.S4, a1.S4; \
+	VFMLA	V18.S4, V14.S4, a1.S4; \
+	VFMLA	V19.S4, V15.S4, a1.S4
+
+// QB8 sets V24 to the next 16 int8 of the Q8 key row k; QB4LO and QB4HI to
+// the low or high nibbles of the Q4 bytes in r, minus 8.
+#define QB8(k, r) VLD1.P 16(k), [V24.B16]
+#define QB4LO(k, r) \
+	VAND	V30.B16, r.B16, V24.B16; \
+	VSUB	V31.B16, V24.B16, V24.B16
+#define QB4HI(k, r) \
+	VUSHR	$4, r.B16, V24.B16; \
+	VSUB	V31.B16, V24.B16, V24.B16
+
+// QLOAD8 loads nothing ahead (QB8 reads the integers); QLOAD4 loads the 16
+// bytes of the four keys' Q4 blocks into V26–V29.
+#define QLOAD8
+#define QLOAD4 \
+	VLD1.P	16(R10), [V26.B16]; \
+	VLD1.P	16(R11), [V27.B16]; \
+	VLD1.P	16(R12), [V28.B16]; \
+	VLD1.P	16(R13), [V29.B16]
+
+// QHALF accumulates the next 16 elements of the two queries and four keys,
+// the keys' integers given by QB.
+#define QHALF(QB) \
+	VLD1.P	64(R14), [V8.S4, V9.S4, V10.S4, V11.S4]; \
+	VLD1.P	64(R15), [V12.S4, V13.S4, V14.S4, V15.S4]; \
+	QB(R10, V26); \
+	QKEY(20, V0, V4); \
+	QB(R11, V27); \
+	QKEY(21, V1, V5); \
+	QB(R12, V28); \
+	QKEY(22, V2, V6); \
+	QB(R13, V29); \
+	QKEY(23, V3, V7)
+
+// QARGS loads the arguments of the quantised score kernels, scale's bits
+// into R8.
+#define QARGS(q0, q1, keys, out, d, nk, o1, scale) \
+	MOVD	q0, R0; \
+	MOVD	q1, R1; \
+	MOVD	keys, R3; \
+	MOVD	out, R4; \
+	MOVD	d, R5; \
+	MOVD	nk, R6; \
+	MOVD	o1, R7; \
+	MOVWU	scale, R8
+
+// SCORE2X4Q is the body of both kernels, for blocks of bb bytes: per tile
+// the key rows 1–3 (repeating the last key past nk), the 8 accumulators
+// zeroed, per block the four scales (VLD1R, FCVTL), LOAD and the two
+// halves, then score3x4's FADDP trees, scaling and stores.
+#define SCORE2X4Q(LOAD, QB0, QB1, bb) \
+	LSL	$2, R7; \
+	LSR	$5, R5, R19; \
+	MOVD	$bb, R9; \
+	MUL	R19, R9, R9; \
+tile: \
+	MOVD	R3, R10; \
+	ADD	R9, R10, R11; \
+	ADD	R9, R11, R12; \
+	ADD	R9, R12, R13; \
+	CMP	$2, R6; \
+	CSEL	LT, R10, R11, R11; \
+	CMP	$3, R6; \
+	CSEL	LT, R11, R12, R12; \
+	CMP	$4, R6; \
+	CSEL	LT, R12, R13, R13; \
+	MOVD	R0, R14; \
+	MOVD	R1, R15; \
+	VEOR	V0.B16, V0.B16, V0.B16; \
+	VEOR	V1.B16, V1.B16, V1.B16; \
+	VEOR	V2.B16, V2.B16, V2.B16; \
+	VEOR	V3.B16, V3.B16, V3.B16; \
+	VEOR	V4.B16, V4.B16, V4.B16; \
+	VEOR	V5.B16, V5.B16, V5.B16; \
+	VEOR	V6.B16, V6.B16, V6.B16; \
+	VEOR	V7.B16, V7.B16, V7.B16; \
+	MOVD	R19, R17; \
+block: \
+	VLD1R.P	2(R10), [V20.H4]; \
+	VLD1R.P	2(R11), [V21.H4]; \
+	VLD1R.P	2(R12), [V22.H4]; \
+	VLD1R.P	2(R13), [V23.H4]; \
+	FCVTL(20, 20); \
+	FCVTL(21, 21); \
+	FCVTL(22, 22); \
+	FCVTL(23, 23); \
+	LOAD; \
+	QHALF(QB0); \
+	QHALF(QB1); \
+	SUBS	$1, R17; \
+	BNE	block; \
+	FADDP4(0, 0, 1); \
+	FADDP4(2, 2, 3); \
+	FADDP4(0, 0, 2); \
+	FADDP4(4, 4, 5); \
+	FADDP4(6, 6, 7); \
+	FADDP4(4, 4, 6); \
+	VDUP	R8, V19.S4; \
+	FMUL4(0, 0, 19); \
+	FMUL4(4, 4, 19); \
+	ADD	R7, R4, R20; \
+	CMP	$4, R6; \
+	BLT	partial; \
+	VST1	[V0.S4], (R4); \
+	VST1	[V4.S4], (R20); \
+	ADD	$16, R4; \
+	ADD	R9<<2, R3, R3; \
+	SUBS	$4, R6; \
+	BNE	tile; \
+	RET; \
+partial: \
+	TBZ	$1, R6, partial1; \
+	FMOVD.P	F0, 8(R4); \
+	FMOVD.P	F4, 8(R20); \
+	VEXT	$8, V0.B16, V0.B16, V0.B16; \
+	VEXT	$8, V4.B16, V4.B16, V4.B16; \
+partial1: \
+	TBZ	$0, R6, done; \
+	FMOVS	F0, (R4); \
+	FMOVS	F4, (R20); \
+done: \
+	RET
+
+// func score2x4Q8(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
+TEXT ·score2x4Q8(SB), NOSPLIT|NOFRAME, $0-60
+	QARGS(q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP))
+	SCORE2X4Q(QLOAD8, QB8, QB8, 34)
+
+// func score2x4Q4(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
+TEXT ·score2x4Q4(SB), NOSPLIT|NOFRAME, $0-60
+	QARGS(q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP))
+	VMOVI	$15, V30.B16
+	VMOVI	$8, V31.B16
+	SCORE2X4Q(QLOAD4, QB4LO, QB4HI, 18)
