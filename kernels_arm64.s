@@ -1269,24 +1269,30 @@ peak:
 // V26–V29 the Q4 bytes of the four keys' blocks, V30 0x0f and V31 8 in
 // every byte (Q4), V19 scale at the end.
 
+// QWIDEN widens the 16 int8 in V(x) (clobbered, as is V(t)) to float32 in
+// V(o)..V(o+3), elements in order, times the scale in V(s): SXTL to int16
+// and int32, SCVTF, FMUL, all exact as in DEQUANT32.
+#define QWIDEN(x, t, o, s) \
+	SXTL8(t, x); \
+	SXTL8_2(x, x); \
+	SXTL16(o, t); \
+	SXTL16_2((o)+1, t); \
+	SXTL16((o)+2, x); \
+	SXTL16_2((o)+3, x); \
+	SCVTF4(o, o); \
+	SCVTF4((o)+1, (o)+1); \
+	SCVTF4((o)+2, (o)+2); \
+	SCVTF4((o)+3, (o)+3); \
+	FMUL4(o, o, s); \
+	FMUL4((o)+1, (o)+1, s); \
+	FMUL4((o)+2, (o)+2, s); \
+	FMUL4((o)+3, (o)+3, s)
+
 // QKEY widens the 16 int8 in V24 to float32 in V16–V19, times the scale in
 // V(s), and accumulates them with the query vectors V8–V11 into a0 and
 // V12–V15 into a1.
 #define QKEY(s, a0, a1) \
-	SXTL8(25, 24); \
-	SXTL8_2(24, 24); \
-	SXTL16(16, 25); \
-	SXTL16_2(17, 25); \
-	SXTL16(18, 24); \
-	SXTL16_2(19, 24); \
-	SCVTF4(16, 16); \
-	SCVTF4(17, 17); \
-	SCVTF4(18, 18); \
-	SCVTF4(19, 19); \
-	FMUL4(16, 16, s); \
-	FMUL4(17, 17, s); \
-	FMUL4(18, 18, s); \
-	FMUL4(19, 19, s); \
+	QWIDEN(24, 25, 16, s); \
 	VFMLA	V16.S4, V8.S4, a0.S4; \
 	VFMLA	V17.S4, V9.S4, a0.S4; \
 	VFMLA	V18.S4, V10.S4, a0.S4; \
@@ -1429,3 +1435,166 @@ TEXT ·score2x4Q4(SB), NOSPLIT|NOFRAME, $0-60
 	VMOVI	$15, V30.B16
 	VMOVI	$8, V31.B16
 	SCORE2X4Q(QLOAD4, QB4LO, QB4HI, 18)
+
+// The fused quantised weighted sums: wsum1 and wsums4 over value rows stored
+// in Q8_0 or Q4_0 blocks of 32, each value vector dequantised in registers
+// as QKEY does (SXTL, SCVTF, FMUL by the block's scale, all exact) where
+// wsum1/wsums4 load a float32 vector. The accumulators start from out and
+// take one VFMLA per row and 4 columns, the rows in order, exactly as in
+// WS1/WS4, so every output element is the same chain of fused
+// multiply-adds, bit for bit, over the dequantised rows. Each row's block
+// is read within its bytes only: the scale (VLD1R), then the integers.
+//
+// Registers: R0 p (row 0's weights), R1 pn, R2 p3, R3 n, R4 the current
+// block of value row 0, R5 d, R6 out (row 0), R7 o3 (four rows) or out+64
+// (one row), R8 the output row stride in bytes, R9–R11 the weights of rows
+// 1–3, R12–R14 the outputs of rows 1–3, R15 blocks left, R16 (R17, R19, R20) the weight
+// pointers of rows 0 (1–3) within a block, R21 the block of the current
+// value row, R22 rows left, R23 the value row stride in bytes, R24 the
+// block's integers, V16–V23 the dequantised values, V24/V25 the integers
+// being widened, V26 the Q4 bytes, V30 0x0f and V31 8 in every byte (Q4).
+
+// WQLOAD8 loads nothing ahead (QB8 reads the integers at R24); WQLOAD4
+// loads the 16 Q4 bytes at R24 into V26 for QB4LO and QB4HI.
+#define WQLOAD8
+#define WQLOAD4 VLD1 (R24), [V26.B16]
+
+// WS1Q is the body of wsum1Q8/wsum1Q4, for blocks of bb bytes: per block
+// of 32 columns the accumulators V0–V7 from out, per value row the weight
+// (V28), the scale (V29), LOAD, the halves QB0 (elements 0–15 into
+// V16–V19) and QB1 (16–31 into V20–V23), and WS1's VFMLAs.
+#define WS1Q(LOAD, QB0, QB1, bb) \
+	LSR	$5, R5, R15; \
+	MOVD	$bb, R23; \
+	MUL	R15, R23, R23; \
+block: \
+	ADD	$64, R6, R7; \
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]; \
+	VLD1	(R7), [V4.S4, V5.S4, V6.S4, V7.S4]; \
+	MOVD	R0, R16; \
+	MOVD	R4, R21; \
+	MOVD	R3, R22; \
+row: \
+	VLD1R	(R21), [V29.H4]; \
+	ADD	$2, R21, R24; \
+	ADD	R23, R21; \
+	VLD1R.P	4(R16), [V28.S4]; \
+	FCVTL(29, 29); \
+	LOAD; \
+	QB0(R24, V26); \
+	QWIDEN(24, 25, 16, 29); \
+	QB1(R24, V26); \
+	QWIDEN(24, 25, 20, 29); \
+	VFMLA	V16.S4, V28.S4, V0.S4; \
+	VFMLA	V17.S4, V28.S4, V1.S4; \
+	VFMLA	V18.S4, V28.S4, V2.S4; \
+	VFMLA	V19.S4, V28.S4, V3.S4; \
+	VFMLA	V20.S4, V28.S4, V4.S4; \
+	VFMLA	V21.S4, V28.S4, V5.S4; \
+	VFMLA	V22.S4, V28.S4, V6.S4; \
+	VFMLA	V23.S4, V28.S4, V7.S4; \
+	SUBS	$1, R22; \
+	BNE	row; \
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6); \
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R6); \
+	ADD	$bb, R4; \
+	SUBS	$1, R15; \
+	BNE	block; \
+	RET
+
+// func wsum1Q8(p *float32, n int, vals *byte, d int, out *float32)
+TEXT ·wsum1Q8(SB), NOSPLIT|NOFRAME, $0-40
+	MOVD	p+0(FP), R0
+	MOVD	n+8(FP), R3
+	MOVD	vals+16(FP), R4
+	MOVD	d+24(FP), R5
+	MOVD	out+32(FP), R6
+	WS1Q(WQLOAD8, QB8, QB8, 34)
+
+// func wsum1Q4(p *float32, n int, vals *byte, d int, out *float32)
+TEXT ·wsum1Q4(SB), NOSPLIT|NOFRAME, $0-40
+	MOVD	p+0(FP), R0
+	MOVD	n+8(FP), R3
+	MOVD	vals+16(FP), R4
+	MOVD	d+24(FP), R5
+	MOVD	out+32(FP), R6
+	VMOVI	$15, V30.B16
+	VMOVI	$8, V31.B16
+	WS1Q(WQLOAD4, QB4LO, QB4HI, 18)
+
+// WS4QHALF runs the value rows over 16 columns of the four output rows at
+// R6, R12, R13, R14 (accumulators V0–V15, stored and advanced by 64 bytes
+// at the end): per row the scale (V28), LOAD and QB from the integers at
+// off bytes into the block, widened into V16–V19, WS4W and WS4FMA4 as in
+// WS4.
+#define WS4QHALF(LOAD, QB, off, label) \
+	VLD1	(R6), [V0.S4, V1.S4, V2.S4, V3.S4]; \
+	VLD1	(R12), [V4.S4, V5.S4, V6.S4, V7.S4]; \
+	VLD1	(R13), [V8.S4, V9.S4, V10.S4, V11.S4]; \
+	VLD1	(R14), [V12.S4, V13.S4, V14.S4, V15.S4]; \
+	WS4START; \
+label: \
+	VLD1R	(R21), [V28.H4]; \
+	ADD	$off, R21, R24; \
+	ADD	R23, R21; \
+	FCVTL(28, 28); \
+	LOAD; \
+	QB(R24, V26); \
+	QWIDEN(24, 25, 16, 28); \
+	WS4W; \
+	WS4FMA4; \
+	SUBS	$1, R22; \
+	BNE	label; \
+	VST1.P	[V0.S4, V1.S4, V2.S4, V3.S4], 64(R6); \
+	VST1.P	[V4.S4, V5.S4, V6.S4, V7.S4], 64(R12); \
+	VST1.P	[V8.S4, V9.S4, V10.S4, V11.S4], 64(R13); \
+	VST1.P	[V12.S4, V13.S4, V14.S4, V15.S4], 64(R14)
+
+// WS4Q is the body of wsums4Q8/wsums4Q4, for blocks of bb bytes whose
+// elements 16–31 come from the integers at off1 bytes into the block: the
+// weight and output rows as WS4 sets them, then per block of 32 columns
+// its two halves of 16 columns.
+#define WS4Q(LOAD, QB0, QB1, off1, bb) \
+	ADD	R1<<2, R0, R9; \
+	ADD	R1<<2, R9, R10; \
+	ADD	R2<<2, R0, R11; \
+	LSL	$2, R5, R8; \
+	ADD	R8, R6, R12; \
+	ADD	R8, R12, R13; \
+	ADD	R7<<2, R6, R14; \
+	LSR	$5, R5, R15; \
+	MOVD	$bb, R23; \
+	MUL	R15, R23, R23; \
+block: \
+	WS4QHALF(LOAD, QB0, 2, lo); \
+	WS4QHALF(LOAD, QB1, off1, hi); \
+	ADD	$bb, R4; \
+	SUBS	$1, R15; \
+	BNE	block; \
+	RET
+
+// func wsums4Q8(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
+TEXT ·wsums4Q8(SB), NOSPLIT|NOFRAME, $0-64
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	p3+16(FP), R2
+	MOVD	n+24(FP), R3
+	MOVD	vals+32(FP), R4
+	MOVD	d+40(FP), R5
+	MOVD	out+48(FP), R6
+	MOVD	o3+56(FP), R7
+	WS4Q(WQLOAD8, QB8, QB8, 18, 34)
+
+// func wsums4Q4(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
+TEXT ·wsums4Q4(SB), NOSPLIT|NOFRAME, $0-64
+	MOVD	p+0(FP), R0
+	MOVD	pn+8(FP), R1
+	MOVD	p3+16(FP), R2
+	MOVD	n+24(FP), R3
+	MOVD	vals+32(FP), R4
+	MOVD	d+40(FP), R5
+	MOVD	out+48(FP), R6
+	MOVD	o3+56(FP), R7
+	VMOVI	$15, V30.B16
+	VMOVI	$8, V31.B16
+	WS4Q(WQLOAD4, QB4LO, QB4HI, 2, 18)
