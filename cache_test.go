@@ -246,7 +246,7 @@ func TestZeroAllocs(t *testing.T) {
 			"View":   func() { _, _ = c.View(1, 1) },
 			"Attend": func() { _ = c.Attend(0, q, out) },
 		} {
-			if a := allocsIn(100, f); a != 0 {
+			if a := fewestAllocs(100, f); a != 0 {
 				t.Errorf("%v %s: %d allocations in 100 calls, want 0", el, name, a)
 			}
 		}
