@@ -98,9 +98,7 @@ func TestKernelsStayInsideTheirSlices(t *testing.T) {
 						noFault(t, "dequant "+what, func() { dequant(f32(n*d), blocks(e, d, n), e, d) })
 						noFault(t, "scoreQuant "+what, func() { scoreQuant(f32(3*d), blocks(e, d, n), e, d, 0.5, f32(3*n)) })
 						noFault(t, "weightedSumsQuant "+what, func() { weightedSumsQuant(f32(3*n), blocks(e, d, n), e, f32(3*d), d) })
-						if n > 0 {
-							noFault(t, "l1NormQuant "+what, func() { l1NormQuant(blocks(e, d, 1), e, d) })
-						}
+						noFault(t, "l1NormsQuant "+what, func() { l1NormsQuant(f32(n), blocks(e, d, n), e, d) })
 					}
 				}
 			}

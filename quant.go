@@ -173,12 +173,18 @@ func scalesFinite(src []byte, e Element, d int) bool {
 }
 
 // scoreQuant is scoreBlock over quantised keys (rows of e.rowBytes(d)
-// bytes): per tile of keys, dequantise, then score every query against the
-// tile.
+// bytes): a few queries on the fused kernels, each key dequantised in
+// registers; many queries per tile of keys, dequantised once for all.
 func scoreQuant(q []float32, keys []byte, e Element, d int, scale float32, out []float32) {
-	if scoreQuantFused(q, keys, e, d, scale, out) {
-		return // a few queries: each key dequantised in registers
+	if !scoreQuantFused(q, keys, e, d, scale, out) {
+		scoreQuantTiles(q, keys, e, d, scale, out)
 	}
+}
+
+// scoreQuantTiles is scoreQuant per tile of keys: dequantise, then score
+// every query against the tile. The tile is its own function's, so that the
+// fused path does not clear it.
+func scoreQuantTiles(q []float32, keys []byte, e Element, d int, scale float32, out []float32) {
 	rb := e.rowBytes(d)
 	nk := len(keys) / rb
 	var tile [quantTile]float32
@@ -190,12 +196,17 @@ func scoreQuant(q []float32, keys []byte, e Element, d int, scale float32, out [
 	}
 }
 
-// weightedSumsQuant is weightedSums over quantised values: per tile of
-// rows, dequantise, then add the tile's share of every output row.
+// weightedSumsQuant is weightedSums over quantised values: on the fused
+// kernels where they apply, otherwise per tile of rows.
 func weightedSumsQuant(p []float32, vals []byte, e Element, out []float32, d int) {
-	if d <= 0 || len(out) < d || weightedSumsQuantFused(p, vals, e, out, d) {
-		return // nothing to do, or one output row with its values dequantised in registers
+	if d > 0 && len(out) >= d && !weightedSumsQuantFused(p, vals, e, out, d) {
+		weightedSumsQuantTiles(p, vals, e, out, d)
 	}
+}
+
+// weightedSumsQuantTiles is weightedSumsQuant per tile of rows: dequantise,
+// then add the tile's share of every output row.
+func weightedSumsQuantTiles(p []float32, vals []byte, e Element, out []float32, d int) {
 	g := len(out) / d
 	n := len(p) / g
 	out = out[:g*d]
@@ -210,9 +221,18 @@ func weightedSumsQuant(p []float32, vals []byte, e Element, out []float32, d int
 	}
 }
 
-// l1NormQuant is the L1 norm of one quantised row of d elements.
-func l1NormQuant(row []byte, e Element, d int) float32 {
+// l1NormsQuant sets out[i] to the L1 norm of quantised row i of src, for
+// i < len(out), dequantising a tile of rows at a time (one clear of the
+// tile per call, not per row).
+func l1NormsQuant(out []float32, src []byte, e Element, d int) {
+	rb := e.rowBytes(d)
 	var tile [quantTile]float32
-	dequant(tile[:d], row, e, d)
-	return l1Norm(tile[:d])
+	rows := max(1, quantTile/d)
+	for j := 0; j < len(out); j += rows {
+		m := min(rows, len(out)-j)
+		dequant(tile[:m*d], src[j*rb:(j+m)*rb], e, d)
+		for i := range m {
+			out[j+i] = l1Norm(tile[i*d : (i+1)*d])
+		}
+	}
 }

@@ -79,6 +79,25 @@ func quantBound(e Element, blk []float32, scale float32) float64 {
 	return d/2 + math.Abs(amax-127*d)
 }
 
+// checkQuantBounds fails the test if any element of x, stored as the row
+// blocks b of type e, dequantises outside its block's documented bound.
+func checkQuantBounds(t *testing.T, e Element, x []float32, b []byte) {
+	t.Helper()
+	d := len(x)
+	y := make([]float32, d)
+	dequantGeneric(y, b, e, d)
+	bs := blockLen(d)
+	for blk := 0; blk < d; blk += bs {
+		scale := f16ToF32(binary.LittleEndian.Uint16(b[blk/bs*e.blockBytes(bs):]))
+		bound := quantBound(e, x[blk:blk+bs], scale)
+		for i := blk; i < blk+bs; i++ {
+			if err := math.Abs(float64(x[i]) - float64(y[i])); err > bound {
+				t.Fatalf("%v d=%d: element %d: %v → %v, error %g > bound %g (scale %g)", e, d, i, x[i], y[i], err, bound, scale)
+			}
+		}
+	}
+}
+
 func TestQuantiseRoundTripBounds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, e := range quantTypes {
@@ -94,19 +113,7 @@ func TestQuantiseRoundTripBounds(t *testing.T) {
 				if trial%7 == 0 {
 					x[rng.IntN(d)] = 0
 				}
-				b := quantise(t, e, x)
-				y := make([]float32, d)
-				dequantGeneric(y, b, e, d)
-				bs := blockLen(d)
-				for blk := 0; blk < d; blk += bs {
-					scale := f16ToF32(binary.LittleEndian.Uint16(b[blk/bs*e.blockBytes(bs):]))
-					bound := quantBound(e, x[blk:blk+bs], scale)
-					for i := blk; i < blk+bs; i++ {
-						if err := math.Abs(float64(x[i]) - float64(y[i])); err > bound {
-							t.Fatalf("%v d=%d: element %d: %v → %v, error %g > bound %g (scale %g)", e, d, i, x[i], y[i], err, bound, scale)
-						}
-					}
-				}
+				checkQuantBounds(t, e, x, quantise(t, e, x))
 			}
 		}
 	}
@@ -290,15 +297,17 @@ func checkQuantKernels(t *testing.T, rng *rand.Rand, e Element, d, nq, nk int) {
 			}
 		}
 	}
-	rb := e.rowBytes(d)
+	norms, guard := guarded32(nk, 3, canaryF32)
+	l1NormsQuant(norms, vals, e, d)
+	checkGuard32(t, guard, guardLen+3, nk, "l1NormsQuant "+what)
 	for j := range nk {
 		var s float64
 		for _, v := range vf[j*d : (j+1)*d] {
 			s += math.Abs(float64(v))
 		}
-		got := l1NormQuant(vals[j*rb:(j+1)*rb], e, d)
+		got := norms[j]
 		if got != l1Norm(vf[j*d:(j+1)*d]) || math.Abs(float64(got)-s) > 1e-5*s+1e-30 {
-			t.Fatalf("l1NormQuant %s: row %d = %v, float32 kernel %v, oracle %v", what, j, got, l1Norm(vf[j*d:(j+1)*d]), s)
+			t.Fatalf("l1NormsQuant %s: row %d = %v, float32 kernel %v, oracle %v", what, j, got, l1Norm(vf[j*d:(j+1)*d]), s)
 		}
 	}
 }
@@ -365,18 +374,7 @@ func FuzzQuant(f *testing.F) {
 			}
 			return
 		}
-		y := make([]float32, d)
-		dequantGeneric(y, b, e, d)
-		bs := blockLen(d)
-		for blk := 0; blk < d; blk += bs {
-			scale := f16ToF32(binary.LittleEndian.Uint16(b[blk/bs*e.blockBytes(bs):]))
-			bound := quantBound(e, x[blk:blk+bs], scale)
-			for i := blk; i < blk+bs; i++ {
-				if err := math.Abs(float64(x[i]) - float64(y[i])); err > bound {
-					t.Fatalf("%v d=%d: element %d: %v → %v, error %g > bound %g", e, d, i, x[i], y[i], err, bound)
-				}
-			}
-		}
+		checkQuantBounds(t, e, x, b)
 		// The raw bytes as blocks of 32: every implementation agrees.
 		nb := len(data) / e.blockBytes(quantBlock)
 		src := data[:nb*e.blockBytes(quantBlock)]

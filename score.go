@@ -39,6 +39,7 @@ type scratch struct {
 	abar      []float32 // window-mean attention over the candidates: [m]
 	tmp       []float32 // one query head's pooled or reduced scores: [m]
 	group     []float32 // the group's reduced scores before pooling: [m]
+	norms     []float32 // the candidates' value L1 norms: [m]
 	overflow  bool      // some window attention row was not finite
 }
 
@@ -250,9 +251,11 @@ func scoreLAVa(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 			sk[i] = max(sk[i], v)
 		}
 	}
+	s.norms = growTo(s.norms, len(sk))
+	L.heads[kv].v.l1s(s.norms, d)
 	var vbar float32
-	for i := range sk {
-		vbar = max(vbar, L.heads[kv].v.l1(i, d))
+	for _, v := range s.norms {
+		vbar = max(vbar, v)
 	}
 	for i := range sk {
 		sk[i] *= vbar
@@ -275,9 +278,10 @@ func scoreSnapKV(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 // scoreVATP is SnapKV's score times each token's value L1 norm.
 func scoreVATP(s *scratch, L *layer, l, kv int, sk []float32) layerStats {
 	scoreSnapKV(s, L, l, kv, sk)
-	d := s.c.cfg.HeadDim
-	for i := range sk {
-		sk[i] *= L.heads[kv].v.l1(i, d)
+	s.norms = growTo(s.norms, len(sk))
+	L.heads[kv].v.l1s(s.norms, s.c.cfg.HeadDim)
+	for i, v := range s.norms {
+		sk[i] *= v
 	}
 	return layerStats{}
 }

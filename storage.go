@@ -191,16 +191,20 @@ func (r *rows) weightedSums(p, out []float32, d int) {
 	weightedSums(p, r.f32, out, d)
 }
 
-// l1 returns the L1 norm of row i.
-func (r *rows) l1(i, d int) float32 {
-	if r.elem.quantised() {
-		rb := r.elem.rowBytes(d)
-		return l1NormQuant(r.q[i*rb:(i+1)*rb], r.elem, d)
+// l1s sets out[i] to the L1 norm of row i of d elements, for i < len(out).
+func (r *rows) l1s(out []float32, d int) {
+	switch {
+	case r.elem.quantised():
+		l1NormsQuant(out, r.q, r.elem, d)
+	case r.elem == Float16:
+		for i := range out {
+			out[i] = l1NormF16(r.f16[i*d : (i+1)*d])
+		}
+	default:
+		for i := range out {
+			out[i] = l1Norm(r.f32[i*d : (i+1)*d])
+		}
 	}
-	if r.elem == Float16 {
-		return l1NormF16(r.f16[i*d : (i+1)*d])
-	}
-	return l1Norm(r.f32[i*d : (i+1)*d])
 }
 
 // appendFloat32 appends the rows of d elements, widened or dequantised to
