@@ -1245,6 +1245,27 @@ TEXT ·wsums2F16(SB), NOSPLIT, $0-64
 // broadcast as float16 and widened; the integers are widened to int32
 // straight from memory.
 
+// DQSTORE converts the block's integers in Y1–Y4 to float32, multiplies
+// them by its scale in Y0, stores them and steps to the next block of bb
+// bytes, looping to label while blocks remain.
+#define DQSTORE(bb, label) \
+	VCVTDQ2PS Y1, Y1; \
+	VCVTDQ2PS Y2, Y2; \
+	VCVTDQ2PS Y3, Y3; \
+	VCVTDQ2PS Y4, Y4; \
+	VMULPS Y0, Y1, Y1; \
+	VMULPS Y0, Y2, Y2; \
+	VMULPS Y0, Y3, Y3; \
+	VMULPS Y0, Y4, Y4; \
+	VMOVUPS Y1, (DI); \
+	VMOVUPS Y2, 32(DI); \
+	VMOVUPS Y3, 64(DI); \
+	VMOVUPS Y4, 96(DI); \
+	ADDQ $bb, SI; \
+	ADDQ $128, DI; \
+	DECQ CX; \
+	JNZ label
+
 // func dequantQ8Asm(dst *float32, src *byte, nb int)
 TEXT ·dequantQ8Asm(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
@@ -1258,22 +1279,7 @@ q8block:
 	VPMOVSXBD 10(SI), Y2
 	VPMOVSXBD 18(SI), Y3
 	VPMOVSXBD 26(SI), Y4
-	VCVTDQ2PS Y1, Y1
-	VCVTDQ2PS Y2, Y2
-	VCVTDQ2PS Y3, Y3
-	VCVTDQ2PS Y4, Y4
-	VMULPS Y0, Y1, Y1
-	VMULPS Y0, Y2, Y2
-	VMULPS Y0, Y3, Y3
-	VMULPS Y0, Y4, Y4
-	VMOVUPS Y1, (DI)
-	VMOVUPS Y2, 32(DI)
-	VMOVUPS Y3, 64(DI)
-	VMOVUPS Y4, 96(DI)
-	ADDQ $34, SI
-	ADDQ $128, DI
-	DECQ CX
-	JNZ q8block
+	DQSTORE(34, q8block)
 	VZEROUPPER
 	RET
 
@@ -1303,22 +1309,7 @@ q4block:
 	VPSUBD Y14, Y2, Y2
 	VPSUBD Y14, Y3, Y3
 	VPSUBD Y14, Y4, Y4
-	VCVTDQ2PS Y1, Y1
-	VCVTDQ2PS Y2, Y2
-	VCVTDQ2PS Y3, Y3
-	VCVTDQ2PS Y4, Y4
-	VMULPS Y0, Y1, Y1
-	VMULPS Y0, Y2, Y2
-	VMULPS Y0, Y3, Y3
-	VMULPS Y0, Y4, Y4
-	VMOVUPS Y1, (DI)
-	VMOVUPS Y2, 32(DI)
-	VMOVUPS Y3, 64(DI)
-	VMOVUPS Y4, 96(DI)
-	ADDQ $18, SI
-	ADDQ $128, DI
-	DECQ CX
-	JNZ q4block
+	DQSTORE(18, q4block)
 	VZEROUPPER
 	RET
 
