@@ -45,6 +45,20 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 // index, DI the output of query 0, R12 the keys left, R13 = −d8, R14 the key
 // row stride in bytes.
 
+// KEYROWS points BX, CX, DX at the key rows after AX, R14 bytes apart, the
+// rows past the R12 keys left repeating the last one, so that a tile never
+// reads past the keys.
+#define KEYROWS \
+	LEAQ (AX)(R14*1), BX; \
+	LEAQ (BX)(R14*1), CX; \
+	LEAQ (CX)(R14*1), DX; \
+	CMPQ R12, $2; \
+	CMOVQLT AX, BX; \
+	CMPQ R12, $3; \
+	CMOVQLT BX, CX; \
+	CMPQ R12, $4; \
+	CMOVQLT CX, DX
+
 // KEYS_F32 and KEYS_F16 load a vector of key elements as float32, the second
 // widening float16 with VCVTPH2PS.
 #define KEYS_F32(src, dst) VMOVUPS src, dst
@@ -111,15 +125,7 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 	MOVQ D, R14; \
 	SHLQ $esh, R14; \
 group: \
-	LEAQ (AX)(R14*1), BX; \
-	LEAQ (BX)(R14*1), CX; \
-	LEAQ (CX)(R14*1), DX; \
-	CMPQ R12, $2; \
-	CMOVQLT AX, BX; \
-	CMPQ R12, $3; \
-	CMOVQLT BX, CX; \
-	CMPQ R12, $4; \
-	CMOVQLT CX, DX; \
+	KEYROWS; \
 	ZERO12; \
 	MOVQ R13, SI; \
 	TESTQ SI, SI; \
@@ -1382,15 +1388,7 @@ GLOBL q4mask<>(SB), RODATA|NOPTR, $32
 	SHRQ $5, R13; \
 	IMUL3Q $bb, R13, R14; \
 qgroup: \
-	LEAQ (AX)(R14*1), BX; \
-	LEAQ (BX)(R14*1), CX; \
-	LEAQ (CX)(R14*1), DX; \
-	CMPQ R12, $2; \
-	CMOVQLT AX, BX; \
-	CMPQ R12, $3; \
-	CMOVQLT BX, CX; \
-	CMPQ R12, $4; \
-	CMOVQLT CX, DX; \
+	KEYROWS; \
 	VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3; \
 	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; \
 	XORQ SI, SI; \

@@ -156,6 +156,21 @@ tailDone:
 	MOVD	o2, R8; \
 	FMOVS	scale, F19
 
+// KEYROWS points R10–R13 at the four key rows of a tile from R3, R9 bytes
+// apart, the rows past the R6 keys left repeating the last one, so that a
+// tile never reads past the keys.
+#define KEYROWS \
+	MOVD	R3, R10; \
+	ADD	R9, R10, R11; \
+	ADD	R9, R11, R12; \
+	ADD	R9, R12, R13; \
+	CMP	$2, R6; \
+	CSEL	LT, R10, R11, R11; \
+	CMP	$3, R6; \
+	CSEL	LT, R11, R12, R12; \
+	CMP	$4, R6; \
+	CSEL	LT, R12, R13, R13
+
 // SCORE3X4 is the body of score3x4 for keys of 1 << esh bytes, after the
 // arguments are loaded (SCOREARGS). Per tile:
 // the key rows 1–3 (repeating the last key past nk), the 12 accumulators
@@ -169,16 +184,7 @@ tailDone:
 	LSL	$esh, R5, R9; \
 	STEPS; \
 tile: \
-	MOVD	R3, R10; \
-	ADD	R9, R10, R11; \
-	ADD	R9, R11, R12; \
-	ADD	R9, R12, R13; \
-	CMP	$2, R6; \
-	CSEL	LT, R10, R11, R11; \
-	CMP	$3, R6; \
-	CSEL	LT, R11, R12, R12; \
-	CMP	$4, R6; \
-	CSEL	LT, R12, R13, R13; \
+	KEYROWS; \
 	MOVD	R0, R14; \
 	MOVD	R1, R15; \
 	MOVD	R2, R16; \
@@ -1357,16 +1363,7 @@ peak:
 	MOVD	$bb, R9; \
 	MUL	R19, R9, R9; \
 tile: \
-	MOVD	R3, R10; \
-	ADD	R9, R10, R11; \
-	ADD	R9, R11, R12; \
-	ADD	R9, R12, R13; \
-	CMP	$2, R6; \
-	CSEL	LT, R10, R11, R11; \
-	CMP	$3, R6; \
-	CSEL	LT, R11, R12, R12; \
-	CMP	$4, R6; \
-	CSEL	LT, R12, R13, R13; \
+	KEYROWS; \
 	MOVD	R0, R14; \
 	MOVD	R1, R15; \
 	VEOR	V0.B16, V0.B16, V0.B16; \
