@@ -44,16 +44,18 @@ type rowElem interface{ float32 | uint16 | uint8 }
 // missing keys repeat the last one and only the real ones are stored. Every
 // score is the same sequence of operations (lane-parallel fused multiply-adds
 // over t, the lanes summed in one fixed tree, one product with scale),
-// whatever its key's place in a tile.
+// whatever its key's place in a tile. With pf ≠ 0 the amd64 kernel also
+// prefetches the keys a few tiles ahead, for a first pass over keys not yet
+// in cache; arm64 leaves that to its hardware prefetcher.
 //
 //go:noescape
-func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
+func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32, pf int)
 
 // score3x4F16 is score3x4 over float16 keys and only the first d &^ 7
 // elements of each row (d ≥ 8): the wrapper adds the rest.
 //
 //go:noescape
-func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
+func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32, pf int)
 
 // maxAsm returns the largest of the n elements at x, n a positive multiple of
 // 8, ignoring NaNs as maxGeneric's v > m does, or −Inf if all are NaN. It
@@ -265,8 +267,13 @@ func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float
 		for i := 0; i < nq; i += 3 {
 			// A short last group repeats its last query; the repeated
 			// rows are written twice with identical values.
+			// The first group's pass brings the block into L1.
 			r1, r2 := min(i+1, nq-1), min(i+2, nq-1)
-			score3x4T(&q[i*d], &q[r1*d], &q[r2*d], &keys[j*d], &out[i*ld+j], d, n, (r1-i)*ld, (r2-i)*ld, scale)
+			pf := 0
+			if i == 0 {
+				pf = 1
+			}
+			score3x4T(&q[i*d], &q[r1*d], &q[r2*d], &keys[j*d], &out[i*ld+j], d, n, (r1-i)*ld, (r2-i)*ld, scale, pf)
 		}
 		if w := d &^ 7; size == 2 && w < d {
 			scoreTail(q, keys[j*d:], d, w, scale, out[j:], ld, n)
@@ -808,12 +815,12 @@ func finiteF16Row(row []uint16) bool {
 // The element type picks the assembly kernel of a family: type switches on
 // pointers, which allocate nothing and let nothing escape.
 
-func score3x4T[T kvElem](q0, q1, q2 *float32, keys *T, out *float32, d, nk, o1, o2 int, scale float32) {
+func score3x4T[T kvElem](q0, q1, q2 *float32, keys *T, out *float32, d, nk, o1, o2 int, scale float32, pf int) {
 	switch k := any(keys).(type) {
 	case *float32:
-		score3x4(q0, q1, q2, k, out, d, nk, o1, o2, scale)
+		score3x4(q0, q1, q2, k, out, d, nk, o1, o2, scale, pf)
 	case *uint16:
-		score3x4F16(q0, q1, q2, k, out, d, nk, o1, o2, scale)
+		score3x4F16(q0, q1, q2, k, out, d, nk, o1, o2, scale, pf)
 	}
 }
 

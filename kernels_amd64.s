@@ -61,6 +61,12 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 
 // KEYS_F32 and KEYS_F16 load a vector of key elements as float32, the second
 // widening float16 with VCVTPH2PS.
+// SCOREPF is how far ahead of the key vectors it loads, in bytes, a score
+// kernel called with pf ≠ 0 prefetches: the first pass over a block of keys
+// not yet in cache, in which the hardware prefetcher alone left the kernel
+// waiting on memory (at d = 128, 4 KiB is two tiles of float32 keys ahead).
+#define SCOREPF 4096
+
 #define KEYS_F32(src, dst) VMOVUPS src, dst
 #define KEYS_F16(src, dst) VCVTPH2PS src, dst
 
@@ -108,7 +114,7 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 // duplicate sums are never stored); the 12 accumulators over the vector
 // steps and the tail; the horizontal sums, scaled; four scores per query
 // stored, or for 1–3 keys left only their lanes.
-#define SCORE3X4(KEYS, esz, esh, TAIL, Q0, Q1, Q2, K, OUT, D, NK, O1, O2, SCALE) \
+#define SCORE3X4(KEYS, esz, esh, TAIL, Q0, Q1, Q2, K, OUT, D, NK, O1, O2, SCALE, PF) \
 	MOVQ Q0, R8; \
 	MOVQ Q1, R9; \
 	MOVQ Q2, R10; \
@@ -130,6 +136,8 @@ group: \
 	MOVQ R13, SI; \
 	TESTQ SI, SI; \
 	JZ tail; \
+	CMPQ PF, $0; \
+	JNE looppf; \
 	PCALIGN $32; \
 loop: \
 	VMOVUPS (R8)(SI*4), Y12; \
@@ -145,6 +153,26 @@ loop: \
 	FMA3(Y3, Y7, Y11); \
 	ADDQ $8, SI; \
 	JNZ loop; \
+	JMP tail; \
+	PCALIGN $32; \
+looppf: \
+	VMOVUPS (R8)(SI*4), Y12; \
+	VMOVUPS (R9)(SI*4), Y13; \
+	VMOVUPS (R10)(SI*4), Y14; \
+	KEYS((AX)(SI*esz), Y15); \
+	PREFETCHT0 SCOREPF(AX)(SI*esz); \
+	FMA3(Y0, Y4, Y8); \
+	KEYS((BX)(SI*esz), Y15); \
+	PREFETCHT0 SCOREPF(BX)(SI*esz); \
+	FMA3(Y1, Y5, Y9); \
+	KEYS((CX)(SI*esz), Y15); \
+	PREFETCHT0 SCOREPF(CX)(SI*esz); \
+	FMA3(Y2, Y6, Y10); \
+	KEYS((DX)(SI*esz), Y15); \
+	PREFETCHT0 SCOREPF(DX)(SI*esz); \
+	FMA3(Y3, Y7, Y11); \
+	ADDQ $8, SI; \
+	JNZ looppf; \
 tail: \
 	TAIL(D); \
 reduce: \
@@ -182,13 +210,13 @@ partial: \
 	VZEROUPPER; \
 	RET
 
-// func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4(SB), NOSPLIT, $0-76
-	SCORE3X4(KEYS_F32, 4, 2, SCORETAIL_F32, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
+// func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32, pf int)
+TEXT ·score3x4(SB), NOSPLIT, $0-88
+	SCORE3X4(KEYS_F32, 4, 2, SCORETAIL_F32, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP), pf+80(FP))
 
-// func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4F16(SB), NOSPLIT, $0-76
-	SCORE3X4(KEYS_F16, 2, 1, SCORETAIL_F16, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
+// func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32, pf int)
+TEXT ·score3x4F16(SB), NOSPLIT, $0-88
+	SCORE3X4(KEYS_F16, 2, 1, SCORETAIL_F16, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP), pf+80(FP))
 
 // The remaining kernels process whole vectors of 8; the Go wrappers handle
 // the last n mod 8 elements in scalar code, except expSubAsm and axpyAsm,

@@ -252,13 +252,13 @@ partial1: \
 done: \
 	RET
 
-// func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4(SB), NOSPLIT|NOFRAME, $0-76
+// func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32, pf int)
+TEXT ·score3x4(SB), NOSPLIT|NOFRAME, $0-88
 	SCOREARGS(q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
 	SCORE3X4(2, SCORESTEPS_F32, SCOREKEYS_F32, SCORETAIL_F32)
 
-// func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32)
-TEXT ·score3x4F16(SB), NOSPLIT|NOFRAME, $0-76
+// func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32, pf int)
+TEXT ·score3x4F16(SB), NOSPLIT|NOFRAME, $0-88
 	SCOREARGS(q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP))
 	SCORE3X4(1, SCORESTEPS_F16, SCOREKEYS_F16, SCORETAIL_F16)
 
