@@ -1,6 +1,9 @@
 package lava
 
-import "math"
+import (
+	"math"
+	"runtime"
+)
 
 // KVCache holds the keys and values of every layer and KV head of one
 // sequence, with the original position of every entry. Each KV head of each
@@ -22,6 +25,12 @@ type KVCache struct {
 	evictDrop      []bool
 	evictKeep      []int32
 	heavyQ, heavyZ []float32
+	// pool shares Attend's KV heads among goroutines (nil until an Attend
+	// splits; poolCleanup stops it with the cache), splitRows holding the
+	// groups' queries and outputs.
+	pool        *attendPool
+	poolCleanup runtime.Cleanup
+	splitRows   []float32
 }
 
 type layer struct {

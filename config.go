@@ -61,13 +61,17 @@ type Config struct {
 	// per about S tokens). At most 2²⁰. Default 0: decode tokens are kept
 	// until the host calls Compress.
 	DecodeSlack int
-	// Workers is how many goroutines Compress and multi-token Attend may
-	// use, at most 1024. Default 0: runtime.GOMAXPROCS(0), read at each
-	// call, as a Go program expects its core count to be honoured; an
-	// engine that runs many sequences in parallel sets 1, which starts no
-	// goroutine. Work is split by layer and KV head, so every Workers
-	// value gives bit-identical results. Decode Attend (one token) runs on
-	// the calling goroutine whatever Workers is.
+	// Workers is how many goroutines Compress and Attend may use, at most
+	// 1024. Default 0: runtime.GOMAXPROCS(0), read at each call, as a Go
+	// program expects its core count to be honoured; an engine that runs
+	// many sequences in parallel sets 1, which starts no goroutine. Work
+	// is split by layer and KV head, so every Workers value gives
+	// bit-identical results. Attend, decode steps included, splits a
+	// layer's KV heads once it has about 2¹⁸ query·key products (say 2,048
+	// entries of 128 per head over 8 KV heads and 8 query heads), on
+	// goroutines the cache starts at its first such call and keeps until
+	// it is unreachable, so a step allocates nothing; smaller layers and
+	// decode eviction (TOVA, CAKE) stay on the calling goroutine.
 	Workers int
 }
 

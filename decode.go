@@ -1,7 +1,5 @@
 package lava
 
-import "sync"
-
 // This file is the decode path: attention of new tokens over the cache, and
 // the eviction of the policies that hold a fixed cache size while
 // generating (Policy.decode): the oldest non-sink entry at Append
@@ -48,8 +46,8 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 	if mode == decodeLeastAttendedLayer {
 		heads = float32(H) // or the layer's
 	}
-	if workers := c.workers(); workers > 1 && t > 1 && !evict && c.attendWork(L, t) >= minSplitWork {
-		c.attendAcross(L, q, out, t, known, workers)
+	if workers := c.workers(); workers > 1 && len(L.heads) > 1 && !evict && c.attendWork(L, t) >= minSplitWork {
+		c.attendSplit(L, q, out, t, known, workers)
 	} else {
 		// The cache's own scratch, given back below as it grew.
 		sc := attendScratch{attn: c.attn, attnInv: c.attnInv, groupQ: c.groupQ}
@@ -70,7 +68,9 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 			}
 			qs, outs := sc.groupRows(c, q, out, kv, t)
 			c.attendHead(L, kv, qs, outs, t, known, &sc, es, heads)
-			c.scatterRows(out, outs, kv, t)
+			if t > 1 {
+				scatterGroup(c, out, outs, kv, t)
+			}
 			if evict && mode == decodeLeastAttendedHead && n > 0 {
 				// The most recent Window entries are the window, kept.
 				c.evictLeast(h, es, max(n-c.cfg.Window, 1), n-L.limit)
@@ -102,10 +102,6 @@ type attendScratch struct {
 	attn, attnInv, groupQ []float32
 }
 
-// attendScratches holds the scratch of Attend's extra goroutines between
-// calls.
-var attendScratches = sync.Pool{New: func() any { return new(attendScratch) }}
-
 // attendWork is the number of query·key products of Attend of t tokens
 // over L.
 func (c *KVCache) attendWork(L *layer, t int) int {
@@ -114,39 +110,6 @@ func (c *KVCache) attendWork(L *layer, t int) int {
 		n += L.heads[kv].len()
 	}
 	return t * c.group * n * c.cfg.HeadDim
-}
-
-// attendAcross is Attend's attention of t > 1 tokens without decode
-// eviction, one unit per KV head on up to workers goroutines: the calling
-// one uses the cache's scratch, the others scratch from attendScratches.
-// The calling goroutine copies the groups' queries in and their outputs
-// out, so that q and out never reach another goroutine (and a caller's
-// buffers may stay on its stack).
-func (c *KVCache) attendAcross(L *layer, q, out []float32, t, known, workers int) {
-	workers = min(workers, len(L.heads))
-	tgd := t * c.group * c.cfg.HeadDim
-	rows := attendScratches.Get().(*attendScratch) // every group's queries, then outputs
-	rows.groupQ = growTo(rows.groupQ, 2*len(q))
-	qs, outs := rows.groupQ[:len(q)], rows.groupQ[len(q):]
-	for kv := range L.heads {
-		gatherGroup(c, qs[kv*tgd:(kv+1)*tgd], q, kv, t)
-	}
-	scs := make([]*attendScratch, workers)
-	scs[0] = &attendScratch{attn: c.attn, attnInv: c.attnInv}
-	for w := 1; w < workers; w++ {
-		scs[w] = attendScratches.Get().(*attendScratch)
-	}
-	parallel(workers, len(L.heads), func(w, kv int) {
-		c.attendHead(L, kv, qs[kv*tgd:(kv+1)*tgd], outs[kv*tgd:(kv+1)*tgd], t, known, scs[w], nil, 0)
-	})
-	for kv := range L.heads {
-		c.scatterRows(out, outs[kv*tgd:(kv+1)*tgd], kv, t)
-	}
-	c.attn, c.attnInv = scs[0].attn, scs[0].attnInv
-	for _, sc := range scs[1:] {
-		attendScratches.Put(sc)
-	}
-	attendScratches.Put(rows)
 }
 
 // attendHead computes the attention of the t tokens' queries of KV head
@@ -290,12 +253,9 @@ func gatherGroup(c *KVCache, qs, q []float32, kv, t int) {
 	}
 }
 
-// scatterRows copies KV head kv's outputs from groupRows' scratch into out
-// (KV head kv's columns only).
-func (c *KVCache) scatterRows(out, outs []float32, kv, t int) {
-	if t == 1 {
-		return // written in place
-	}
+// scatterGroup copies KV head kv's outputs for t tokens, [t][g][HeadDim]
+// in outs, into out (KV head kv's columns only).
+func scatterGroup(c *KVCache, out, outs []float32, kv, t int) {
 	gd, Hd := c.group*c.cfg.HeadDim, c.cfg.Heads*c.cfg.HeadDim
 	for i := range t {
 		copy(out[i*Hd+kv*gd:i*Hd+(kv+1)*gd], outs[i*gd:(i+1)*gd])

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // workerCounts are the Config.Workers values every result must agree
@@ -225,5 +227,44 @@ func TestWorkersValidated(t *testing.T) {
 		if got := c.Config().Workers; got != w {
 			t.Errorf("Workers = %d: Config().Workers = %d", w, got)
 		}
+	}
+}
+
+// The goroutines an Attend starts to share its KV heads stay for the next
+// calls, and end once the cache is unreachable; a change of GOMAXPROCS
+// (Workers 0) replaces them.
+func TestAttendPoolLifetime(t *testing.T) {
+	splitAlways(t)
+	before := runtime.NumGoroutine()
+	attend := func(c *KVCache) {
+		q := make([]float32, c.cfg.Heads*c.cfg.HeadDim)
+		if err := c.Attend(0, q, make([]float32, len(q))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	func() {
+		cfg := Config{Layers: 1, Heads: 8, KVHeads: 4, HeadDim: 16, Window: 4, Budget: 20, Workers: 3}
+		p := randomPrompt(rand.New(rand.NewPCG(6, 6)), cfg, 30)
+		c := newCache(t, cfg)
+		p.appendRange(t, c, 0, 0, 30, false)
+		attend(c)
+		attend(c)
+		if got := runtime.NumGoroutine() - before; got != 2 {
+			t.Errorf("Workers 3: %d goroutines started, want 2", got)
+		}
+		cfg.Workers = 0
+		c = newCache(t, cfg)
+		p.appendRange(t, c, 0, 0, 30, false)
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+		attend(c)
+		runtime.GOMAXPROCS(2)
+		attend(c)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after the caches became unreachable, want 0", runtime.NumGoroutine()-before)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
 	}
 }
