@@ -67,8 +67,9 @@ type Config struct {
 	// many sequences in parallel sets 1, which starts no goroutine. Work
 	// is split by layer and KV head, so every Workers value gives
 	// bit-identical results. Attend, decode steps included, splits a
-	// layer's KV heads once it has about 2¹⁸ query·key products (say 2,048
-	// entries of 128 per head over 8 KV heads and 8 query heads), on
+	// layer's KV heads once it has 2¹⁸ query·key products (tokens × query
+	// heads per KV head × entries of all KV heads × HeadDim: one token at
+	// HeadDim 128 with 4 query heads per KV head over 512 entries), on
 	// goroutines the cache starts at its first such call and keeps until
 	// it is unreachable, so a step allocates nothing; smaller layers and
 	// decode eviction (TOVA, CAKE) stay on the calling goroutine.
