@@ -264,16 +264,20 @@ func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float
 	kc := scoreKeys(d, size)
 	for j := 0; j < nk; j += kc {
 		n := min(kc, nk-j)
-		for i := 0; i < nq; i += 3 {
-			// A short last group repeats its last query; the repeated
-			// rows are written twice with identical values.
-			// The first group's pass brings the block into L1.
-			r1, r2 := min(i+1, nq-1), min(i+2, nq-1)
-			pf := 0
-			if i == 0 {
-				pf = 1
+		pf := 1 // the first group's pass brings the block into L1
+		for i := 0; i < nq; pf = 0 {
+			// Groups of three, and of two where three would leave one or
+			// none would fit (4 = 2 + 2): only a single query computes a
+			// row twice (its repeat, written twice with equal values).
+			switch r := nq - i; {
+			case r == 3 || r > 4:
+				score3x4T(&q[i*d], &q[(i+1)*d], &q[(i+2)*d], &keys[j*d], &out[i*ld+j], d, n, ld, 2*ld, scale, pf)
+				i += 3
+			default:
+				r1 := min(i+1, nq-1)
+				score2x4T(&q[i*d], &q[r1*d], &keys[j*d], &out[i*ld+j], d, n, (r1-i)*ld, scale, pf)
+				i += 2
 			}
-			score3x4T(&q[i*d], &q[r1*d], &q[r2*d], &keys[j*d], &out[i*ld+j], d, n, (r1-i)*ld, (r2-i)*ld, scale, pf)
 		}
 		if w := d &^ 7; size == 2 && w < d {
 			scoreTail(q, keys[j*d:], d, w, scale, out[j:], ld, n)
@@ -821,6 +825,15 @@ func score3x4T[T kvElem](q0, q1, q2 *float32, keys *T, out *float32, d, nk, o1, 
 		score3x4(q0, q1, q2, k, out, d, nk, o1, o2, scale, pf)
 	case *uint16:
 		score3x4F16(q0, q1, q2, k, out, d, nk, o1, o2, scale, pf)
+	}
+}
+
+func score2x4T[T kvElem](q0, q1 *float32, keys *T, out *float32, d, nk, o1 int, scale float32, pf int) {
+	switch k := any(keys).(type) {
+	case *float32:
+		score2x4(q0, q1, k, out, d, nk, o1, scale, pf)
+	case *uint16:
+		score2x4F16(q0, q1, k, out, d, nk, o1, scale, pf)
 	}
 }
 

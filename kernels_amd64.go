@@ -9,3 +9,15 @@ import "golang.org/x/sys/cpu"
 // HasAVX2 includes the OS check for saved YMM state, so all three are
 // required.
 var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
+
+// score2x4 is score3x4 for two queries (8 accumulators instead of 12),
+// each score the same operations as score3x4's: a group of two or four
+// queries computes no repeated row.
+//
+//go:noescape
+func score2x4(q0, q1, keys, out *float32, d, nk, o1 int, scale float32, pf int)
+
+// score2x4F16 is score2x4 over float16 keys (as score3x4F16).
+//
+//go:noescape
+func score2x4F16(q0, q1 *float32, keys *uint16, out *float32, d, nk, o1 int, scale float32, pf int)

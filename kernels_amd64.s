@@ -29,6 +29,19 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 #define FMA3(a0, a1, a2) \
 	VFMADD231PS Y15, Y12, a0; VFMADD231PS Y15, Y13, a1; VFMADD231PS Y15, Y14, a2
 
+// FMA3TWO is FMA3 for the two-query kernels: a2 is left alone.
+#define FMA3TWO(a0, a1, a2) VFMADD231PS Y15, Y12, a0; VFMADD231PS Y15, Y13, a1
+
+// The third query's steps of a score kernel, which ROW2 keeps in the
+// three-query kernels (WITHROW2) and drops from the two-query ones (NOROW2).
+#define LOADQ2 VMOVUPS (R10)(SI*4), Y14
+#define REDUCEQ2 REDUCE4(Y8, Y9, Y10, Y11, X8, X9)
+#define SCALEQ2 VMULPS X15, X8, X8
+#define STOREQ2 VMOVUPS X8, (DI)(SI*4)
+#define MSTOREQ2 VMASKMOVPS X8, X15, (DI)(SI*4)
+#define WITHROW2(step) step
+#define NOROW2(step)
+
 // REDUCE4 leaves in the low lane xa of a the four horizontal sums
 // [Σa, Σb, Σc, Σd]: three HADDs and one 128-bit fold instead of four
 // separate reductions. b, c, d are clobbered.
@@ -70,11 +83,12 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 #define KEYS_F32(src, dst) VMOVUPS src, dst
 #define KEYS_F16(src, dst) VCVTPH2PS src, dst
 
-// SCORETAIL_F32 adds the last D mod 8 elements of float32 rows, with masked
-// loads that read nothing past the rows. Only Y12–Y15 are free, so query 2
-// takes a second pass. Float16 rows have no tail here (SCORETAIL_F16): F16C
-// has no 16-bit masked load, so the Go wrapper adds it.
-#define SCORETAIL_F32(D) \
+// SCORETAIL2_F32 adds the last D mod 8 elements of float32 rows for queries
+// 0 and 1, with masked loads that read nothing past the rows. Only Y12–Y15
+// are free, so query 2 takes a second pass (SCORETAIL_F32). Float16 rows
+// have no tail here (SCORETAIL_F16): F16C has no 16-bit masked load, so the
+// Go wrapper adds it.
+#define SCORETAIL2_F32(D) \
 	MOVQ D, SI; \
 	ANDQ $7, SI; \
 	JZ reduce; \
@@ -95,7 +109,11 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 	VFMADD231PS Y14, Y13, Y6; \
 	VMASKMOVPS (DX), Y15, Y14; \
 	VFMADD231PS Y14, Y12, Y3; \
-	VFMADD231PS Y14, Y13, Y7; \
+	VFMADD231PS Y14, Y13, Y7
+
+// SCORETAIL_F32 is SCORETAIL2_F32 and the second pass, for query 2.
+#define SCORETAIL_F32(D) \
+	SCORETAIL2_F32(D); \
 	VMASKMOVPS (R10), Y15, Y12; \
 	VMASKMOVPS (AX), Y15, Y14; \
 	VFMADD231PS Y14, Y12, Y8; \
@@ -107,6 +125,7 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 	VFMADD231PS Y14, Y12, Y11
 
 #define SCORETAIL_F16(D)
+#define SCORETAIL2_F16(D)
 
 // SCORE3X4 is the body of both score kernels, for keys of esz = 1 << esh
 // bytes; Q0 … SCALE are the arguments. Per
@@ -114,7 +133,7 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 // duplicate sums are never stored); the 12 accumulators over the vector
 // steps and the tail; the horizontal sums, scaled; four scores per query
 // stored, or for 1–3 keys left only their lanes.
-#define SCORE3X4(KEYS, esz, esh, TAIL, Q0, Q1, Q2, K, OUT, D, NK, O1, O2, SCALE, PF) \
+#define SCORE3X4(KEYS, esz, esh, TAIL, FMAQ, ROW2, Q0, Q1, Q2, K, OUT, D, NK, O1, O2, SCALE, PF) \
 	MOVQ Q0, R8; \
 	MOVQ Q1, R9; \
 	MOVQ Q2, R10; \
@@ -142,15 +161,15 @@ group: \
 loop: \
 	VMOVUPS (R8)(SI*4), Y12; \
 	VMOVUPS (R9)(SI*4), Y13; \
-	VMOVUPS (R10)(SI*4), Y14; \
+	ROW2(LOADQ2); \
 	KEYS((AX)(SI*esz), Y15); \
-	FMA3(Y0, Y4, Y8); \
+	FMAQ(Y0, Y4, Y8); \
 	KEYS((BX)(SI*esz), Y15); \
-	FMA3(Y1, Y5, Y9); \
+	FMAQ(Y1, Y5, Y9); \
 	KEYS((CX)(SI*esz), Y15); \
-	FMA3(Y2, Y6, Y10); \
+	FMAQ(Y2, Y6, Y10); \
 	KEYS((DX)(SI*esz), Y15); \
-	FMA3(Y3, Y7, Y11); \
+	FMAQ(Y3, Y7, Y11); \
 	ADDQ $8, SI; \
 	JNZ loop; \
 	JMP tail; \
@@ -158,19 +177,19 @@ loop: \
 looppf: \
 	VMOVUPS (R8)(SI*4), Y12; \
 	VMOVUPS (R9)(SI*4), Y13; \
-	VMOVUPS (R10)(SI*4), Y14; \
+	ROW2(LOADQ2); \
 	KEYS((AX)(SI*esz), Y15); \
 	PREFETCHT0 SCOREPF(AX)(SI*esz); \
-	FMA3(Y0, Y4, Y8); \
+	FMAQ(Y0, Y4, Y8); \
 	KEYS((BX)(SI*esz), Y15); \
 	PREFETCHT0 SCOREPF(BX)(SI*esz); \
-	FMA3(Y1, Y5, Y9); \
+	FMAQ(Y1, Y5, Y9); \
 	KEYS((CX)(SI*esz), Y15); \
 	PREFETCHT0 SCOREPF(CX)(SI*esz); \
-	FMA3(Y2, Y6, Y10); \
+	FMAQ(Y2, Y6, Y10); \
 	KEYS((DX)(SI*esz), Y15); \
 	PREFETCHT0 SCOREPF(DX)(SI*esz); \
-	FMA3(Y3, Y7, Y11); \
+	FMAQ(Y3, Y7, Y11); \
 	ADDQ $8, SI; \
 	JNZ looppf; \
 tail: \
@@ -178,18 +197,18 @@ tail: \
 reduce: \
 	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
 	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
-	REDUCE4(Y8, Y9, Y10, Y11, X8, X9); \
+	ROW2(REDUCEQ2); \
 	VBROADCASTSS SCALE, X15; \
 	VMULPS X15, X0, X0; \
 	VMULPS X15, X4, X4; \
-	VMULPS X15, X8, X8; \
+	ROW2(SCALEQ2); \
 	CMPQ R12, $4; \
 	JLT partial; \
 	VMOVUPS X0, (DI); \
 	MOVQ O1, SI; \
 	VMOVUPS X4, (DI)(SI*4); \
 	MOVQ O2, SI; \
-	VMOVUPS X8, (DI)(SI*4); \
+	ROW2(STOREQ2); \
 	ADDQ $16, DI; \
 	LEAQ (AX)(R14*4), AX; \
 	SUBQ $4, R12; \
@@ -206,17 +225,25 @@ partial: \
 	MOVQ O1, SI; \
 	VMASKMOVPS X4, X15, (DI)(SI*4); \
 	MOVQ O2, SI; \
-	VMASKMOVPS X8, X15, (DI)(SI*4); \
+	ROW2(MSTOREQ2); \
 	VZEROUPPER; \
 	RET
 
 // func score3x4(q0, q1, q2, keys, out *float32, d, nk, o1, o2 int, scale float32, pf int)
 TEXT ·score3x4(SB), NOSPLIT, $0-88
-	SCORE3X4(KEYS_F32, 4, 2, SCORETAIL_F32, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP), pf+80(FP))
+	SCORE3X4(KEYS_F32, 4, 2, SCORETAIL_F32, FMA3, WITHROW2, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP), pf+80(FP))
 
 // func score3x4F16(q0, q1, q2 *float32, keys *uint16, out *float32, d, nk, o1, o2 int, scale float32, pf int)
 TEXT ·score3x4F16(SB), NOSPLIT, $0-88
-	SCORE3X4(KEYS_F16, 2, 1, SCORETAIL_F16, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP), pf+80(FP))
+	SCORE3X4(KEYS_F16, 2, 1, SCORETAIL_F16, FMA3, WITHROW2, q0+0(FP), q1+8(FP), q2+16(FP), keys+24(FP), out+32(FP), d+40(FP), nk+48(FP), o1+56(FP), o2+64(FP), scale+72(FP), pf+80(FP))
+
+// func score2x4(q0, q1, keys, out *float32, d, nk, o1 int, scale float32, pf int)
+TEXT ·score2x4(SB), NOSPLIT, $0-72
+	SCORE3X4(KEYS_F32, 4, 2, SCORETAIL2_F32, FMA3TWO, NOROW2, q0+0(FP), q1+8(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), o1+48(FP), scale+56(FP), pf+64(FP))
+
+// func score2x4F16(q0, q1 *float32, keys *uint16, out *float32, d, nk, o1 int, scale float32, pf int)
+TEXT ·score2x4F16(SB), NOSPLIT, $0-72
+	SCORE3X4(KEYS_F16, 2, 1, SCORETAIL2_F16, FMA3TWO, NOROW2, q0+0(FP), q1+8(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), o1+48(FP), scale+56(FP), pf+64(FP))
 
 // The remaining kernels process whole vectors of 8; the Go wrappers handle
 // the last n mod 8 elements in scalar code, except expSubAsm and axpyAsm,

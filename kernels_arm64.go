@@ -7,3 +7,14 @@ package lava
 // including the half-precision conversions FCVTL and FCVTN, is a mandatory
 // part of ARMv8-A, so every arm64 CPU Go runs on has it.
 var useAsm = true
+
+// score2x4 is score3x4 for two queries. NEON's 32 registers make the
+// three-query tile cheap, so arm64 runs it with query 1 repeated.
+func score2x4(q0, q1, keys, out *float32, d, nk, o1 int, scale float32, pf int) {
+	score3x4(q0, q1, q1, keys, out, d, nk, o1, o1, scale, pf)
+}
+
+// score2x4F16 is score2x4 over float16 keys.
+func score2x4F16(q0, q1 *float32, keys *uint16, out *float32, d, nk, o1 int, scale float32, pf int) {
+	score3x4F16(q0, q1, q1, keys, out, d, nk, o1, o1, scale, pf)
+}
