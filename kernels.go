@@ -266,10 +266,17 @@ func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float
 		n := min(kc, nk-j)
 		pf := 1 // the first group's pass brings the block into L1
 		for i := 0; i < nq; pf = 0 {
-			// Groups of three, and of two where three would leave one or
-			// none would fit (4 = 2 + 2): only a single query computes a
-			// row twice (its repeat, written twice with equal values).
+			// A decode group of up to 8 query heads passes over the block
+			// at most twice, in fours and threes (8 = 4 + 4, 7 = 4 + 3,
+			// 6 = 3 + 3); many queries (Compress's window) go in threes,
+			// whose tile does the most work per load, and twos where three
+			// would leave one or none would fit (4 = 2 + 2). Only a single
+			// query computes a row twice (its repeat, written twice with
+			// equal values).
 			switch r := nq - i; {
+			case r == 4 || nq <= 8 && r >= 7:
+				score4x2T(&q[i*d], &q[(i+1)*d], &q[(i+2)*d], &q[(i+3)*d], &keys[j*d], &out[i*ld+j], d, n, ld, 2*ld, 3*ld, scale, pf)
+				i += 4
 			case r == 3 || r > 4:
 				score3x4T(&q[i*d], &q[(i+1)*d], &q[(i+2)*d], &keys[j*d], &out[i*ld+j], d, n, ld, 2*ld, scale, pf)
 				i += 3
@@ -825,6 +832,15 @@ func score3x4T[T kvElem](q0, q1, q2 *float32, keys *T, out *float32, d, nk, o1, 
 		score3x4(q0, q1, q2, k, out, d, nk, o1, o2, scale, pf)
 	case *uint16:
 		score3x4F16(q0, q1, q2, k, out, d, nk, o1, o2, scale, pf)
+	}
+}
+
+func score4x2T[T kvElem](q0, q1, q2, q3 *float32, keys *T, out *float32, d, nk, o1, o2, o3 int, scale float32, pf int) {
+	switch k := any(keys).(type) {
+	case *float32:
+		score4x2(q0, q1, q2, q3, k, out, d, nk, o1, o2, o3, scale, pf)
+	case *uint16:
+		score4x2F16(q0, q1, q2, q3, k, out, d, nk, o1, o2, o3, scale, pf)
 	}
 }
 

@@ -21,3 +21,15 @@ func score2x4(q0, q1, keys, out *float32, d, nk, o1 int, scale float32, pf int)
 //
 //go:noescape
 func score2x4F16(q0, q1 *float32, keys *uint16, out *float32, d, nk, o1 int, scale float32, pf int)
+
+// score4x2 is score3x4 for four queries in tiles of 4 queries × 2 keys, so
+// a group of four scores a block in one pass; each score is the same
+// operations as score3x4's. Output row k > 0 is at out + o_k.
+//
+//go:noescape
+func score4x2(q0, q1, q2, q3, keys, out *float32, d, nk, o1, o2, o3 int, scale float32, pf int)
+
+// score4x2F16 is score4x2 over float16 keys (as score3x4F16).
+//
+//go:noescape
+func score4x2F16(q0, q1, q2, q3 *float32, keys *uint16, out *float32, d, nk, o1, o2, o3 int, scale float32, pf int)

@@ -245,6 +245,142 @@ TEXT ·score2x4(SB), NOSPLIT, $0-72
 TEXT ·score2x4F16(SB), NOSPLIT, $0-72
 	SCORE3X4(KEYS_F16, 2, 1, SCORETAIL2_F16, FMA3TWO, NOROW2, q0+0(FP), q1+8(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), o1+48(FP), scale+56(FP), pf+64(FP))
 
+// The four-query score kernels take a tile of 4 queries × 2 keys: 8
+// accumulators (Y0 = q0·k0, Y1 = q0·k1, Y2 = q1·k0, …), 4 query and 2 key
+// registers, so a group of four query heads scores a block of keys in one
+// pass, each key loaded once (a group of three and one would pass twice).
+// Every score is the same sequence of operations as in score3x4: one chain
+// of fused multiply-adds per query and key, REDUCE4's tree, one product
+// with scale. Register use: R8–R11 the query rows, AX and BX the two key
+// rows (BX repeats AX for a last single key), CX the tail mask, DX the
+// output offsets; the rest as in SCORE3X4.
+
+// FMA4X2 multiplies the key vectors in Y14, Y15 by the query vectors in
+// Y8–Y11 into the tile's accumulators.
+#define FMA4X2 \
+	VFMADD231PS Y14, Y8, Y0; VFMADD231PS Y15, Y8, Y1; \
+	VFMADD231PS Y14, Y9, Y2; VFMADD231PS Y15, Y9, Y3; \
+	VFMADD231PS Y14, Y10, Y4; VFMADD231PS Y15, Y10, Y5; \
+	VFMADD231PS Y14, Y11, Y6; VFMADD231PS Y15, Y11, Y7
+
+// LOADQ4 loads the four query vectors at element index SI.
+#define LOADQ4 \
+	VMOVUPS (R8)(SI*4), Y8; VMOVUPS (R9)(SI*4), Y9; \
+	VMOVUPS (R10)(SI*4), Y10; VMOVUPS (R11)(SI*4), Y11
+
+// SCORETAIL4_F32 adds the last D mod 8 elements of float32 rows through a
+// mask in Y12; SCORETAIL4_F16 leaves them to the Go wrapper, as
+// SCORETAIL_F16 does.
+#define SCORETAIL4_F32(D) \
+	MOVQ D, SI; \
+	ANDQ $7, SI; \
+	JZ reduce; \
+	SHLQ $2, SI; \
+	LEAQ tailmask<>+32(SB), CX; \
+	SUBQ SI, CX; \
+	VMOVUPS (CX), Y12; \
+	VMASKMOVPS (R8), Y12, Y8; \
+	VMASKMOVPS (R9), Y12, Y9; \
+	VMASKMOVPS (R10), Y12, Y10; \
+	VMASKMOVPS (R11), Y12, Y11; \
+	VMASKMOVPS (AX), Y12, Y14; \
+	VMASKMOVPS (BX), Y12, Y15; \
+	FMA4X2
+
+#define SCORETAIL4_F16(D)
+
+// SCORE4X2 is the body of both four-query kernels, for keys of esz = 1 << esh
+// bytes; Q0 … PF are the arguments.
+#define SCORE4X2(KEYS, esz, esh, TAIL, Q0, Q1, Q2, Q3, K, OUT, D, NK, O1, O2, O3, SCALE, PF) \
+	MOVQ Q0, R8; \
+	MOVQ Q1, R9; \
+	MOVQ Q2, R10; \
+	MOVQ Q3, R11; \
+	MOVQ K, AX; \
+	MOVQ OUT, DI; \
+	MOVQ NK, R12; \
+	MOVQ D, R13; \
+	ANDQ $-8, R13; \
+	LEAQ (R8)(R13*4), R8; \
+	LEAQ (R9)(R13*4), R9; \
+	LEAQ (R10)(R13*4), R10; \
+	LEAQ (R11)(R13*4), R11; \
+	LEAQ (AX)(R13*esz), AX; \
+	NEGQ R13; \
+	MOVQ D, R14; \
+	SHLQ $esh, R14; \
+group: \
+	LEAQ (AX)(R14*1), BX; \
+	CMPQ R12, $2; \
+	CMOVQLT AX, BX; \
+	VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; \
+	MOVQ R13, SI; \
+	TESTQ SI, SI; \
+	JZ tail; \
+	CMPQ PF, $0; \
+	JNE looppf; \
+	PCALIGN $32; \
+loop: \
+	LOADQ4; \
+	KEYS((AX)(SI*esz), Y14); \
+	KEYS((BX)(SI*esz), Y15); \
+	FMA4X2; \
+	ADDQ $8, SI; \
+	JNZ loop; \
+	JMP tail; \
+	PCALIGN $32; \
+looppf: \
+	LOADQ4; \
+	KEYS((AX)(SI*esz), Y14); \
+	PREFETCHT0 SCOREPF(AX)(SI*esz); \
+	KEYS((BX)(SI*esz), Y15); \
+	PREFETCHT0 SCOREPF(BX)(SI*esz); \
+	FMA4X2; \
+	ADDQ $8, SI; \
+	JNZ looppf; \
+tail: \
+	TAIL(D); \
+reduce: \
+	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
+	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
+	VBROADCASTSS SCALE, X15; \
+	VMULPS X15, X0, X0; \
+	VMULPS X15, X4, X4; \
+	CMPQ R12, $2; \
+	JLT single; \
+	VMOVLPS X0, (DI); \
+	MOVQ O1, DX; \
+	VMOVHPS X0, (DI)(DX*4); \
+	MOVQ O2, DX; \
+	VMOVLPS X4, (DI)(DX*4); \
+	MOVQ O3, DX; \
+	VMOVHPS X4, (DI)(DX*4); \
+	ADDQ $8, DI; \
+	LEAQ (AX)(R14*2), AX; \
+	SUBQ $2, R12; \
+	JNZ group; \
+	VZEROUPPER; \
+	RET; \
+single: \
+	VMOVSS X0, (DI); \
+	MOVQ O1, DX; \
+	VEXTRACTPS $2, X0, (DI)(DX*4); \
+	MOVQ O2, DX; \
+	VMOVSS X4, (DI)(DX*4); \
+	MOVQ O3, DX; \
+	VEXTRACTPS $2, X4, (DI)(DX*4); \
+	VZEROUPPER; \
+	RET
+
+// func score4x2(q0, q1, q2, q3, keys, out *float32, d, nk, o1, o2, o3 int, scale float32, pf int)
+TEXT ·score4x2(SB), NOSPLIT, $0-104
+	SCORE4X2(KEYS_F32, 4, 2, SCORETAIL4_F32, q0+0(FP), q1+8(FP), q2+16(FP), q3+24(FP), keys+32(FP), out+40(FP), d+48(FP), nk+56(FP), o1+64(FP), o2+72(FP), o3+80(FP), scale+88(FP), pf+96(FP))
+
+// func score4x2F16(q0, q1, q2, q3 *float32, keys *uint16, out *float32, d, nk, o1, o2, o3 int, scale float32, pf int)
+TEXT ·score4x2F16(SB), NOSPLIT, $0-104
+	SCORE4X2(KEYS_F16, 2, 1, SCORETAIL4_F16, q0+0(FP), q1+8(FP), q2+16(FP), q3+24(FP), keys+32(FP), out+40(FP), d+48(FP), nk+56(FP), o1+64(FP), o2+72(FP), o3+80(FP), scale+88(FP), pf+96(FP))
+
 // The remaining kernels process whole vectors of 8; the Go wrappers handle
 // the last n mod 8 elements in scalar code, except expSubAsm and axpyAsm,
 // which mask.

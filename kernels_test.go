@@ -148,7 +148,7 @@ func TestScoreBlock(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for _, d := range scoreDims {
-			for _, nq := range []int{1, 2, 3, 4, 5, 7} {
+			for _, nq := range []int{1, 2, 3, 4, 5, 6, 7, 8} {
 				for _, nk := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 33, 70} {
 					k := rng.IntN(8)
 					checkScore(t, rng, d, nq, nk, k, false)
