@@ -47,14 +47,17 @@ func BenchmarkAppend(b *testing.B) {
 // growth included. The prompt comes in chunks of 512 (chunks=512x8), in
 // one call (chunks=4096), or as the prefix without queries and then the
 // window with them (chunks=4064+32, as BenchmarkCompress and examples/bench
-// append it). SetBytes is the key and value bytes the cache stores; B/op is
-// what a prompt allocates. Beside it, the roofline: op=copy is one copy of
-// as many bytes into a buffer made once; op=makecopy one into a buffer
-// made (zeroed) for each prompt, what storage grown by make or slices.Grow
-// pays at least; op=clone one into a buffer the runtime allocates without
-// zeroing (slices.Clone), the least any fresh copy pays. Steady state needs
-// enough iterations for the heap to stop growing (-benchtime 20x): before
-// that, new memory from the kernel costs a page fault per 4 KiB.
+// append it); op=reserve+append reserves the prompt's length in every
+// layer first (KVCache.Reserve). SetBytes is the key and value bytes the
+// cache stores; B/op is what a prompt allocates.
+//
+// Beside it, the roofline: op=copy is one copy of as many bytes into a
+// buffer made once; op=makecopy one into a buffer made (zeroed) for each
+// prompt, what storage grown by make or slices.Grow pays at least;
+// op=clone one into a buffer the runtime allocates without zeroing
+// (slices.Clone), the least any fresh copy pays. Steady state needs enough
+// iterations for the heap to stop growing (-benchtime 20x): before that,
+// new memory from the kernel costs a page fault per 4 KiB.
 func BenchmarkAppendFresh(b *testing.B) {
 	const n = 4096
 	for _, el := range []Element{Float32, Float16} {
@@ -76,16 +79,25 @@ func BenchmarkAppendFresh(b *testing.B) {
 			name   string
 			chunks []int // tokens per Append
 			prefix bool  // the first Append without queries
+			op     string
 		}{
-			{"512x8", []int{512, 512, 512, 512, 512, 512, 512, 512}, false},
-			{"4096", []int{n}, false},
-			{fmt.Sprintf("%d+%d", n-w, w), []int{n - w, w}, true},
+			{"512x8", []int{512, 512, 512, 512, 512, 512, 512, 512}, false, "append"},
+			{"512x8", []int{512, 512, 512, 512, 512, 512, 512, 512}, false, "reserve+append"},
+			{"4096", []int{n}, false, "append"},
+			{fmt.Sprintf("%d+%d", n-w, w), []int{n - w, w}, true, "append"},
 		} {
-			b.Run(fmt.Sprintf("elem=%v/op=append/chunks=%s", el, s.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("elem=%v/op=%s/chunks=%s", el, s.op, s.name), func(b *testing.B) {
 				b.SetBytes(stored)
 				b.ReportAllocs()
 				for b.Loop() {
 					c := newCache(b, cfg)
+					if s.op == "reserve+append" {
+						for l := range cfg.Layers {
+							if err := c.Reserve(l, n); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
 					lo := 0
 					for i, t := range s.chunks {
 						qt := q[lo*qrow : (lo+t)*qrow]

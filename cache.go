@@ -208,6 +208,39 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	return nil
 }
 
+// Reserve makes room in every KV head of a layer for tokens more entries,
+// so that appending them, in any number of calls, moves none of the
+// entries held. Without it, storage that runs out moves to arrays of at
+// least twice the size, so a prompt appended in chunks is copied about
+// once more and has as much memory again allocated on the way; a host
+// that knows the prompt's length reserves it before its first chunk to
+// store the prompt once, as one Append of it does. Reserve does nothing
+// for storage with the room already; the room is memory the cache keeps
+// allocated (AllocatedBytes), until a Compress that leaves at least half
+// of a head's storage unused moves it to smaller arrays.
+//
+// On error the cache is unchanged.
+func (c *KVCache) Reserve(layer, tokens int) error {
+	if layer < 0 || layer >= len(c.layers) {
+		return invalidf("Reserve: layer = %d, want 0 ≤ layer < %d", layer, len(c.layers))
+	}
+	L := &c.layers[layer]
+	if tokens < 0 || tokens > math.MaxInt32-L.tokens {
+		return invalidf("Reserve: tokens = %d, want 0 ≤ tokens ≤ %d (the tokens layer %d can still take)", tokens, math.MaxInt32-L.tokens, layer)
+	}
+	d := c.cfg.HeadDim
+	for kv := range L.heads {
+		h := &L.heads[kv]
+		h.k.grow(tokens, tokens, d)
+		h.v.grow(tokens, tokens, d)
+		h.pos = growBy(h.pos, tokens, tokens)
+		if c.cfg.Policy.accumulates {
+			h.heavy = growBy(h.heavy, tokens, tokens)
+		}
+	}
+	return nil
+}
+
 // appendRows stores the rows of the t tokens in k and v past the length of
 // every KV head of a layer, checking them on the way, and leaves the
 // lengths to the caller; on a NaN, infinite or out-of-range element it
