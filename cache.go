@@ -210,14 +210,16 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 
 // Reserve makes room in every KV head of a layer for tokens more entries,
 // so that appending them, in any number of calls, moves none of the
-// entries held. Without it, storage that runs out moves to arrays of at
-// least twice the size, so a prompt appended in chunks is copied about
-// once more and has as much memory again allocated on the way; a host
-// that knows the prompt's length reserves it before its first chunk to
-// store the prompt once, as one Append of it does. Reserve does nothing
-// for storage with the room already; the room is memory the cache keeps
-// allocated (AllocatedBytes), until a Compress that leaves at least half
-// of a head's storage unused moves it to smaller arrays.
+// entries held. A host that knows a prompt's length and appends it in
+// chunks, without compressing between them, reserves it before the first
+// chunk, and the prompt is stored once, as one Append of it stores it.
+// Without it, storage that runs out moves to an array twice the size, so
+// such a prompt is copied about once more and allocates about as much
+// again on the way. The room is memory the cache keeps allocated
+// (AllocatedBytes) until a Compress that leaves at least half of a head's
+// storage unused moves what it keeps to smaller arrays, as a Compress
+// after each chunk does. Reserve does nothing for storage that has the
+// room.
 //
 // On error the cache is unchanged.
 func (c *KVCache) Reserve(layer, tokens int) error {
@@ -272,11 +274,12 @@ func (c *KVCache) appendRows(layer int, k, v []float32, t int) error {
 	return nil
 }
 
-// appendRoom is the room for more entries that storage of h which lacks
-// room for t more moves to: the t and Window more, the window of a prompt
-// whose prefix was appended without its queries, or as many as h holds if
-// that is more. Capacity at least doubles, so that a prompt appended in
-// many chunks is copied O(1) times, not once per chunk.
+// appendRoom is how many more entries a head that lacks room for t more
+// gets room for when its storage moves: the t and Window more (the window
+// of a prompt whose prefix was appended without its queries), or as many
+// as the head holds if that is more, so that capacity at least doubles and
+// a prompt appended in many chunks is copied O(1) times, not once per
+// chunk.
 func (c *KVCache) appendRoom(h *head, t int) int { return max(t+c.cfg.Window, h.len()) }
 
 // appendError is the error of an Append whose rows appendRows could not
