@@ -188,25 +188,21 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	if L.tokens+t > math.MaxInt32 {
 		return invalidf("Append: layer %d would exceed %d tokens", layer, math.MaxInt32)
 	}
+	if err := c.appendRows(layer, k, v, t); err != nil {
+		return err
+	}
 	acc := c.cfg.Policy.accumulates
 	for kv := range L.heads {
-		if err := c.appendRows(layer, kv, k, v, t); err != nil {
-			for back := range kv { // leave the cache as it was
-				h := &L.heads[back]
-				h.k.truncate(h.len(), d)
-				h.v.truncate(h.len(), d)
-			}
-			return err
-		}
-	}
-	for kv := range L.heads {
 		h := &L.heads[kv]
-		h.pos = growBy(h.pos, t)
+		room := c.appendRoom(h, t)
+		h.k.extend(t, d)
+		h.v.extend(t, d)
+		h.pos = growBy(h.pos, t, room)
 		for i := range t {
 			h.pos = append(h.pos, int32(L.tokens+i))
 		}
 		if acc {
-			h.heavy = append(growBy(h.heavy, t), make([]float32, t)...)
+			h.heavy = append(growBy(h.heavy, t, room), make([]float32, t)...)
 		}
 	}
 	L.tokens += t
@@ -221,27 +217,104 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	return nil
 }
 
-// appendRows appends KV head kv's rows of the t tokens in k and v,
-// checking them as they are stored; on a NaN, infinite or out-of-range
-// element it leaves the head as it was and names the element.
-func (c *KVCache) appendRows(layer, kv int, k, v []float32, t int) error {
-	d, row := c.cfg.HeadDim, c.cfg.KVHeads*c.cfg.HeadDim
+// Reserve makes room in every KV head of a layer for tokens more entries,
+// so that appending them, in any number of calls, moves none of the
+// entries held. A host that knows a prompt's length and appends it in
+// chunks, without compressing between them, reserves it before the first
+// chunk, and the prompt is stored once, as one Append of it stores it.
+// Without it, storage that runs out moves to an array twice the size, so
+// such a prompt is copied about once more and allocates about as much
+// again on the way. The room is memory the cache keeps allocated
+// (AllocatedBytes) until a Compress that leaves at least half of a head's
+// storage unused moves what it keeps to smaller arrays, as a Compress
+// after each chunk does. Reserve does nothing for storage that has the
+// room.
+//
+// On error the cache is unchanged.
+func (c *KVCache) Reserve(layer, tokens int) error {
+	if layer < 0 || layer >= len(c.layers) {
+		return invalidf("Reserve: layer = %d, want 0 ≤ layer < %d", layer, len(c.layers))
+	}
 	L := &c.layers[layer]
-	h := &L.heads[kv]
-	bad := h.k.append(k, kv*d, row, d, t)
-	what, src, elem := "key", k, h.k.elem
-	if bad < 0 {
-		if bad = h.v.append(v, kv*d, row, d, t); bad >= 0 {
-			h.k.truncate(h.len(), d)
-			what, src, elem = "value", v, h.v.elem
+	if tokens < 0 || tokens > math.MaxInt32-L.tokens {
+		return invalidf("Reserve: tokens = %d, want 0 ≤ tokens ≤ %d (the tokens layer %d can still take)", tokens, math.MaxInt32-L.tokens, layer)
+	}
+	d := c.cfg.HeadDim
+	for kv := range L.heads {
+		h := &L.heads[kv]
+		h.k.grow(tokens, tokens, d)
+		h.v.grow(tokens, tokens, d)
+		h.pos = growBy(h.pos, tokens, tokens)
+		if c.cfg.Policy.accumulates {
+			h.heavy = growBy(h.heavy, tokens, tokens)
 		}
 	}
-	if bad < 0 {
-		return nil
+	return nil
+}
+
+// appendRows stores the rows of the t tokens in k and v past the length of
+// every KV head of a layer, checking them on the way, and leaves the
+// lengths to the caller; on a NaN, infinite or out-of-range element it
+// names the element. Storage that lacks room for the t rows grows first,
+// with the room appendRoom gives.
+//
+// The rows are read in the order they are in k and v, token by token and
+// head by head within it: reading one head's rows, KVHeads·HeadDim apart,
+// for each head in turn would take each from a new page of memory when a
+// long prompt is appended in one call.
+func (c *KVCache) appendRows(layer int, k, v []float32, t int) error {
+	d, row := c.cfg.HeadDim, c.cfg.KVHeads*c.cfg.HeadDim
+	heads := c.layers[layer].heads
+	for kv := range heads {
+		h := &heads[kv]
+		room := c.appendRoom(h, t)
+		h.k.grow(t, room, d)
+		h.v.grow(t, room, d)
 	}
-	tok, j := bad/d, bad%d
-	return invalidf("Append: layer %d, token %d (position %d), KV head %d: %s element %d is %v, want a finite value within %v range",
-		layer, tok, L.tokens+tok, kv, what, j, src[tok*row+kv*d+j], elem)
+	for i := range t {
+		for kv := range heads {
+			h := &heads[kv]
+			o := i*row + kv*d
+			if h.k.put(h.len()+i, k[o:o+d], d) >= 0 || h.v.put(h.len()+i, v[o:o+d], d) >= 0 {
+				return c.appendError(layer, k, v, t)
+			}
+		}
+	}
+	return nil
+}
+
+// appendRoom is how many more entries a head that lacks room for t more
+// gets room for when its storage moves: the t and Window more (the window
+// of a prompt whose prefix was appended without its queries), or as many
+// as the head holds if that is more, so that capacity at least doubles and
+// a prompt appended in many chunks is copied O(1) times, not once per
+// chunk.
+func (c *KVCache) appendRoom(h *head, t int) int { return max(t+c.cfg.Window, h.len()) }
+
+// appendError is the error of an Append whose rows appendRows could not
+// store: it names the element that makes it fail, the first in order of
+// KV head, then keys before values, then token (the order in which the
+// rows were stored before appendRows read them token by token).
+func (c *KVCache) appendError(layer int, k, v []float32, t int) error {
+	d, row := c.cfg.HeadDim, c.cfg.KVHeads*c.cfg.HeadDim
+	L := &c.layers[layer]
+	for kv := range L.heads {
+		h := &L.heads[kv]
+		for _, s := range []struct {
+			what string
+			src  []float32
+			r    *rows
+		}{{"key", k, &h.k}, {"value", v, &h.v}} {
+			for tok := range t {
+				o := tok*row + kv*d
+				if j := s.r.put(h.len()+tok, s.src[o:o+d], d); j >= 0 {
+					return invalidf("Append: layer %d, token %d (position %d), KV head %d: %s element %d is %v, want a finite value within %v range",
+						layer, tok, L.tokens+tok, kv, s.what, j, s.src[o+j], s.r.elem)
+				}
+			}
+		}
+	}
+	panic("lava: appendError: every row can be stored")
 }
 
 // recordQueries keeps the queries q of the last t tokens of L (positions

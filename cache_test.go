@@ -397,6 +397,9 @@ func TestBadInputLeavesCacheUnchanged(t *testing.T) {
 		{"attend layer", "layer = 5", func(c *KVCache) error { return c.Attend(5, make([]float32, qr), make([]float32, qr)) }, nil},
 		{"attend q", "len(q) = 1", func(c *KVCache) error { return c.Attend(0, make([]float32, 1), make([]float32, qr)) }, nil},
 		{"attend out", "len(out) = 1", func(c *KVCache) error { return c.Attend(0, make([]float32, qr), make([]float32, 1)) }, nil},
+		{"reserve layer", "layer = 2", func(c *KVCache) error { return c.Reserve(2, 1) }, nil},
+		{"reserve tokens", "tokens = -1", func(c *KVCache) error { return c.Reserve(0, -1) }, nil},
+		{"reserve too many", "tokens = 2147483638", func(c *KVCache) error { return c.Reserve(0, math.MaxInt32-9) }, nil},
 		{"view layer", "layer = 9", func(c *KVCache) error { _, err := c.View(9, 0); return err }, nil},
 		{"view head", "kvHead = 2", func(c *KVCache) error { _, err := c.View(0, 2); return err }, nil},
 		{"NaN key", "layer 1, token 1 (position 1), KV head 0: key element 1 is NaN", func(c *KVCache) error {
@@ -489,5 +492,60 @@ func TestCloneWith(t *testing.T) {
 	}
 	if _, err := src.CloneWith(cfg); err == nil || !strings.Contains(err.Error(), "compressed") {
 		t.Errorf("CloneWith after Compress: %v, want an error", err)
+	}
+}
+
+// Reserve makes room for a prompt appended in chunks: storing it moves
+// nothing and allocates nothing more, the cache holds what one without
+// Reserve holds, and Compress frees the room as it frees evicted entries.
+func TestReserve(t *testing.T) {
+	for _, el := range allElements {
+		for _, pol := range []Policy{LAVa(), H2O()} { // H2O keeps a sum per entry too
+			cfg := Config{Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4, Budget: 16, KeyElement: el, ValueElement: el, Policy: pol}
+			const n, chunk = 100, 7
+			p := randomPrompt(rand.New(rand.NewPCG(61, 1)), cfg, n)
+			reserved, plain := newCache(t, cfg), newCache(t, cfg)
+			for l := range cfg.Layers {
+				if err := reserved.Reserve(l, n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The bytes of the heads' storage, which AllocatedBytes counts
+			// with the queries' ring and scratch.
+			storage := func(c *KVCache) int64 {
+				var n int64
+				for l := range c.layers {
+					for _, h := range c.layers[l].heads {
+						n += h.k.capBytes() + h.v.capBytes() + int64(4*(cap(h.pos)+cap(h.heavy)))
+					}
+				}
+				return n
+			}
+			room := storage(reserved)
+			if want := int64(cfg.Layers*cfg.KVHeads*n) * reserved.EntryBytes(); room < want {
+				t.Fatalf("%v %s: %d bytes of storage after Reserve, want at least the %d of the prompt", el, pol.Name(), room, want)
+			}
+			if err := reserved.Reserve(0, n); err != nil || storage(reserved) != room {
+				t.Errorf("%v %s: Reserve with room already = %v, storage %d → %d bytes", el, pol.Name(), err, room, storage(reserved))
+			}
+			for l := range cfg.Layers {
+				p.appendLayer(t, reserved, l, chunk, false)
+				p.appendLayer(t, plain, l, chunk, false)
+			}
+			if got := storage(reserved); got != room {
+				t.Errorf("%v %s: storage of %d bytes after the prompt, %d reserved: it moved", el, pol.Name(), got, room)
+			}
+			if !reflect.DeepEqual(snapshot(reserved), snapshot(plain)) {
+				t.Fatalf("%v %s: the cache with room reserved holds other entries", el, pol.Name())
+			}
+			rr, _ := reserved.Compress()
+			rp, _ := plain.Compress()
+			if !reflect.DeepEqual(rr, rp) || !reflect.DeepEqual(snapshot(reserved), snapshot(plain)) {
+				t.Fatalf("%v %s: Compress kept other entries with room reserved", el, pol.Name())
+			}
+			if a, b := reserved.AllocatedBytes(), plain.AllocatedBytes(); a != b {
+				t.Errorf("%v %s: AllocatedBytes %d after Compress with room reserved, %d without", el, pol.Name(), a, b)
+			}
+		}
 	}
 }

@@ -106,7 +106,9 @@
 // Compress moves kept rows into storage sized for them (plus
 // [Config].DecodeReserve decode tokens) when that frees at least half of a
 // head's storage, so evicted memory returns to the Go heap; otherwise it
-// compacts in place and the freed capacity serves decode appends. Keys and
+// compacts in place and the freed capacity serves decode appends. Storage
+// that runs out doubles; [KVCache.Reserve] makes room for a prompt of known
+// length, so that appended in chunks it is stored once. Keys and
 // values may each be stored as float16 ([Float16], half the memory) or in
 // llama.cpp's 8-bit and 4-bit blocks ([Q8_0], [Q4_0]: 26.6 % and 14.1 % of
 // float32 at HeadDim 128), set by [Config].KeyElement and ValueElement;

@@ -121,46 +121,80 @@ func (r *rows) capRows(d int) int {
 
 // append adds t rows of d elements taken every stride elements of src,
 // starting at off, converting them to the storage type, and checks them on
-// the way: it returns −1, or the index i·d + j of the first element that is
-// NaN, infinite or (for float16) beyond the storage's range, in which case
-// the storage is left as it was.
+// the way: it returns −1, or the index i·d + j of the first element that
+// cannot be stored (see put), in which case the storage holds the rows it
+// held.
 func (r *rows) append(src []float32, off, stride, d, t int) int {
-	if r.elem.quantised() {
-		rb := r.elem.rowBytes(d)
-		n := len(r.q)
-		r.q = growBy(r.q, t*rb)[:n+t*rb]
-		for i := range t {
-			if j := quantiseRow(r.q[n+i*rb:n+(i+1)*rb], src[off+i*stride:off+i*stride+d], r.elem); j >= 0 {
-				r.q = r.q[:n]
-				return i*d + j
-			}
-		}
-		return -1
-	}
-	if r.elem == Float16 {
-		n := len(r.f16)
-		r.f16 = growBy(r.f16, t*d)[:n+t*d]
-		for i := range t {
-			row := r.f16[n+i*d : n+(i+1)*d]
-			narrowF16(row, src[off+i*stride:off+i*stride+d])
-			// An exponent of all ones: Inf, NaN, or an input that
-			// overflowed float16's range.
-			if !finiteF16Row(row) {
-				r.f16 = r.f16[:n]
-				return i*d + slices.IndexFunc(row, func(h uint16) bool { return h&0x7c00 == 0x7c00 })
-			}
-		}
-		return -1
-	}
-	n := len(r.f32)
-	r.f32 = growBy(r.f32, t*d)[:n+t*d]
+	r.grow(t, t, d)
+	n := r.lenRows(d)
 	for i := range t {
-		if j := copyFinite(r.f32[n+i*d:n+(i+1)*d], src[off+i*stride:off+i*stride+d]); j >= 0 {
-			r.f32 = r.f32[:n]
+		if j := r.put(n+i, src[off+i*stride:off+i*stride+d], d); j >= 0 {
 			return i*d + j
 		}
 	}
+	r.extend(t, d)
 	return -1
+}
+
+// lenRows is how many rows of d elements the storage holds.
+func (r *rows) lenRows(d int) int {
+	switch {
+	case r.elem.quantised():
+		return len(r.q) / r.elem.rowBytes(d)
+	case r.elem == Float16:
+		return len(r.f16) / d
+	}
+	return len(r.f32) / d
+}
+
+// grow makes room for t more rows of d elements: when the storage lacks
+// it, it moves to a new array with room for room ≥ t more (see growBy).
+func (r *rows) grow(t, room, d int) {
+	switch {
+	case r.elem.quantised():
+		rb := r.elem.rowBytes(d)
+		r.q = growBy(r.q, t*rb, room*rb)
+	case r.elem == Float16:
+		r.f16 = growBy(r.f16, t*d, room*d)
+	default:
+		r.f32 = growBy(r.f32, t*d, room*d)
+	}
+}
+
+// put stores src, one row of d elements, as row i, which is past the
+// storage's length and within its capacity (grow made room for it),
+// converted to the storage type and checked on the way: it returns −1, or
+// the index of the first element that is NaN, infinite or (for float16)
+// beyond the storage's range, or whose block's scale overflows (quantised
+// types). The length does not change: extend adds the rows put.
+func (r *rows) put(i int, src []float32, d int) int {
+	switch {
+	case r.elem.quantised():
+		rb := r.elem.rowBytes(d)
+		return quantiseRow(r.q[i*rb:(i+1)*rb], src, r.elem)
+	case r.elem == Float16:
+		row := r.f16[i*d : (i+1)*d]
+		narrowF16(row, src)
+		// An exponent of all ones: Inf, NaN, or an input that overflowed
+		// float16's range.
+		if !finiteF16Row(row) {
+			return slices.IndexFunc(row, func(h uint16) bool { return h&0x7c00 == 0x7c00 })
+		}
+		return -1
+	}
+	return copyFinite(r.f32[i*d:(i+1)*d], src)
+}
+
+// extend adds the t rows put past the length to the storage.
+func (r *rows) extend(t, d int) {
+	switch {
+	case r.elem.quantised():
+		r.q = r.q[:len(r.q)+t*r.elem.rowBytes(d)]
+	case r.elem == Float16:
+		r.f16 = r.f16[:len(r.f16)+t*d]
+	default:
+		r.f32 = r.f32[:len(r.f32)+t*d]
+	}
 }
 
 // score sets out[i·n+j] = scale·dot(q_i, row_j) for the len(q)/d queries
@@ -329,14 +363,18 @@ func (r *rows) remove(i, k, n, d int) {
 	r.f32 = append(r.f32[:i*d], r.f32[(i+k)*d:n*d]...)
 }
 
-// growBy makes room for n more elements in one allocation, growing by at
-// least half the capacity so that a prompt appended in many chunks is
-// copied O(1) times, not once per chunk.
-func growBy[T any](s []T, n int) []T {
+// growBy returns s with room for n more elements: s itself if it has it,
+// or else a copy in a new array with room for exactly room ≥ n more (not
+// rounded up to a size class).
+func growBy[T any](s []T, n, room int) []T {
 	if cap(s)-len(s) >= n {
 		return s
 	}
-	return slices.Grow(s, max(n, cap(s)/2))
+	// A make followed by a copy of its source allocates without zeroing
+	// what the copy overwrites: only the room after len(s) is cleared.
+	grown := make([]T, len(s)+room)
+	copy(grown, s)
+	return grown[:len(s)]
 }
 
 // growTo returns s with length n, reallocating only when it is too short.
