@@ -132,8 +132,8 @@
 // repository, and the file format in docs/format.md.
 //
 // A KVCache is not safe for concurrent use; within one call, Compress and
-// multi-token Attend use up to [Config.Workers] goroutines (GOMAXPROCS by
-// default), with bit-identical results for any count. Errors from bad
+// Attend use up to [Config.Workers] goroutines (GOMAXPROCS by default), with
+// bit-identical results for any count. Errors from bad
 // input wrap [ErrInvalid] and leave the cache unchanged: Append rejects
 // NaN, infinite and (with float16 or quantised storage) out-of-range keys
 // and values.
