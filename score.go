@@ -241,14 +241,28 @@ func (s *scratch) headScores(out *layerScores, kv int) []float32 {
 }
 
 // scoreLAVa pools each query head's window attention, takes the group
-// maximum, and scales by the head's largest value L1 norm.
+// maximum, and scales by the head's largest value L1 norm. Max-pooling
+// commutes with the group maximum (both take the largest of the same
+// values, exactly), so it pools once, after the maximum; average pooling
+// pools each query head first.
 func scoreLAVa(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 	g, d := s.c.group, s.c.cfg.HeadDim
-	s.tmp = growTo(s.tmp, len(sk))
-	for qh := kv * g; qh < (kv+1)*g; qh++ {
-		s.pool(L, kv, s.windowAttention(L, qh), s.tmp)
-		for i, v := range s.tmp {
-			sk[i] = max(sk[i], v)
+	if s.c.cfg.Policy.pool == PoolMax {
+		s.group = growTo(s.group, len(sk))
+		copy(s.group, s.windowAttention(L, kv*g))
+		for qh := kv*g + 1; qh < (kv+1)*g; qh++ {
+			for i, v := range s.windowAttention(L, qh) {
+				s.group[i] = max(s.group[i], v)
+			}
+		}
+		s.pool(L, kv, s.group, sk)
+	} else {
+		s.tmp = growTo(s.tmp, len(sk))
+		for qh := kv * g; qh < (kv+1)*g; qh++ {
+			s.pool(L, kv, s.windowAttention(L, qh), s.tmp)
+			for i, v := range s.tmp {
+				sk[i] = max(sk[i], v)
+			}
 		}
 	}
 	s.norms = growTo(s.norms, len(sk))
