@@ -1,7 +1,6 @@
 package lava
 
 import (
-	"maps"
 	"math"
 	"slices"
 )
@@ -72,14 +71,14 @@ func (c *KVCache) Compress() (Report, error) {
 	p := &c.cfg.Policy
 	w := p.windowOf(&c.cfg)
 	workers := c.workers()
-	scored := map[int]layerScores{}
+	var scored []layerScores // in layer order
 	if c.heldPerHead() > float64(c.cfg.Budget) {
 		// Check and score every new layer before changing anything.
 		var err error
 		if workers == 1 || p.scoreAll != nil {
-			err = c.scoreEach(scored, w)
+			scored, err = c.scoreEach(w)
 		} else {
-			err = c.scoreAcross(scored, w, workers)
+			scored, err = c.scoreAcross(w, workers)
 		}
 		if err != nil {
 			return Report{}, err
@@ -92,27 +91,28 @@ func (c *KVCache) Compress() (Report, error) {
 }
 
 // scoreEach scores the layers Compress scores one after the other on the
-// calling goroutine, into scored, or fails at the first that cannot be.
-func (c *KVCache) scoreEach(scored map[int]layerScores, w int) error {
+// calling goroutine, in layer order, or fails at the first that cannot be.
+func (c *KVCache) scoreEach(w int) ([]layerScores, error) {
 	s := &scratch{c: c}
+	var scored []layerScores
 	for l := range c.layers {
 		if ok, err := c.toScore(l, w); err != nil {
-			return err
+			return nil, err
 		} else if !ok {
 			continue
 		}
 		ls, err := c.scoreLayer(s, l)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		scored[l] = ls
+		scored = append(scored, ls)
 	}
-	return nil
+	return scored, nil
 }
 
 // scoreAcross is scoreEach by KV head on up to workers goroutines, with
 // the same result and the same error.
-func (c *KVCache) scoreAcross(scored map[int]layerScores, w, workers int) error {
+func (c *KVCache) scoreAcross(w, workers int) ([]layerScores, error) {
 	var ids []int
 	var bad error // the first layer that cannot be scored: the layers before it are
 	for l := range c.layers {
@@ -127,12 +127,9 @@ func (c *KVCache) scoreAcross(scored map[int]layerScores, w, workers int) error 
 	}
 	outs, err := c.scoreLayers(ids, workers)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for i, l := range ids {
-		scored[l] = outs[i]
-	}
-	return bad
+	return outs, bad
 }
 
 // toScore tells whether Compress scores layer l, with the policy's window
@@ -176,33 +173,14 @@ func (c *KVCache) heldPerHead() float64 {
 // apply ranks the layers whose candidate scores are in scored, splits the
 // budget over them and the layers ranked before, and trims every ranked
 // layer whose share is below what it holds, on up to workers goroutines.
-func (c *KVCache) apply(scored map[int]layerScores, workers int) {
-	p := &c.cfg.Policy
-	if workers == 1 {
-		for l, ls := range scored {
-			L := &c.layers[l]
-			c.ranked(L, ls)
-			if p.heads == JointHeads {
-				L.winners = rankAll(ls.s)
-			}
-			for kv := range L.heads {
-				L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
-			}
-		}
-	} else if len(scored) > 0 {
-		c.rankLayers(scored, workers)
-	}
+func (c *KVCache) apply(scored []layerScores, workers int) {
 	if len(scored) > 0 {
-		ids, b := c.budgets()
-		if workers == 1 {
-			for i, l := range ids {
-				if L := &c.layers[l]; b[i] < L.budget {
-					c.trim(L, b[i])
-				}
-			}
-		} else {
-			c.trimLayers(ids, b, workers)
+		for i := range scored {
+			c.ranked(&c.layers[scored[i].l], scored[i])
 		}
+		c.rankLayers(scored, workers)
+		ids, b := c.budgets()
+		c.trimLayers(ids, b, workers)
 	}
 	for l := range c.layers {
 		L := &c.layers[l]
@@ -219,71 +197,22 @@ func (c *KVCache) ranked(L *layer, ls layerScores) {
 	L.budget = math.MaxInt
 }
 
-// rankLayers is apply's ranking on up to workers goroutines, one unit per
-// layer: each head takes the ranking its scoring made (or makes it), and a
-// joint ranking merges them.
-func (c *KVCache) rankLayers(scored map[int]layerScores, workers int) {
-	ids := slices.Sorted(maps.Keys(scored))
-	lss := make([]layerScores, len(ids))
-	for i, l := range ids {
-		lss[i] = scored[l]
-		c.ranked(&c.layers[l], lss[i])
-	}
+// rankLayers ranks the candidates of the layers scored, one unit per layer
+// on up to workers goroutines: each head's ranking of its own, and with
+// joint head budgets the layer's joint ranking, from one sort.
+func (c *KVCache) rankLayers(scored []layerScores, workers int) {
 	joint := c.cfg.Policy.heads == JointHeads
-	parallel(workers, len(ids), func(_, i int) {
-		L, ls := &c.layers[ids[i]], &lss[i]
+	workers = min(workers, len(scored))
+	sc := make([]rankScratch, workers)
+	parallel(workers, len(scored), func(w, i int) {
+		ls := &scored[i]
+		L := &c.layers[ls.l]
+		orders, winners := rankLayer(ls.s, ls.off, joint, &sc[w])
 		for kv := range L.heads {
-			if ls.order != nil {
-				L.heads[kv].order = ls.order[kv]
-			} else {
-				L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
-			}
+			L.heads[kv].order = orders[kv]
 		}
-		if joint {
-			L.winners = mergeRanked(L, ls)
-		}
+		L.winners = winners
 	})
-}
-
-// mergeRanked returns every candidate of L, scored in ls, best first, as
-// rankAll(ls.s) does, by merging the heads' rankings: pairs of sorted runs
-// merged in turn, O(n log KVHeads).
-func mergeRanked(L *layer, ls *layerScores) []scored {
-	n := len(ls.s)
-	a, b := make([]scored, n), make([]scored, n)
-	for kv := range L.heads {
-		off := ls.off[kv]
-		for i, r := range L.heads[kv].order {
-			a[off+i] = scored{ls.s[off+int(r)], int32(off) + r}
-		}
-	}
-	bounds := slices.Clone(ls.off) // runs a[bounds[j]:bounds[j+1]]
-	for len(bounds) > 2 {
-		next := make([]int, 0, len(bounds)/2+2)
-		for j := 0; j+1 < len(bounds); j += 2 {
-			lo, mid, hi := bounds[j], bounds[j+1], bounds[j+1]
-			if j+2 < len(bounds) {
-				hi = bounds[j+2]
-			}
-			mergeRuns(b[lo:hi], a[lo:mid], a[mid:hi])
-			next = append(next, lo)
-		}
-		bounds = append(next, n)
-		a, b = b, a
-	}
-	return a
-}
-
-// mergeRuns merges the runs x and y, each best first, into dst.
-func mergeRuns(dst, x, y []scored) {
-	i, j := 0, 0
-	for k := range dst {
-		if j == len(y) || i < len(x) && byRank(x[i], y[j]) < 0 {
-			dst[k], i = x[i], i+1
-		} else {
-			dst[k], j = y[j], j+1
-		}
-	}
 }
 
 // candidates is a ranked layer's average number of candidates per head when
@@ -334,22 +263,13 @@ func (c *KVCache) budgets() (ids, b []int) {
 	return ids, b
 }
 
-// trim cuts a ranked layer down to the per-head budget b. With joint head
-// budgets the layer's top Hkv·b candidates decide how many each head keeps
-// (with the policy's floor); otherwise every head keeps b. Each head keeps
-// its best that many. A budget that only shrinks keeps a prefix of each
-// head's ranking, so trimming again gives the same result as trimming once.
-func (c *KVCache) trim(L *layer, b int) {
-	caps := c.caps(L, b)
-	if caps == nil {
-		return // kept whole
-	}
-	c.trimHeads(L, caps, 0, len(L.heads), nil, nil)
-}
-
-// trimLayers trims the layers ids whose budgets b are below what they hold,
-// as trim does, on up to workers goroutines: one unit per layer for its
-// head caps, then one per KV head for its compaction.
+// trimLayers cuts the ranked layers ids whose budgets b shrank down to
+// them, on up to workers goroutines: one unit per layer for its head caps,
+// then one per KV head for its compaction. With joint head budgets a
+// layer's top Hkv·b candidates decide how many each head keeps (with the
+// policy's floor); otherwise every head keeps b. Each head keeps its best
+// that many. A budget that only shrinks keeps a prefix of each head's
+// ranking, so trimming again gives the same result as trimming once.
 func (c *KVCache) trimLayers(ids, b []int, workers int) {
 	var trimmed []int // the indices into ids of the layers whose share shrank
 	for i, l := range ids {
@@ -458,11 +378,14 @@ func (c *KVCache) compact(h *head, idx []int32) {
 	}
 }
 
-func (c *KVCache) report(before int64, scored map[int]layerScores) Report {
+func (c *KVCache) report(before int64, scored []layerScores) Report {
 	r := Report{Layers: make([]LayerReport, len(c.layers)), BytesBefore: before, BytesAfter: c.Bytes()}
 	for l := range c.layers {
 		L := &c.layers[l]
-		_, now := scored[l]
+		now := len(scored) > 0 && scored[0].l == l
+		if now {
+			scored = scored[1:]
+		}
 		lr := LayerReport{Scored: now, Ranked: L.ranked}
 		if L.ranked {
 			lr.Tokens, lr.Entropy, lr.Budget = L.scoredAt, L.stats.entropy, L.budget

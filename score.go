@@ -46,11 +46,9 @@ type scratch struct {
 // layerScores are the scores of one layer's candidates, head after head,
 // with the per-layer quantities the budget split needs.
 type layerScores struct {
+	l         int // the layer
 	s         []float32
 	cand, off []int // each head's candidates and the flat index of its first
-	// order is each head's ranking of its candidates (rankRows), when the
-	// scoring goroutines made it, or nil.
-	order [][]int32
 	layerStats
 }
 
@@ -98,7 +96,7 @@ func (c *KVCache) newScores(l int) (layerScores, error) {
 		cand[kv], _ = slices.BinarySearch(L.heads[kv].pos, int32(P-w))
 		off[kv+1] = off[kv] + cand[kv]
 	}
-	return layerScores{s: make([]float32, off[len(L.heads)]), cand: cand, off: off}, nil
+	return layerScores{l: l, s: make([]float32, off[len(L.heads)]), cand: cand, off: off}, nil
 }
 
 // at sets s to score layer L, whose scores go to out.
@@ -124,10 +122,9 @@ func (c *KVCache) checkScores(l int, out *layerScores, overflow bool) error {
 }
 
 // scoreLayers checks and scores the layers ids, in order, on up to workers
-// goroutines, one unit per KV head of each layer, which also ranks the
-// head's candidates (into order). It returns the layers' scores, or the
-// error of the first layer that fails: what scoreLayer gives layer after
-// layer.
+// goroutines, one unit per KV head of each layer. It returns the layers'
+// scores, or the error of the first layer that fails: what scoreLayer gives
+// layer after layer.
 func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 	outs := make([]layerScores, len(ids))
 	var bad error // a layer whose queries are not finite: the layers before it are scored
@@ -141,9 +138,6 @@ func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 	Hkv := c.cfg.KVHeads
 	stats := make([]layerStats, len(ids)*Hkv)
 	overflow := make([]bool, len(ids)*Hkv)
-	for i := range outs {
-		outs[i].order = make([][]int32, Hkv)
-	}
 	ss := make([]scratch, min(workers, len(stats)))
 	for w := range ss {
 		ss[w].c = c
@@ -153,10 +147,8 @@ func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 		s, L, out := &ss[w], &c.layers[ids[i]], &outs[i]
 		s.at(L, out)
 		s.overflow = false
-		sk := s.headScores(out, kv)
-		stats[u] = p.score(s, L, ids[i], kv, sk)
+		stats[u] = p.score(s, L, ids[i], kv, s.headScores(out, kv))
 		overflow[u] = s.overflow
-		out.order[kv] = rankRows(sk)
 	})
 	for i, l := range ids {
 		for kv := range Hkv {
