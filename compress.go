@@ -101,6 +101,7 @@ func (c *KVCache) scoreEach(w int) ([]layerScores, error) {
 		} else if !ok {
 			continue
 		}
+		c.settle(&c.layers[l])
 		ls, err := c.scoreLayer(s, l)
 		if err != nil {
 			return nil, err
@@ -122,6 +123,7 @@ func (c *KVCache) scoreAcross(w, workers int) ([]layerScores, error) {
 			break
 		}
 		if ok {
+			c.settle(&c.layers[l])
 			ids = append(ids, l)
 		}
 	}
@@ -161,7 +163,7 @@ func (c *KVCache) heldPerHead() float64 {
 		}
 		holding++
 		for kv := range L.heads {
-			held += L.heads[kv].len()
+			held += L.heads[kv].held()
 		}
 	}
 	if holding == 0 {
@@ -174,14 +176,15 @@ func (c *KVCache) heldPerHead() float64 {
 // budget over them and the layers ranked before, and trims every ranked
 // layer whose share is below what it holds, on up to workers goroutines.
 func (c *KVCache) apply(scored []layerScores, workers int) {
+	var ids, b []int
 	if len(scored) > 0 {
 		for i := range scored {
 			c.ranked(&c.layers[scored[i].l], scored[i])
 		}
 		c.rankLayers(scored, workers)
-		ids, b := c.budgets()
-		c.trimLayers(ids, b, workers)
+		ids, b = c.budgets()
 	}
+	c.trimLayers(ids, b, scored, workers)
 	for l := range c.layers {
 		L := &c.layers[l]
 		L.limit = c.decodeLimit(L)
@@ -233,12 +236,8 @@ func (c *KVCache) budgets() (ids, b []int) {
 	bbar := c.cfg.Budget - w
 	var e, pref []float64
 	var m []int
-	final := true
 	for l := range c.layers {
 		L := &c.layers[l]
-		if L.tokens == 0 {
-			final = false
-		}
 		if !L.ranked {
 			continue
 		}
@@ -251,7 +250,7 @@ func (c *KVCache) budgets() (ids, b []int) {
 	case EntropyLayers:
 		return ids, layerBudgets(e, m, total, c.cfg.Redistribute)
 	case cakeLayers:
-		return ids, cakeBudgets(preferences(pref), m, total, final)
+		return ids, cakeBudgets(preferences(pref), m, total, c.allLayersHold())
 	}
 	b = make([]int, len(ids))
 	for i, l := range ids {
@@ -270,7 +269,17 @@ func (c *KVCache) budgets() (ids, b []int) {
 // policy's floor); otherwise every head keeps b. Each head keeps its best
 // that many. A budget that only shrinks keeps a prefix of each head's
 // ranking, so trimming again gives the same result as trimming once.
-func (c *KVCache) trimLayers(ids, b []int, workers int) {
+//
+// While some layer holds no tokens yet (the cascade is under way), a layer
+// scored before this Compress whose evicted rows would move down in place,
+// freeing no memory, keeps them where they are (deferred) until it is read
+// (see settle) or trimmed again: the next step of the cascade shrinks its
+// budget again, and the rows move once, not at every step. The layers
+// scored now (just appended to) and, once every layer holds tokens, all
+// layers hold exactly their entries when Compress returns.
+func (c *KVCache) trimLayers(ids, b []int, scored []layerScores, workers int) {
+	p := &c.cfg.Policy
+	lazy := deferCompaction && !c.allLayersHold() && p.decode == decodeKeep && !p.accumulates
 	var trimmed []int // the indices into ids of the layers whose share shrank
 	for i, l := range ids {
 		if b[i] < c.layers[l].budget {
@@ -282,16 +291,62 @@ func (c *KVCache) trimLayers(ids, b []int, workers int) {
 		i := trimmed[j]
 		caps[j] = c.caps(&c.layers[ids[i]], b[i])
 	})
-	Hkv := c.cfg.KVHeads
-	parallel(workers, len(trimmed)*Hkv, func(_, u int) {
-		j, kv := u/Hkv, u%Hkv
+	// One unit per head to trim, and without lazy one per head of the
+	// other layers that holds deferred rows.
+	type unit struct {
+		h    *head
+		cap  int  // the ranked candidates it keeps, or −1 to settle it
+		wait bool // whether its rows may wait (trimHead)
+	}
+	var units []unit
+	now := make([]bool, len(c.layers)) // the layers scored now
+	for _, ls := range scored {
+		now[ls.l] = true
+	}
+	cut := make([]bool, len(c.layers)) // the layers trimmed now
+	for j, i := range trimmed {
 		if caps[j] == nil {
-			return
+			continue
 		}
-		L := &c.layers[ids[trimmed[j]]]
-		h := &L.heads[kv]
-		c.trimHeads(L, caps[j], kv, kv+1, make([]int32, 0, h.len()), make([]int32, len(h.order)))
+		l := ids[i]
+		cut[l] = true
+		for kv := range c.layers[l].heads {
+			units = append(units, unit{&c.layers[l].heads[kv], caps[j][kv], lazy && !now[l]})
+		}
+	}
+	for l := range c.layers {
+		if L := &c.layers[l]; !lazy && !cut[l] {
+			for kv := range L.heads {
+				if L.heads[kv].evicted > 0 {
+					units = append(units, unit{h: &L.heads[kv], cap: -1})
+				}
+			}
+		}
+	}
+	workers = min(workers, len(units))
+	sc := make([]compactScratch, workers)
+	parallel(workers, len(units), func(w, i int) {
+		if u := units[i]; u.cap >= 0 {
+			c.trimHead(u.h, u.cap, u.wait, &sc[w])
+		} else {
+			c.compact(u.h, false, &sc[w])
+		}
 	})
+}
+
+// deferCompaction lets Compress leave evicted rows in place during a cascade
+// (trimLayers); tests turn it off to compare with compacting at once.
+var deferCompaction = true
+
+// allLayersHold tells whether every layer holds tokens: the cascade over
+// one prompt has reached its last layer.
+func (c *KVCache) allLayersHold() bool {
+	for l := range c.layers {
+		if c.layers[l].tokens == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // caps sets L's budget to b and returns how many of its ranked candidates
@@ -323,58 +378,95 @@ func (c *KVCache) caps(L *layer, b int) []int {
 	return caps
 }
 
-// trimHeads keeps, in each KV head kv of L with from ≤ kv < to, the best
-// caps[kv] of its ranked candidates and the entries after them, with the
-// scratch keep and newRow (which grow as needed). It writes only those
-// heads.
-func (c *KVCache) trimHeads(L *layer, caps []int, from, to int, keep, newRow []int32) {
-	for kv := from; kv < to; kv++ {
-		h := &L.heads[kv]
-		ranked := len(h.order)
-		top := h.order[:min(caps[kv], ranked)]
-		// Mark the kept ranked rows, then number them in position order.
-		newRow = slices.Grow(newRow[:0], ranked)[:ranked]
-		for i := range newRow {
-			newRow[i] = -1
-		}
-		for _, r := range top {
-			newRow[r] = 0
-		}
-		keep = keep[:0]
-		for r, mark := range newRow {
-			if mark == 0 {
-				newRow[r] = int32(len(keep))
-				keep = append(keep, int32(r))
-			}
-		}
-		for i, r := range top {
-			top[i] = newRow[r]
-		}
-		h.order = top
-		for i := ranked; i < h.len(); i++ {
-			keep = append(keep, int32(i))
-		}
-		c.compact(h, keep)
+// trimHead keeps the best n of h's ranked candidates (a prefix of h.order)
+// and every row after them. The evicted rows go at once when that frees
+// memory (storage at least half free, or short of the reserve: see fresh)
+// or without lazy; otherwise they stay in place, counted in h.evicted,
+// until settle, as long as the storage keeps room for the decode reserve
+// beside them.
+func (c *KVCache) trimHead(h *head, n int, lazy bool, sc *compactScratch) {
+	n = min(n, len(h.order))
+	h.evicted += len(h.order) - n
+	h.order = h.order[:n]
+	fresh, room := c.fresh(h)
+	switch {
+	case fresh:
+		c.compact(h, true, sc)
+	case h.evicted == 0:
+		// Nothing to move.
+	case !lazy || h.len()+c.cfg.DecodeReserve > room:
+		c.compact(h, false, sc)
 	}
 }
 
-// compact keeps the rows idx (strictly increasing) of h, with room for
-// DecodeReserve more. Storage moves to a new array when at least half of it
-// would be free, so that evicted memory is returned to the Go heap, or when
-// it lacks the reserve; otherwise rows move down in place and the capacity
-// serves later decode Appends.
-func (c *KVCache) compact(h *head, idx []int32) {
-	d, size := c.cfg.HeadDim, len(idx)+c.cfg.DecodeReserve
-	room := min(cap(h.pos), h.k.capRows(d), h.v.capRows(d))
-	fresh := 2*size <= room || size > room
-	h.k.gather(idx, d, size, fresh)
-	h.v.gather(idx, d, size, fresh)
-	h.pos = gatherElems(h.pos, idx, size, fresh)
+// fresh tells whether compacting h moves its storage to a new array: when at
+// least half of it would be free, so that evicted memory is returned to the
+// Go heap, or when it lacks room for DecodeReserve more rows beside the
+// kept ones; otherwise rows move down in place and the capacity serves
+// later decode Appends. room is the rows the storage has room for.
+func (c *KVCache) fresh(h *head) (fresh bool, room int) {
+	d, size := c.cfg.HeadDim, h.held()+c.cfg.DecodeReserve
+	room = min(cap(h.pos), h.k.capRows(d), h.v.capRows(d))
+	return 2*size <= room || size > room, room
+}
+
+// compactScratch is the scratch of compact, grown as needed.
+type compactScratch struct{ keep, newRow []int32 }
+
+// compact moves out the rows h evicted: its ranked rows (the first
+// len(h.order) + h.evicted) not in h.order, keeping the rest in order, in
+// place or, with fresh, in new storage with room for DecodeReserve more.
+// h.order is renumbered to the rows' new places.
+func (c *KVCache) compact(h *head, fresh bool, sc *compactScratch) {
+	ranked := len(h.order) + h.evicted
+	// Mark the kept ranked rows, then number them in position order.
+	newRow := growTo(sc.newRow, ranked)
+	for i := range newRow {
+		newRow[i] = -1
+	}
+	for _, r := range h.order {
+		newRow[r] = 0
+	}
+	keep := slices.Grow(sc.keep[:0], h.held())
+	for r, mark := range newRow {
+		if mark == 0 {
+			newRow[r] = int32(len(keep))
+			keep = append(keep, int32(r))
+		}
+	}
+	for i, r := range h.order {
+		h.order[i] = newRow[r]
+	}
+	for i := ranked; i < h.len(); i++ {
+		keep = append(keep, int32(i))
+	}
+	sc.keep, sc.newRow = keep, newRow
+	d, size := c.cfg.HeadDim, len(keep)+c.cfg.DecodeReserve
+	h.k.gather(keep, d, size, fresh)
+	h.v.gather(keep, d, size, fresh)
+	h.pos = gatherElems(h.pos, keep, size, fresh)
 	if h.heavy != nil {
-		h.heavy = gatherElems(h.heavy, idx, size, fresh)
+		h.heavy = gatherElems(h.heavy, keep, size, fresh)
 	}
 	if fresh {
 		h.order = slices.Clone(h.order)
+	}
+	h.evicted = 0
+}
+
+// settle moves out the rows a Compress evicted from the heads of L but left
+// in place (trimLayers), so that each head's storage holds exactly its
+// entries, in place: the memory stays with the head, as an immediate
+// compaction in place would have left it. Everything that reads a layer's
+// rows settles it first: Compress before scoring it, View, Attend (through
+// recordQueries), Truncate, Clone and saving; Append adds rows after the
+// ones in place, which is what it does to settled storage too.
+func (c *KVCache) settle(L *layer) {
+	var sc compactScratch
+	for kv := range L.heads {
+		if L.heads[kv].evicted > 0 {
+			c.compact(&L.heads[kv], false, &sc)
+		}
 	}
 }
 
@@ -392,7 +484,7 @@ func (c *KVCache) report(before int64, scored []layerScores) Report {
 		}
 		lr.Kept = make([]int, len(L.heads))
 		for kv := range L.heads {
-			lr.Kept[kv] = L.heads[kv].len()
+			lr.Kept[kv] = L.heads[kv].held()
 		}
 		r.Layers[l] = lr
 	}
