@@ -44,10 +44,11 @@ func rankLayer(s []float32, off []int, joint bool, sc *rankScratch) (orders [][]
 	if joint {
 		winners = make([]scored, len(s))
 	}
+	headOf := headsOf(off, &sc.headOf)
 	for j, k := range sorted {
 		i := int(uint32(k))
-		kv, _ := slices.BinarySearch(off, i+1) // the first head starting after i, less one
-		orders[kv-1] = append(orders[kv-1], int32(i-off[kv-1]))
+		kv := headOf[i]
+		orders[kv] = append(orders[kv], int32(i-off[kv]))
 		if joint {
 			winners[j] = scored{s[i], int32(i)}
 		}
@@ -56,7 +57,24 @@ func rankLayer(s []float32, off []int, joint bool, sc *rankScratch) (orders [][]
 }
 
 // rankScratch is the scratch of rankLayer.
-type rankScratch struct{ keys, tmp []uint64 }
+type rankScratch struct {
+	keys, tmp []uint64
+	headOf    []int32
+}
+
+// headsOf returns, in the scratch *buf, the head of every flat index of a
+// layer whose head kv's candidates start at off[kv]: a table, to spare a
+// search of off per index.
+func headsOf(off []int, buf *[]int32) []int32 {
+	h := growTo(*buf, off[len(off)-1])
+	for kv := range len(off) - 1 {
+		for i := off[kv]; i < off[kv+1]; i++ {
+			h[i] = int32(kv)
+		}
+	}
+	*buf = h
+	return h
+}
 
 // rankKey packs score v and index i (0 ≤ i < 2³²) so that increasing keys
 // are in byRank's order: higher score first, then lower index. The high

@@ -287,9 +287,10 @@ func (c *KVCache) trimLayers(ids, b []int, scored []layerScores, workers int) {
 		}
 	}
 	caps := make([][]int, len(trimmed)) // their head caps, nil for a layer kept whole
-	parallel(workers, len(trimmed), func(_, j int) {
+	headOf := make([][]int32, min(workers, len(trimmed)))
+	parallel(workers, len(trimmed), func(w, j int) {
 		i := trimmed[j]
-		caps[j] = c.caps(&c.layers[ids[i]], b[i])
+		caps[j] = c.caps(&c.layers[ids[i]], b[i], &headOf[w])
 	})
 	// One unit per head to trim, and without lazy one per head of the
 	// other layers that holds deferred rows.
@@ -350,8 +351,8 @@ func (c *KVCache) allLayersHold() bool {
 }
 
 // caps sets L's budget to b and returns how many of its ranked candidates
-// each head keeps, or nil if every head keeps them all.
-func (c *KVCache) caps(L *layer, b int) []int {
+// each head keeps, or nil if every head keeps them all. headOf is scratch.
+func (c *KVCache) caps(L *layer, b int, headOf *[]int32) []int {
 	L.budget = b
 	p := &c.cfg.Policy
 	caps := make([]int, len(L.heads))
@@ -363,9 +364,9 @@ func (c *KVCache) caps(L *layer, b int) []int {
 		if cap(L.winners) > 2*len(L.winners) { // free the ranking of a layer first kept whole
 			L.winners = slices.Clone(L.winners)
 		}
+		of := headsOf(L.off, headOf)
 		for _, s := range L.winners {
-			kv, _ := slices.BinarySearch(L.off, int(s.idx)+1)
-			caps[kv-1]++
+			caps[of[s.idx]]++
 		}
 		return headCaps(caps, b, L.cand, c.cfg.Budget, p.floor, p.alpha)
 	}
