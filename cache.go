@@ -277,7 +277,10 @@ func (c *KVCache) recordQueries(L *layer, q []float32, t int) (skip int) {
 	return skip
 }
 
-// View returns the entries one KV head of one layer holds.
+// View returns the entries one KV head of one layer holds. It may first
+// move out rows that a Compress evicted from the layer and left in place
+// (see AllocatedBytes), so, like every method, it must not run
+// concurrently with another on the same cache, Views included.
 func (c *KVCache) View(layer, kvHead int) (HeadView, error) {
 	if layer < 0 || layer >= len(c.layers) {
 		return HeadView{}, invalidf("View: layer = %d, want 0 ≤ layer < %d", layer, len(c.layers))
