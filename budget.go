@@ -24,25 +24,107 @@ func byRank(a, b scored) int {
 	return int(a.idx) - int(b.idx)
 }
 
-// rankAll returns every entry of the flat scores s, best first.
-func rankAll(s []float32) []scored {
-	r := make([]scored, len(s))
+// rankLayer ranks the candidates of a layer whose scores s hold head after
+// head (head kv's at s[off[kv]:off[kv+1]]) best first, as byRank orders
+// them, with one sort of packed keys, and returns each head's ranking of
+// its own rows and, with joint, the layer's joint ranking. Within a head the
+// flat index orders rows as the row index does, so a head's ranking is the
+// joint ranking restricted to its rows: one pass over the sorted keys hands
+// every head its own. sc is scratch, grown as needed.
+func rankLayer(s []float32, off []int, joint bool, sc *rankScratch) (orders [][]int32, winners []scored) {
+	sc.keys, sc.tmp = growTo(sc.keys, len(s)), growTo(sc.tmp, len(s))
 	for i, v := range s {
-		r[i] = scored{v, int32(i)}
+		sc.keys[i] = rankKey(v, i)
 	}
-	slices.SortFunc(r, byRank)
-	return r
+	sorted := sortRankKeys(sc.keys, sc.tmp)
+	orders = make([][]int32, len(off)-1)
+	for kv := range orders {
+		orders[kv] = make([]int32, 0, off[kv+1]-off[kv])
+	}
+	if joint {
+		winners = make([]scored, len(s))
+	}
+	headOf := headsOf(off, &sc.headOf)
+	for j, k := range sorted {
+		i := int(uint32(k))
+		kv := headOf[i]
+		orders[kv] = append(orders[kv], int32(i-off[kv]))
+		if joint {
+			winners[j] = scored{s[i], int32(i)}
+		}
+	}
+	return orders, winners
 }
 
-// rankRows returns the indices of s ordered best first: higher score, then
-// lower index (the tie rule of docs/algorithm.md, within one head).
-func rankRows(s []float32) []int32 {
-	r := make([]int32, len(s))
-	for i := range r {
-		r[i] = int32(i)
+// rankScratch is the scratch of rankLayer.
+type rankScratch struct {
+	keys, tmp []uint64
+	headOf    []int32
+}
+
+// headsOf returns, in the scratch *buf, the head of every flat index of a
+// layer whose head kv's candidates start at off[kv]: a table, to spare a
+// search of off per index.
+func headsOf(off []int, buf *[]int32) []int32 {
+	h := growTo(*buf, off[len(off)-1])
+	for kv := range len(off) - 1 {
+		for i := off[kv]; i < off[kv+1]; i++ {
+			h[i] = int32(kv)
+		}
 	}
-	slices.SortFunc(r, func(a, b int32) int { return byRank(scored{s[a], a}, scored{s[b], b}) })
-	return r
+	*buf = h
+	return h
+}
+
+// rankKey packs score v and index i (0 ≤ i < 2³²) so that increasing keys
+// are in byRank's order: higher score first, then lower index. The high
+// half is the score's bits, ordered as the floats, then inverted; −0 takes
+// +0's, as they compare equal.
+func rankKey(v float32, i int) uint64 {
+	b := math.Float32bits(v)
+	if b&(1<<31) != 0 && b != 1<<31 {
+		b = ^b // negative: larger magnitudes lower
+	} else {
+		b |= 1 << 31 // positive, +0 and −0 alike
+	}
+	return uint64(^b)<<32 | uint64(uint32(i))
+}
+
+// radixMin is the number of keys from which sortRankKeys sorts by radix:
+// below it the 256-entry histograms cost more than a comparison sort.
+const radixMin = 512
+
+// sortRankKeys sorts the distinct keys in increasing order and returns them,
+// in keys or in tmp (scratch of the same length). The keys' low halves must
+// increase along keys, as rankLayer builds them: then a stable radix sort of
+// the high halves, least significant byte first, orders the whole keys, in
+// four passes over them (fewer when a byte is the same in every key).
+func sortRankKeys(keys, tmp []uint64) []uint64 {
+	if len(keys) < radixMin {
+		slices.Sort(keys)
+		return keys
+	}
+	for shift := 32; shift < 64; shift += 8 {
+		var count [256]int
+		for _, k := range keys {
+			count[byte(k>>shift)]++
+		}
+		if count[byte(keys[0]>>shift)] == len(keys) {
+			continue // one digit: the pass would keep the order
+		}
+		at := 0
+		for d, n := range count {
+			count[d] = at
+			at += n
+		}
+		for _, k := range keys {
+			d := byte(k >> shift)
+			tmp[count[d]] = k
+			count[d]++
+		}
+		keys, tmp = tmp, keys
+	}
+	return keys
 }
 
 // layerBudgets splits total prefix entries per head among layers in

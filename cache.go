@@ -77,22 +77,32 @@ func (L *layer) windowQueries(w int) int {
 // and once: what H2O's sums need.
 func (L *layer) allQueries() bool { return L.qFrom == 0 && L.qNext == L.tokens }
 
-// head is the storage of one KV head of one layer. Entries are in position
-// order; the first len(order) are the candidates ranked when the layer was
-// last scored, which a later Compress may still evict, the rest (the window
-// and tokens appended since) stay until the layer is scored again.
+// head is the storage of one KV head of one layer. Rows are in position
+// order; the first len(order) + evicted are the candidates ranked when the
+// layer was last scored, of which order lists the ones the head holds and
+// a later Compress may still evict; the rest (the window and tokens
+// appended since) stay until the layer is scored again.
 type head struct {
 	k, v rows // rows of HeadDim
 	pos  []int32
-	// order lists the rows of the ranked candidates best first, so that
-	// re-trimming to a smaller budget keeps a prefix of it without sorting.
+	// order lists the rows of the ranked candidates held, best first, so
+	// that re-trimming to a smaller budget keeps a prefix of it without
+	// sorting.
 	order []int32
+	// evicted is the number of ranked rows a Compress evicted but left in
+	// place, to be moved out when the head is next read (settle): the head
+	// holds held() entries, not len().
+	evicted int
 	// heavy is H2O's attention accumulated from every query seen, one sum
 	// per row (summed over the group).
 	heavy []float32
 }
 
+// len is the number of rows stored, evicted ones left in place included.
 func (h *head) len() int { return len(h.pos) }
+
+// held is the number of entries the head holds.
+func (h *head) held() int { return len(h.pos) - h.evicted }
 
 // HeadView is the content of one KV head of one layer, in its storage type:
 // Keys with Float32 keys, Keys16 (IEEE binary16 bits) with Float16 keys, or
@@ -322,7 +332,13 @@ func (c *KVCache) appendError(layer int, k, v []float32, t int) error {
 // ring, and returns how many of the t came before (the rest are new). A
 // policy that accumulates adds the new queries' attention to the heads'
 // sums: Append with accumulateHeavy, Attend from the attention it computes.
+//
+// It first settles L (moves out the rows a Compress left in place): Attend
+// calls it before it reads the heads, so it serves as Attend's settle.
+// Append adds the new rows after the ones in place, as it would after
+// settled storage, then calls it.
 func (c *KVCache) recordQueries(L *layer, q []float32, t int) (skip int) {
+	c.settle(L)
 	W, row := c.cfg.queryRing(), c.cfg.Heads*c.cfg.HeadDim
 	first := L.tokens - t
 	skip = max(0, L.qNext-first) // tokens whose queries came before
@@ -343,7 +359,10 @@ func (c *KVCache) recordQueries(L *layer, q []float32, t int) (skip int) {
 	return skip
 }
 
-// View returns the entries one KV head of one layer holds.
+// View returns the entries one KV head of one layer holds. It may first
+// move out rows that a Compress evicted from the layer and left in place
+// (see AllocatedBytes), so, like every method, it must not run
+// concurrently with another on the same cache, Views included.
 func (c *KVCache) View(layer, kvHead int) (HeadView, error) {
 	if layer < 0 || layer >= len(c.layers) {
 		return HeadView{}, invalidf("View: layer = %d, want 0 ≤ layer < %d", layer, len(c.layers))
@@ -351,7 +370,11 @@ func (c *KVCache) View(layer, kvHead int) (HeadView, error) {
 	if kvHead < 0 || kvHead >= c.cfg.KVHeads {
 		return HeadView{}, invalidf("View: kvHead = %d, want 0 ≤ kvHead < %d", kvHead, c.cfg.KVHeads)
 	}
-	h := &c.layers[layer].heads[kvHead]
+	L := &c.layers[layer]
+	if L.heads[kvHead].evicted > 0 {
+		c.settle(L)
+	}
+	h := &L.heads[kvHead]
 	d := c.cfg.HeadDim
 	v := HeadView{Positions: h.pos, keys: h.k, values: h.v, headDim: d,
 		KeyRowBytes: h.k.elem.rowBytes(d), ValueRowBytes: h.v.elem.rowBytes(d)}
@@ -366,7 +389,7 @@ func (c *KVCache) Len(layer, kvHead int) int {
 	if layer < 0 || layer >= len(c.layers) || kvHead < 0 || kvHead >= c.cfg.KVHeads {
 		return 0
 	}
-	return c.layers[layer].heads[kvHead].len()
+	return c.layers[layer].heads[kvHead].held()
 }
 
 // Tokens returns the number of tokens ever appended to a layer, which is the
@@ -396,6 +419,14 @@ func (c *KVCache) Bytes() int64 {
 // kept for decode tokens and growth), positions, rankings, queries and
 // scratch. It is what the cache costs the Go heap, apart from small fixed
 // headers.
+//
+// While a cascade is under way (some layer holds no tokens yet), Compress
+// may leave the rows it evicts from a layer it scored before in place,
+// where moving them down would return no memory, until the layer is next
+// read or compressed; Bytes, LayerBytes and AllocatedBytes are then exactly
+// what they would be had the rows moved. One thing differs: Appending
+// more than DecodeReserve tokens to such a layer before Attend or View
+// reads it may grow its storage sooner than it would otherwise.
 func (c *KVCache) AllocatedBytes() int64 {
 	n := int64(4*(cap(c.attn)+cap(c.attnInv)+cap(c.evictScore)+cap(c.groupQ)+cap(c.evictKeep)+cap(c.heavyQ)+cap(c.heavyZ)) + cap(c.evictDrop))
 	for l := range c.layers {
@@ -416,7 +447,7 @@ func (c *KVCache) LayerBytes(layer int) (held, allocated int64) {
 	allocated = int64(4*cap(L.queries) + 8*cap(L.winners) + 8*(cap(L.cand)+cap(L.off)))
 	for kv := range L.heads {
 		h := &L.heads[kv]
-		held += int64(h.len())
+		held += int64(h.held())
 		allocated += h.k.capBytes() + h.v.capBytes() + int64(4*(cap(h.pos)+cap(h.order)+cap(h.heavy)))
 	}
 	return held * c.EntryBytes(), allocated
@@ -433,7 +464,7 @@ func (c *KVCache) Reset() {
 			h := &heads[kv]
 			h.k.reset()
 			h.v.reset()
-			h.pos, h.order, h.heavy = h.pos[:0], h.order[:0], h.heavy[:0]
+			h.pos, h.order, h.heavy, h.evicted = h.pos[:0], h.order[:0], h.heavy[:0], 0
 		}
 		*L = layer{heads: heads, queries: queries, winners: L.winners[:0], cand: L.cand[:0], off: L.off[:0]}
 	}

@@ -7,6 +7,9 @@ import "slices"
 // prefilled prompt between several continuations.
 func (c *KVCache) Clone() *KVCache {
 	n := &KVCache{cfg: c.cfg, group: c.group, layers: make([]layer, len(c.layers)), attnInv: make([]float32, c.group)}
+	for l := range c.layers {
+		c.settle(&c.layers[l])
+	}
 	for l, L := range c.layers {
 		L.queries = slices.Clone(L.queries)
 		L.winners = slices.Clone(L.winners)

@@ -1,7 +1,6 @@
 package lava
 
 import (
-	"maps"
 	"math"
 	"slices"
 )
@@ -72,14 +71,14 @@ func (c *KVCache) Compress() (Report, error) {
 	p := &c.cfg.Policy
 	w := p.windowOf(&c.cfg)
 	workers := c.workers()
-	scored := map[int]layerScores{}
+	var scored []layerScores // in layer order
 	if c.heldPerHead() > float64(c.cfg.Budget) {
 		// Check and score every new layer before changing anything.
 		var err error
 		if workers == 1 || p.scoreAll != nil {
-			err = c.scoreEach(scored, w)
+			scored, err = c.scoreEach(w)
 		} else {
-			err = c.scoreAcross(scored, w, workers)
+			scored, err = c.scoreAcross(w, workers)
 		}
 		if err != nil {
 			return Report{}, err
@@ -92,27 +91,29 @@ func (c *KVCache) Compress() (Report, error) {
 }
 
 // scoreEach scores the layers Compress scores one after the other on the
-// calling goroutine, into scored, or fails at the first that cannot be.
-func (c *KVCache) scoreEach(scored map[int]layerScores, w int) error {
+// calling goroutine, in layer order, or fails at the first that cannot be.
+func (c *KVCache) scoreEach(w int) ([]layerScores, error) {
 	s := &scratch{c: c}
+	var scored []layerScores
 	for l := range c.layers {
 		if ok, err := c.toScore(l, w); err != nil {
-			return err
+			return nil, err
 		} else if !ok {
 			continue
 		}
+		c.settle(&c.layers[l])
 		ls, err := c.scoreLayer(s, l)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		scored[l] = ls
+		scored = append(scored, ls)
 	}
-	return nil
+	return scored, nil
 }
 
 // scoreAcross is scoreEach by KV head on up to workers goroutines, with
 // the same result and the same error.
-func (c *KVCache) scoreAcross(scored map[int]layerScores, w, workers int) error {
+func (c *KVCache) scoreAcross(w, workers int) ([]layerScores, error) {
 	var ids []int
 	var bad error // the first layer that cannot be scored: the layers before it are
 	for l := range c.layers {
@@ -122,17 +123,15 @@ func (c *KVCache) scoreAcross(scored map[int]layerScores, w, workers int) error 
 			break
 		}
 		if ok {
+			c.settle(&c.layers[l])
 			ids = append(ids, l)
 		}
 	}
 	outs, err := c.scoreLayers(ids, workers)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for i, l := range ids {
-		scored[l] = outs[i]
-	}
-	return bad
+	return outs, bad
 }
 
 // toScore tells whether Compress scores layer l, with the policy's window
@@ -164,7 +163,7 @@ func (c *KVCache) heldPerHead() float64 {
 		}
 		holding++
 		for kv := range L.heads {
-			held += L.heads[kv].len()
+			held += L.heads[kv].held()
 		}
 	}
 	if holding == 0 {
@@ -176,34 +175,16 @@ func (c *KVCache) heldPerHead() float64 {
 // apply ranks the layers whose candidate scores are in scored, splits the
 // budget over them and the layers ranked before, and trims every ranked
 // layer whose share is below what it holds, on up to workers goroutines.
-func (c *KVCache) apply(scored map[int]layerScores, workers int) {
-	p := &c.cfg.Policy
-	if workers == 1 {
-		for l, ls := range scored {
-			L := &c.layers[l]
-			c.ranked(L, ls)
-			if p.heads == JointHeads {
-				L.winners = rankAll(ls.s)
-			}
-			for kv := range L.heads {
-				L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
-			}
-		}
-	} else if len(scored) > 0 {
-		c.rankLayers(scored, workers)
-	}
+func (c *KVCache) apply(scored []layerScores, workers int) {
+	var ids, b []int
 	if len(scored) > 0 {
-		ids, b := c.budgets()
-		if workers == 1 {
-			for i, l := range ids {
-				if L := &c.layers[l]; b[i] < L.budget {
-					c.trim(L, b[i])
-				}
-			}
-		} else {
-			c.trimLayers(ids, b, workers)
+		for i := range scored {
+			c.ranked(&c.layers[scored[i].l], scored[i])
 		}
+		c.rankLayers(scored, workers)
+		ids, b = c.budgets()
 	}
+	c.trimLayers(ids, b, scored, workers)
 	for l := range c.layers {
 		L := &c.layers[l]
 		L.limit = c.decodeLimit(L)
@@ -219,71 +200,22 @@ func (c *KVCache) ranked(L *layer, ls layerScores) {
 	L.budget = math.MaxInt
 }
 
-// rankLayers is apply's ranking on up to workers goroutines, one unit per
-// layer: each head takes the ranking its scoring made (or makes it), and a
-// joint ranking merges them.
-func (c *KVCache) rankLayers(scored map[int]layerScores, workers int) {
-	ids := slices.Sorted(maps.Keys(scored))
-	lss := make([]layerScores, len(ids))
-	for i, l := range ids {
-		lss[i] = scored[l]
-		c.ranked(&c.layers[l], lss[i])
-	}
+// rankLayers ranks the candidates of the layers scored, one unit per layer
+// on up to workers goroutines: each head's ranking of its own, and with
+// joint head budgets the layer's joint ranking, from one sort.
+func (c *KVCache) rankLayers(scored []layerScores, workers int) {
 	joint := c.cfg.Policy.heads == JointHeads
-	parallel(workers, len(ids), func(_, i int) {
-		L, ls := &c.layers[ids[i]], &lss[i]
+	workers = min(workers, len(scored))
+	sc := make([]rankScratch, workers)
+	parallel(workers, len(scored), func(w, i int) {
+		ls := &scored[i]
+		L := &c.layers[ls.l]
+		orders, winners := rankLayer(ls.s, ls.off, joint, &sc[w])
 		for kv := range L.heads {
-			if ls.order != nil {
-				L.heads[kv].order = ls.order[kv]
-			} else {
-				L.heads[kv].order = rankRows(ls.s[ls.off[kv]:ls.off[kv+1]])
-			}
+			L.heads[kv].order = orders[kv]
 		}
-		if joint {
-			L.winners = mergeRanked(L, ls)
-		}
+		L.winners = winners
 	})
-}
-
-// mergeRanked returns every candidate of L, scored in ls, best first, as
-// rankAll(ls.s) does, by merging the heads' rankings: pairs of sorted runs
-// merged in turn, O(n log KVHeads).
-func mergeRanked(L *layer, ls *layerScores) []scored {
-	n := len(ls.s)
-	a, b := make([]scored, n), make([]scored, n)
-	for kv := range L.heads {
-		off := ls.off[kv]
-		for i, r := range L.heads[kv].order {
-			a[off+i] = scored{ls.s[off+int(r)], int32(off) + r}
-		}
-	}
-	bounds := slices.Clone(ls.off) // runs a[bounds[j]:bounds[j+1]]
-	for len(bounds) > 2 {
-		next := make([]int, 0, len(bounds)/2+2)
-		for j := 0; j+1 < len(bounds); j += 2 {
-			lo, mid, hi := bounds[j], bounds[j+1], bounds[j+1]
-			if j+2 < len(bounds) {
-				hi = bounds[j+2]
-			}
-			mergeRuns(b[lo:hi], a[lo:mid], a[mid:hi])
-			next = append(next, lo)
-		}
-		bounds = append(next, n)
-		a, b = b, a
-	}
-	return a
-}
-
-// mergeRuns merges the runs x and y, each best first, into dst.
-func mergeRuns(dst, x, y []scored) {
-	i, j := 0, 0
-	for k := range dst {
-		if j == len(y) || i < len(x) && byRank(x[i], y[j]) < 0 {
-			dst[k], i = x[i], i+1
-		} else {
-			dst[k], j = y[j], j+1
-		}
-	}
 }
 
 // candidates is a ranked layer's average number of candidates per head when
@@ -304,12 +236,8 @@ func (c *KVCache) budgets() (ids, b []int) {
 	bbar := c.cfg.Budget - w
 	var e, pref []float64
 	var m []int
-	final := true
 	for l := range c.layers {
 		L := &c.layers[l]
-		if L.tokens == 0 {
-			final = false
-		}
 		if !L.ranked {
 			continue
 		}
@@ -322,7 +250,7 @@ func (c *KVCache) budgets() (ids, b []int) {
 	case EntropyLayers:
 		return ids, layerBudgets(e, m, total, c.cfg.Redistribute)
 	case cakeLayers:
-		return ids, cakeBudgets(preferences(pref), m, total, final)
+		return ids, cakeBudgets(preferences(pref), m, total, c.allLayersHold())
 	}
 	b = make([]int, len(ids))
 	for i, l := range ids {
@@ -334,23 +262,24 @@ func (c *KVCache) budgets() (ids, b []int) {
 	return ids, b
 }
 
-// trim cuts a ranked layer down to the per-head budget b. With joint head
-// budgets the layer's top Hkv·b candidates decide how many each head keeps
-// (with the policy's floor); otherwise every head keeps b. Each head keeps
-// its best that many. A budget that only shrinks keeps a prefix of each
-// head's ranking, so trimming again gives the same result as trimming once.
-func (c *KVCache) trim(L *layer, b int) {
-	caps := c.caps(L, b)
-	if caps == nil {
-		return // kept whole
-	}
-	c.trimHeads(L, caps, 0, len(L.heads), nil, nil)
-}
-
-// trimLayers trims the layers ids whose budgets b are below what they hold,
-// as trim does, on up to workers goroutines: one unit per layer for its
-// head caps, then one per KV head for its compaction.
-func (c *KVCache) trimLayers(ids, b []int, workers int) {
+// trimLayers cuts the ranked layers ids whose budgets b shrank down to
+// them, on up to workers goroutines: one unit per layer for its head caps,
+// then one per KV head for its compaction. With joint head budgets a
+// layer's top Hkv·b candidates decide how many each head keeps (with the
+// policy's floor); otherwise every head keeps b. Each head keeps its best
+// that many. A budget that only shrinks keeps a prefix of each head's
+// ranking, so trimming again gives the same result as trimming once.
+//
+// While some layer holds no tokens yet (the cascade is under way), a layer
+// scored before this Compress whose evicted rows would move down in place,
+// freeing no memory, keeps them where they are (deferred) until it is read
+// (see settle) or trimmed again: the next step of the cascade shrinks its
+// budget again, and the rows move once, not at every step. The layers
+// scored now (just appended to) and, once every layer holds tokens, all
+// layers hold exactly their entries when Compress returns.
+func (c *KVCache) trimLayers(ids, b []int, scored []layerScores, workers int) {
+	p := &c.cfg.Policy
+	lazy := deferCompaction && !c.allLayersHold() && p.decode == decodeKeep && !p.accumulates
 	var trimmed []int // the indices into ids of the layers whose share shrank
 	for i, l := range ids {
 		if b[i] < c.layers[l].budget {
@@ -358,25 +287,72 @@ func (c *KVCache) trimLayers(ids, b []int, workers int) {
 		}
 	}
 	caps := make([][]int, len(trimmed)) // their head caps, nil for a layer kept whole
-	parallel(workers, len(trimmed), func(_, j int) {
+	headOf := make([][]int32, min(workers, len(trimmed)))
+	parallel(workers, len(trimmed), func(w, j int) {
 		i := trimmed[j]
-		caps[j] = c.caps(&c.layers[ids[i]], b[i])
+		caps[j] = c.caps(&c.layers[ids[i]], b[i], &headOf[w])
 	})
-	Hkv := c.cfg.KVHeads
-	parallel(workers, len(trimmed)*Hkv, func(_, u int) {
-		j, kv := u/Hkv, u%Hkv
+	// One unit per head to trim, and without lazy one per head of the
+	// other layers that holds deferred rows.
+	type unit struct {
+		h    *head
+		cap  int  // the ranked candidates it keeps, or −1 to settle it
+		wait bool // whether its rows may wait (trimHead)
+	}
+	var units []unit
+	now := make([]bool, len(c.layers)) // the layers scored now
+	for _, ls := range scored {
+		now[ls.l] = true
+	}
+	cut := make([]bool, len(c.layers)) // the layers trimmed now
+	for j, i := range trimmed {
 		if caps[j] == nil {
-			return
+			continue
 		}
-		L := &c.layers[ids[trimmed[j]]]
-		h := &L.heads[kv]
-		c.trimHeads(L, caps[j], kv, kv+1, make([]int32, 0, h.len()), make([]int32, len(h.order)))
+		l := ids[i]
+		cut[l] = true
+		for kv := range c.layers[l].heads {
+			units = append(units, unit{&c.layers[l].heads[kv], caps[j][kv], lazy && !now[l]})
+		}
+	}
+	for l := range c.layers {
+		if L := &c.layers[l]; !lazy && !cut[l] {
+			for kv := range L.heads {
+				if L.heads[kv].evicted > 0 {
+					units = append(units, unit{h: &L.heads[kv], cap: -1})
+				}
+			}
+		}
+	}
+	workers = min(workers, len(units))
+	sc := make([]compactScratch, workers)
+	parallel(workers, len(units), func(w, i int) {
+		if u := units[i]; u.cap >= 0 {
+			c.trimHead(u.h, u.cap, u.wait, &sc[w])
+		} else {
+			c.compact(u.h, false, &sc[w])
+		}
 	})
 }
 
+// deferCompaction lets Compress leave evicted rows in place during a cascade
+// (trimLayers); tests turn it off to compare with compacting at once.
+var deferCompaction = true
+
+// allLayersHold tells whether every layer holds tokens: the cascade over
+// one prompt has reached its last layer.
+func (c *KVCache) allLayersHold() bool {
+	for l := range c.layers {
+		if c.layers[l].tokens == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // caps sets L's budget to b and returns how many of its ranked candidates
-// each head keeps, or nil if every head keeps them all.
-func (c *KVCache) caps(L *layer, b int) []int {
+// each head keeps, or nil if every head keeps them all. headOf is scratch.
+func (c *KVCache) caps(L *layer, b int, headOf *[]int32) []int {
 	L.budget = b
 	p := &c.cfg.Policy
 	caps := make([]int, len(L.heads))
@@ -388,9 +364,9 @@ func (c *KVCache) caps(L *layer, b int) []int {
 		if cap(L.winners) > 2*len(L.winners) { // free the ranking of a layer first kept whole
 			L.winners = slices.Clone(L.winners)
 		}
+		of := headsOf(L.off, headOf)
 		for _, s := range L.winners {
-			kv, _ := slices.BinarySearch(L.off, int(s.idx)+1)
-			caps[kv-1]++
+			caps[of[s.idx]]++
 		}
 		return headCaps(caps, b, L.cand, c.cfg.Budget, p.floor, p.alpha)
 	}
@@ -403,73 +379,113 @@ func (c *KVCache) caps(L *layer, b int) []int {
 	return caps
 }
 
-// trimHeads keeps, in each KV head kv of L with from ≤ kv < to, the best
-// caps[kv] of its ranked candidates and the entries after them, with the
-// scratch keep and newRow (which grow as needed). It writes only those
-// heads.
-func (c *KVCache) trimHeads(L *layer, caps []int, from, to int, keep, newRow []int32) {
-	for kv := from; kv < to; kv++ {
-		h := &L.heads[kv]
-		ranked := len(h.order)
-		top := h.order[:min(caps[kv], ranked)]
-		// Mark the kept ranked rows, then number them in position order.
-		newRow = slices.Grow(newRow[:0], ranked)[:ranked]
-		for i := range newRow {
-			newRow[i] = -1
-		}
-		for _, r := range top {
-			newRow[r] = 0
-		}
-		keep = keep[:0]
-		for r, mark := range newRow {
-			if mark == 0 {
-				newRow[r] = int32(len(keep))
-				keep = append(keep, int32(r))
-			}
-		}
-		for i, r := range top {
-			top[i] = newRow[r]
-		}
-		h.order = top
-		for i := ranked; i < h.len(); i++ {
-			keep = append(keep, int32(i))
-		}
-		c.compact(h, keep)
+// trimHead keeps the best n of h's ranked candidates (a prefix of h.order)
+// and every row after them. The evicted rows go at once when that frees
+// memory (storage at least half free, or short of the reserve: see fresh)
+// or without lazy; otherwise they stay in place, counted in h.evicted,
+// until settle, as long as the storage keeps room for the decode reserve
+// beside them.
+func (c *KVCache) trimHead(h *head, n int, lazy bool, sc *compactScratch) {
+	n = min(n, len(h.order))
+	h.evicted += len(h.order) - n
+	h.order = h.order[:n]
+	fresh, room := c.fresh(h)
+	switch {
+	case fresh:
+		c.compact(h, true, sc)
+	case h.evicted == 0:
+		// Nothing to move.
+	case !lazy || h.len()+c.cfg.DecodeReserve > room:
+		c.compact(h, false, sc)
 	}
 }
 
-// compact keeps the rows idx (strictly increasing) of h, with room for
-// DecodeReserve more. Storage moves to a new array when at least half of it
-// would be free, so that evicted memory is returned to the Go heap, or when
-// it lacks the reserve; otherwise rows move down in place and the capacity
-// serves later decode Appends.
-func (c *KVCache) compact(h *head, idx []int32) {
-	d, size := c.cfg.HeadDim, len(idx)+c.cfg.DecodeReserve
-	room := min(cap(h.pos), h.k.capRows(d), h.v.capRows(d))
-	fresh := 2*size <= room || size > room
-	h.k.gather(idx, d, size, fresh)
-	h.v.gather(idx, d, size, fresh)
-	h.pos = gatherElems(h.pos, idx, size, fresh)
+// fresh tells whether compacting h moves its storage to a new array: when at
+// least half of it would be free, so that evicted memory is returned to the
+// Go heap, or when it lacks room for DecodeReserve more rows beside the
+// kept ones; otherwise rows move down in place and the capacity serves
+// later decode Appends. room is the rows the storage has room for.
+func (c *KVCache) fresh(h *head) (fresh bool, room int) {
+	d, size := c.cfg.HeadDim, h.held()+c.cfg.DecodeReserve
+	room = min(cap(h.pos), h.k.capRows(d), h.v.capRows(d))
+	return 2*size <= room || size > room, room
+}
+
+// compactScratch is the scratch of compact, grown as needed.
+type compactScratch struct{ keep, newRow []int32 }
+
+// compact moves out the rows h evicted: its ranked rows (the first
+// len(h.order) + h.evicted) not in h.order, keeping the rest in order, in
+// place or, with fresh, in new storage with room for DecodeReserve more.
+// h.order is renumbered to the rows' new places.
+func (c *KVCache) compact(h *head, fresh bool, sc *compactScratch) {
+	ranked := len(h.order) + h.evicted
+	// Mark the kept ranked rows, then number them in position order.
+	newRow := growTo(sc.newRow, ranked)
+	for i := range newRow {
+		newRow[i] = -1
+	}
+	for _, r := range h.order {
+		newRow[r] = 0
+	}
+	keep := slices.Grow(sc.keep[:0], h.held())
+	for r, mark := range newRow {
+		if mark == 0 {
+			newRow[r] = int32(len(keep))
+			keep = append(keep, int32(r))
+		}
+	}
+	for i, r := range h.order {
+		h.order[i] = newRow[r]
+	}
+	for i := ranked; i < h.len(); i++ {
+		keep = append(keep, int32(i))
+	}
+	sc.keep, sc.newRow = keep, newRow
+	d, size := c.cfg.HeadDim, len(keep)+c.cfg.DecodeReserve
+	h.k.gather(keep, d, size, fresh)
+	h.v.gather(keep, d, size, fresh)
+	h.pos = gatherElems(h.pos, keep, size, fresh)
 	if h.heavy != nil {
-		h.heavy = gatherElems(h.heavy, idx, size, fresh)
+		h.heavy = gatherElems(h.heavy, keep, size, fresh)
 	}
 	if fresh {
 		h.order = slices.Clone(h.order)
 	}
+	h.evicted = 0
 }
 
-func (c *KVCache) report(before int64, scored map[int]layerScores) Report {
+// settle moves out the rows a Compress evicted from the heads of L but left
+// in place (trimLayers), so that each head's storage holds exactly its
+// entries, in place: the memory stays with the head, as an immediate
+// compaction in place would have left it. Everything that reads a layer's
+// rows settles it first: Compress before scoring it, View, Attend (through
+// recordQueries), Truncate, Clone and saving; Append adds rows after the
+// ones in place, which is what it does to settled storage too.
+func (c *KVCache) settle(L *layer) {
+	var sc compactScratch
+	for kv := range L.heads {
+		if L.heads[kv].evicted > 0 {
+			c.compact(&L.heads[kv], false, &sc)
+		}
+	}
+}
+
+func (c *KVCache) report(before int64, scored []layerScores) Report {
 	r := Report{Layers: make([]LayerReport, len(c.layers)), BytesBefore: before, BytesAfter: c.Bytes()}
 	for l := range c.layers {
 		L := &c.layers[l]
-		_, now := scored[l]
+		now := len(scored) > 0 && scored[0].l == l
+		if now {
+			scored = scored[1:]
+		}
 		lr := LayerReport{Scored: now, Ranked: L.ranked}
 		if L.ranked {
 			lr.Tokens, lr.Entropy, lr.Budget = L.scoredAt, L.stats.entropy, L.budget
 		}
 		lr.Kept = make([]int, len(L.heads))
 		for kv := range L.heads {
-			lr.Kept[kv] = L.heads[kv].len()
+			lr.Kept[kv] = L.heads[kv].held()
 		}
 		r.Layers[l] = lr
 	}

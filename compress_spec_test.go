@@ -43,11 +43,11 @@ func specAppend(t *testing.T, c *KVCache, l int) {
 	}
 }
 
-func specFresh(layers ...int) map[int]layerScores {
-	f := map[int]layerScores{}
+func specFresh(layers ...int) []layerScores {
+	var f []layerScores
 	for _, l := range layers {
 		s := slices.Concat(specScores[l][0], specScores[l][1])
-		f[l] = layerScores{s: s, layerStats: layerStats{entropy: entropy(s)}, cand: []int{10, 10}, off: []int{0, 10, 20}}
+		f = append(f, layerScores{l: l, s: s, layerStats: layerStats{entropy: entropy(s)}, cand: []int{10, 10}, off: []int{0, 10, 20}})
 	}
 	return f
 }
@@ -119,9 +119,9 @@ func TestSpecCase(t *testing.T) {
 // The score order of layer 1 (spec: head 0 keeps [1, 5, 0, 2, 4], head 1
 // [0, 4, 8]) follows from ranking by score with ties to the lower index.
 func TestSpecRankOrder(t *testing.T) {
-	r := rankAll(slices.Concat(specScores[1][0], specScores[1][1]))[:8]
+	_, r := rankLayer(slices.Concat(specScores[1][0], specScores[1][1]), []int{0, 10, 20}, true, &rankScratch{})
 	var h0, h1 []int32
-	for _, s := range r {
+	for _, s := range r[:8] {
 		if s.idx < 10 {
 			h0 = append(h0, s.idx)
 		} else {

@@ -196,6 +196,7 @@ func (d *decoder) config() Config {
 
 // encodeLayer writes one layer's state.
 func (c *KVCache) encodeLayer(e *encoder, L *layer) {
+	c.settle(L)
 	for _, v := range []int{L.tokens, L.qFrom, L.qNext, L.ringFrom, L.scoredAt, L.budget, L.attended} {
 		e.i64(int64(v))
 	}

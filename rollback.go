@@ -30,6 +30,7 @@ func (c *KVCache) Truncate(pos int) error {
 		if L.tokens <= pos {
 			continue
 		}
+		c.settle(L)
 		for kv := range L.heads {
 			h := &L.heads[kv]
 			n := h.len()

@@ -46,11 +46,9 @@ type scratch struct {
 // layerScores are the scores of one layer's candidates, head after head,
 // with the per-layer quantities the budget split needs.
 type layerScores struct {
+	l         int // the layer
 	s         []float32
 	cand, off []int // each head's candidates and the flat index of its first
-	// order is each head's ranking of its candidates (rankRows), when the
-	// scoring goroutines made it, or nil.
-	order [][]int32
 	layerStats
 }
 
@@ -98,7 +96,7 @@ func (c *KVCache) newScores(l int) (layerScores, error) {
 		cand[kv], _ = slices.BinarySearch(L.heads[kv].pos, int32(P-w))
 		off[kv+1] = off[kv] + cand[kv]
 	}
-	return layerScores{s: make([]float32, off[len(L.heads)]), cand: cand, off: off}, nil
+	return layerScores{l: l, s: make([]float32, off[len(L.heads)]), cand: cand, off: off}, nil
 }
 
 // at sets s to score layer L, whose scores go to out.
@@ -124,10 +122,9 @@ func (c *KVCache) checkScores(l int, out *layerScores, overflow bool) error {
 }
 
 // scoreLayers checks and scores the layers ids, in order, on up to workers
-// goroutines, one unit per KV head of each layer, which also ranks the
-// head's candidates (into order). It returns the layers' scores, or the
-// error of the first layer that fails: what scoreLayer gives layer after
-// layer.
+// goroutines, one unit per KV head of each layer. It returns the layers'
+// scores, or the error of the first layer that fails: what scoreLayer gives
+// layer after layer.
 func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 	outs := make([]layerScores, len(ids))
 	var bad error // a layer whose queries are not finite: the layers before it are scored
@@ -141,9 +138,6 @@ func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 	Hkv := c.cfg.KVHeads
 	stats := make([]layerStats, len(ids)*Hkv)
 	overflow := make([]bool, len(ids)*Hkv)
-	for i := range outs {
-		outs[i].order = make([][]int32, Hkv)
-	}
 	ss := make([]scratch, min(workers, len(stats)))
 	for w := range ss {
 		ss[w].c = c
@@ -153,10 +147,8 @@ func (c *KVCache) scoreLayers(ids []int, workers int) ([]layerScores, error) {
 		s, L, out := &ss[w], &c.layers[ids[i]], &outs[i]
 		s.at(L, out)
 		s.overflow = false
-		sk := s.headScores(out, kv)
-		stats[u] = p.score(s, L, ids[i], kv, sk)
+		stats[u] = p.score(s, L, ids[i], kv, s.headScores(out, kv))
 		overflow[u] = s.overflow
-		out.order[kv] = rankRows(sk)
 	})
 	for i, l := range ids {
 		for kv := range Hkv {
@@ -241,14 +233,28 @@ func (s *scratch) headScores(out *layerScores, kv int) []float32 {
 }
 
 // scoreLAVa pools each query head's window attention, takes the group
-// maximum, and scales by the head's largest value L1 norm.
+// maximum, and scales by the head's largest value L1 norm. Max-pooling
+// commutes with the group maximum (both take the largest of the same
+// values, exactly), so it pools once, after the maximum; average pooling
+// pools each query head first.
 func scoreLAVa(s *scratch, L *layer, _, kv int, sk []float32) layerStats {
 	g, d := s.c.group, s.c.cfg.HeadDim
-	s.tmp = growTo(s.tmp, len(sk))
-	for qh := kv * g; qh < (kv+1)*g; qh++ {
-		s.pool(L, kv, s.windowAttention(L, qh), s.tmp)
-		for i, v := range s.tmp {
-			sk[i] = max(sk[i], v)
+	if s.c.cfg.Policy.pool == PoolMax {
+		s.group = growTo(s.group, len(sk))
+		copy(s.group, s.windowAttention(L, kv*g))
+		for qh := kv*g + 1; qh < (kv+1)*g; qh++ {
+			for i, v := range s.windowAttention(L, qh) {
+				s.group[i] = max(s.group[i], v)
+			}
+		}
+		s.pool(L, kv, s.group, sk)
+	} else {
+		s.tmp = growTo(s.tmp, len(sk))
+		for qh := kv * g; qh < (kv+1)*g; qh++ {
+			s.pool(L, kv, s.windowAttention(L, qh), s.tmp)
+			for i, v := range s.tmp {
+				sk[i] = max(sk[i], v)
+			}
 		}
 	}
 	s.norms = growTo(s.norms, len(sk))
