@@ -198,6 +198,7 @@ func (c *KVCache) Append(layer int, q, k, v []float32) error {
 	if L.tokens+t > math.MaxInt32 {
 		return invalidf("Append: layer %d would exceed %d tokens", layer, math.MaxInt32)
 	}
+	c.settle(L) // the new rows go after the entries held
 	if err := c.appendRows(layer, k, v, t); err != nil {
 		return err
 	}
@@ -332,13 +333,7 @@ func (c *KVCache) appendError(layer int, k, v []float32, t int) error {
 // ring, and returns how many of the t came before (the rest are new). A
 // policy that accumulates adds the new queries' attention to the heads'
 // sums: Append with accumulateHeavy, Attend from the attention it computes.
-//
-// It first settles L (moves out the rows a Compress left in place): Attend
-// calls it before it reads the heads, so it serves as Attend's settle.
-// Append adds the new rows after the ones in place, as it would after
-// settled storage, then calls it.
 func (c *KVCache) recordQueries(L *layer, q []float32, t int) (skip int) {
-	c.settle(L)
 	W, row := c.cfg.queryRing(), c.cfg.Heads*c.cfg.HeadDim
 	first := L.tokens - t
 	skip = max(0, L.qNext-first) // tokens whose queries came before
@@ -423,10 +418,8 @@ func (c *KVCache) Bytes() int64 {
 // While a cascade is under way (some layer holds no tokens yet), Compress
 // may leave the rows it evicts from a layer it scored before in place,
 // where moving them down would return no memory, until the layer is next
-// read or compressed; Bytes, LayerBytes and AllocatedBytes are then exactly
-// what they would be had the rows moved. One thing differs: Appending
-// more than DecodeReserve tokens to such a layer before Attend or View
-// reads it may grow its storage sooner than it would otherwise.
+// read, extended or compressed; Bytes, LayerBytes and AllocatedBytes are
+// then exactly what they would be had the rows moved.
 func (c *KVCache) AllocatedBytes() int64 {
 	n := int64(4*(cap(c.attn)+cap(c.attnInv)+cap(c.evictScore)+cap(c.groupQ)+cap(c.evictKeep)+cap(c.heavyQ)+cap(c.heavyZ)) + cap(c.evictDrop))
 	for l := range c.layers {

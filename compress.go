@@ -458,10 +458,9 @@ func (c *KVCache) compact(h *head, fresh bool, sc *compactScratch) {
 // settle moves out the rows a Compress evicted from the heads of L but left
 // in place (trimLayers), so that each head's storage holds exactly its
 // entries, in place: the memory stays with the head, as an immediate
-// compaction in place would have left it. Everything that reads a layer's
-// rows settles it first: Compress before scoring it, View, Attend (through
-// recordQueries), Truncate, Clone and saving; Append adds rows after the
-// ones in place, which is what it does to settled storage too.
+// compaction in place would have left it. Everything that reads or extends
+// a layer's rows settles it first: Compress before scoring it, Append,
+// Attend, View, Truncate, Clone and saving.
 func (c *KVCache) settle(L *layer) {
 	var sc compactScratch
 	for kv := range L.heads {

@@ -35,6 +35,7 @@ func (c *KVCache) Attend(layer int, q, out []float32) error {
 		return invalidf("Attend: len(out) = %d, want len(q) = %d", len(out), len(q))
 	}
 	t := len(q) / (H * d)
+	c.settle(L)
 	known := c.recordQueries(L, q, t) // tokens i ≥ known bring new queries
 	g := c.group
 	mode := c.cfg.Policy.decode

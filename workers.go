@@ -64,6 +64,7 @@ type attendPool struct {
 	done  chan struct{}   // a goroutine finished its share
 	next  atomic.Int64    // the next KV head to take
 	sc    []attendScratch // the extra goroutines' scratch, sc[w−1] goroutine w's
+	alive sync.WaitGroup  // the goroutines not yet stopped
 
 	// The current call, set before the goroutines start and cleared after.
 	c        *KVCache
@@ -77,12 +78,12 @@ func newAttendPool(workers int) *attendPool {
 	p := &attendPool{start: make([]chan struct{}, workers-1), done: make(chan struct{}, workers-1), sc: make([]attendScratch, workers-1)}
 	for w := range p.start {
 		p.start[w] = make(chan struct{})
-		go func() {
+		p.alive.Go(func() {
 			for range p.start[w] {
 				p.run(w + 1)
 				p.done <- struct{}{}
 			}
-		}()
+		})
 	}
 	return p
 }

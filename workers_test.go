@@ -235,36 +235,58 @@ func TestWorkersValidated(t *testing.T) {
 // (Workers 0) replaces them.
 func TestAttendPoolLifetime(t *testing.T) {
 	splitAlways(t)
-	before := runtime.NumGoroutine()
 	attend := func(c *KVCache) {
 		q := make([]float32, c.cfg.Heads*c.cfg.HeadDim)
 		if err := c.Attend(0, q, make([]float32, len(q))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	func() {
-		cfg := Config{Layers: 1, Heads: 8, KVHeads: 4, HeadDim: 16, Window: 4, Budget: 20, Workers: 3}
-		p := randomPrompt(rand.New(rand.NewPCG(6, 6)), cfg, 30)
+	// stopped waits for the pool's goroutines to end, collecting garbage
+	// so that the cleanup of an unreachable cache runs.
+	stopped := func(what string, p *attendPool) {
+		done := make(chan struct{})
+		go func() { p.alive.Wait(); close(done) }()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the pool's goroutines still run", what)
+			}
+			runtime.GC()
+		}
+	}
+	cfg := Config{Layers: 1, Heads: 8, KVHeads: 4, HeadDim: 16, Window: 4, Budget: 20, Workers: 3}
+	p := randomPrompt(rand.New(rand.NewPCG(6, 6)), cfg, 30)
+	newFilled := func(cfg Config) *KVCache {
 		c := newCache(t, cfg)
 		p.appendRange(t, c, 0, 0, 30, false)
-		attend(c)
-		attend(c)
-		if got := runtime.NumGoroutine() - before; got != 2 {
-			t.Errorf("Workers 3: %d goroutines started, want 2", got)
-		}
-		cfg.Workers = 0
-		c = newCache(t, cfg)
-		p.appendRange(t, c, 0, 0, 30, false)
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-		attend(c)
-		runtime.GOMAXPROCS(2)
-		attend(c)
-	}()
-	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines left after the caches became unreachable, want 0", runtime.NumGoroutine()-before)
-		}
-		runtime.GC()
-		time.Sleep(time.Millisecond)
+		return c
 	}
+	c := newFilled(cfg)
+	attend(c)
+	first := c.pool
+	attend(c)
+	if c.pool != first || len(first.start) != 2 {
+		t.Fatalf("Workers 3 over 4 KV heads: pool of %d goroutines (replaced: %v), want the same 2", len(c.pool.start), c.pool != first)
+	}
+	c = nil
+	stopped("Workers 3, cache unreachable", first)
+
+	cfg.Workers = 0
+	c = newFilled(cfg)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	attend(c)
+	four := c.pool
+	runtime.GOMAXPROCS(2)
+	attend(c)
+	if c.pool == four || len(c.pool.start) != 1 {
+		t.Fatalf("Workers 0 after GOMAXPROCS 4 → 2: pool of %d goroutines (replaced: %v), want a new one of 1", len(c.pool.start), c.pool != four)
+	}
+	stopped("GOMAXPROCS 4 → 2, replaced pool", four)
+	two := c.pool
+	c = nil
+	stopped("Workers 0, cache unreachable", two)
 }
