@@ -2,7 +2,6 @@ package lava
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -38,37 +37,11 @@ const benchPrompt = 4096
 // compressing after each layer.
 func benchCompress(b *testing.B, cfg Config) {
 	const n = benchPrompt
-	rng := rand.New(rand.NewPCG(1, 1))
-	w := 32
-	kv := make([]float32, n*cfg.KVHeads*cfg.HeadDim)
-	for i := range kv {
-		kv[i] = float32(rng.NormFloat64())
-	}
-	q := make([]float32, w*cfg.Heads*cfg.HeadDim)
-	for i := range q {
-		q[i] = float32(rng.NormFloat64() * 2)
-	}
-	split := (n - w) * cfg.KVHeads * cfg.HeadDim
+	p := newBenchPrompt(cfg, n)
 	b.ReportAllocs()
 	var compress time.Duration // in Compress alone, without Append's copying
 	for b.Loop() {
-		c, err := New(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for l := range cfg.Layers {
-			if err := c.Append(l, nil, kv[:split], kv[:split]); err != nil {
-				b.Fatal(err)
-			}
-			if err := c.Append(l, q, kv[split:], kv[split:]); err != nil {
-				b.Fatal(err)
-			}
-			start := time.Now()
-			if _, err := c.Compress(); err != nil {
-				b.Fatal(err)
-			}
-			compress += time.Since(start)
-		}
+		compress += p.run(b, cfg, true)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/token")
 	b.ReportMetric(float64(compress.Nanoseconds())/float64(b.N)/n, "compress-ns/token")

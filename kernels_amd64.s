@@ -49,6 +49,15 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 	VHADDPS b, a, a; VHADDPS d, c, c; VHADDPS c, a, a; \
 	VEXTRACTF128 $1, a, xb; VADDPS xb, xa, xa
 
+// REDUCESCALE2 sums the accumulators Y0–Y3 and Y4–Y7 into X0 and X4
+// (REDUCE4) and multiplies both by the float32 SCALE, broadcast into S.
+#define REDUCESCALE2(SCALE, S) \
+	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
+	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
+	VBROADCASTSS SCALE, S; \
+	VMULPS S, X0, X0; \
+	VMULPS S, X4, X4
+
 // The score kernels compute a tile of 3 queries × 4 keys at a time: 12
 // accumulators, 3 query and 1 key register, so each 8-lane step issues 7
 // loads for 12 FMAs and stays FMA-bound. Query and key pointers point at the
@@ -57,6 +66,24 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 // Register use: R8–R10 query rows, AX–DX the four key rows, SI the element
 // index, DI the output of query 0, R12 the keys left, R13 = −d8, R14 the key
 // row stride in bytes.
+
+// SCORESETUP loads the score kernels' other arguments once the query rows
+// are in R8…: key row 0, output, keys left, −d8 and the key row stride,
+// with QEND moving the query rows (and AX the key row) to the end of their
+// vectorised part, where SI counts up to.
+#define SCORESETUP(K, OUT, NK, D, esz, esh, QEND) \
+	MOVQ K, AX; \
+	MOVQ OUT, DI; \
+	MOVQ NK, R12; \
+	MOVQ D, R13; \
+	ANDQ $-8, R13; \
+	QEND; \
+	LEAQ (AX)(R13*esz), AX; \
+	NEGQ R13; \
+	MOVQ D, R14; \
+	SHLQ $esh, R14
+#define QEND3 LEAQ (R8)(R13*4), R8; LEAQ (R9)(R13*4), R9; LEAQ (R10)(R13*4), R10
+#define QEND4 QEND3; LEAQ (R11)(R13*4), R11
 
 // KEYROWS points BX, CX, DX at the key rows after AX, R14 bytes apart, the
 // rows past the R12 keys left repeating the last one, so that a tile never
@@ -83,19 +110,24 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 #define KEYS_F32(src, dst) VMOVUPS src, dst
 #define KEYS_F16(src, dst) VCVTPH2PS src, dst
 
+// TAILMASK sets Y to the mask of the last D mod 8 elements of a row (by way
+// of R), or jumps to reduce if there are none; it clobbers SI.
+#define TAILMASK(D, R, Y) \
+	MOVQ D, SI; \
+	ANDQ $7, SI; \
+	JZ reduce; \
+	SHLQ $2, SI; \
+	LEAQ tailmask<>+32(SB), R; \
+	SUBQ SI, R; \
+	VMOVUPS (R), Y
+
 // SCORETAIL2_F32 adds the last D mod 8 elements of float32 rows for queries
 // 0 and 1, with masked loads that read nothing past the rows. Only Y12–Y15
 // are free, so query 2 takes a second pass (SCORETAIL_F32). Float16 rows
 // have no tail here (SCORETAIL_F16): F16C has no 16-bit masked load, so the
 // Go wrapper adds it.
 #define SCORETAIL2_F32(D) \
-	MOVQ D, SI; \
-	ANDQ $7, SI; \
-	JZ reduce; \
-	SHLQ $2, SI; \
-	LEAQ tailmask<>+32(SB), R11; \
-	SUBQ SI, R11; \
-	VMOVUPS (R11), Y15; \
+	TAILMASK(D, R11, Y15); \
 	VMASKMOVPS (R8), Y15, Y12; \
 	VMASKMOVPS (R9), Y15, Y13; \
 	VMASKMOVPS (AX), Y15, Y14; \
@@ -127,6 +159,31 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 #define SCORETAIL_F16(D)
 #define SCORETAIL2_F16(D)
 
+// NOPF and KEYPF are a score loop's prefetch of the key vector at addr:
+// none, or the one SCOREPF bytes on.
+#define NOPF(addr)
+#define KEYPF(addr) PREFETCHT0 SCOREPF addr
+
+// STEP3X4 is one 8-lane step of the three-query tile (two with NOROW2),
+// prefetching each key row with PF.
+#define STEP3X4(KEYS, esz, FMAQ, ROW2, PF) \
+	VMOVUPS (R8)(SI*4), Y12; \
+	VMOVUPS (R9)(SI*4), Y13; \
+	ROW2(LOADQ2); \
+	KEYS((AX)(SI*esz), Y15); \
+	PF((AX)(SI*esz)); \
+	FMAQ(Y0, Y4, Y8); \
+	KEYS((BX)(SI*esz), Y15); \
+	PF((BX)(SI*esz)); \
+	FMAQ(Y1, Y5, Y9); \
+	KEYS((CX)(SI*esz), Y15); \
+	PF((CX)(SI*esz)); \
+	FMAQ(Y2, Y6, Y10); \
+	KEYS((DX)(SI*esz), Y15); \
+	PF((DX)(SI*esz)); \
+	FMAQ(Y3, Y7, Y11); \
+	ADDQ $8, SI
+
 // SCORE3X4 is the body of both score kernels, for keys of esz = 1 << esh
 // bytes; Q0 … SCALE are the arguments. Per
 // tile: key rows 1–3, which past the last key repeat the last one (their
@@ -137,18 +194,7 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 	MOVQ Q0, R8; \
 	MOVQ Q1, R9; \
 	MOVQ Q2, R10; \
-	MOVQ K, AX; \
-	MOVQ OUT, DI; \
-	MOVQ NK, R12; \
-	MOVQ D, R13; \
-	ANDQ $-8, R13; \
-	LEAQ (R8)(R13*4), R8; \
-	LEAQ (R9)(R13*4), R9; \
-	LEAQ (R10)(R13*4), R10; \
-	LEAQ (AX)(R13*esz), AX; \
-	NEGQ R13; \
-	MOVQ D, R14; \
-	SHLQ $esh, R14; \
+	SCORESETUP(K, OUT, NK, D, esz, esh, QEND3); \
 group: \
 	KEYROWS; \
 	ZERO12; \
@@ -159,48 +205,18 @@ group: \
 	JNE looppf; \
 	PCALIGN $32; \
 loop: \
-	VMOVUPS (R8)(SI*4), Y12; \
-	VMOVUPS (R9)(SI*4), Y13; \
-	ROW2(LOADQ2); \
-	KEYS((AX)(SI*esz), Y15); \
-	FMAQ(Y0, Y4, Y8); \
-	KEYS((BX)(SI*esz), Y15); \
-	FMAQ(Y1, Y5, Y9); \
-	KEYS((CX)(SI*esz), Y15); \
-	FMAQ(Y2, Y6, Y10); \
-	KEYS((DX)(SI*esz), Y15); \
-	FMAQ(Y3, Y7, Y11); \
-	ADDQ $8, SI; \
+	STEP3X4(KEYS, esz, FMAQ, ROW2, NOPF); \
 	JNZ loop; \
 	JMP tail; \
 	PCALIGN $32; \
 looppf: \
-	VMOVUPS (R8)(SI*4), Y12; \
-	VMOVUPS (R9)(SI*4), Y13; \
-	ROW2(LOADQ2); \
-	KEYS((AX)(SI*esz), Y15); \
-	PREFETCHT0 SCOREPF(AX)(SI*esz); \
-	FMAQ(Y0, Y4, Y8); \
-	KEYS((BX)(SI*esz), Y15); \
-	PREFETCHT0 SCOREPF(BX)(SI*esz); \
-	FMAQ(Y1, Y5, Y9); \
-	KEYS((CX)(SI*esz), Y15); \
-	PREFETCHT0 SCOREPF(CX)(SI*esz); \
-	FMAQ(Y2, Y6, Y10); \
-	KEYS((DX)(SI*esz), Y15); \
-	PREFETCHT0 SCOREPF(DX)(SI*esz); \
-	FMAQ(Y3, Y7, Y11); \
-	ADDQ $8, SI; \
+	STEP3X4(KEYS, esz, FMAQ, ROW2, KEYPF); \
 	JNZ looppf; \
 tail: \
 	TAIL(D); \
 reduce: \
-	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
-	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
+	REDUCESCALE2(SCALE, X15); \
 	ROW2(REDUCEQ2); \
-	VBROADCASTSS SCALE, X15; \
-	VMULPS X15, X0, X0; \
-	VMULPS X15, X4, X4; \
 	ROW2(SCALEQ2); \
 	CMPQ R12, $4; \
 	JLT partial; \
@@ -272,13 +288,7 @@ TEXT ·score2x4F16(SB), NOSPLIT, $0-72
 // mask in Y12; SCORETAIL4_F16 leaves them to the Go wrapper, as
 // SCORETAIL_F16 does.
 #define SCORETAIL4_F32(D) \
-	MOVQ D, SI; \
-	ANDQ $7, SI; \
-	JZ reduce; \
-	SHLQ $2, SI; \
-	LEAQ tailmask<>+32(SB), CX; \
-	SUBQ SI, CX; \
-	VMOVUPS (CX), Y12; \
+	TAILMASK(D, CX, Y12); \
 	VMASKMOVPS (R8), Y12, Y8; \
 	VMASKMOVPS (R9), Y12, Y9; \
 	VMASKMOVPS (R10), Y12, Y10; \
@@ -289,6 +299,16 @@ TEXT ·score2x4F16(SB), NOSPLIT, $0-72
 
 #define SCORETAIL4_F16(D)
 
+// STEP4X2 is one 8-lane step of the four-query tile, PF as in STEP3X4.
+#define STEP4X2(KEYS, esz, PF) \
+	LOADQ4; \
+	KEYS((AX)(SI*esz), Y14); \
+	PF((AX)(SI*esz)); \
+	KEYS((BX)(SI*esz), Y15); \
+	PF((BX)(SI*esz)); \
+	FMA4X2; \
+	ADDQ $8, SI
+
 // SCORE4X2 is the body of both four-query kernels, for keys of esz = 1 << esh
 // bytes; Q0 … PF are the arguments.
 #define SCORE4X2(KEYS, esz, esh, TAIL, Q0, Q1, Q2, Q3, K, OUT, D, NK, O1, O2, O3, SCALE, PF) \
@@ -296,19 +316,7 @@ TEXT ·score2x4F16(SB), NOSPLIT, $0-72
 	MOVQ Q1, R9; \
 	MOVQ Q2, R10; \
 	MOVQ Q3, R11; \
-	MOVQ K, AX; \
-	MOVQ OUT, DI; \
-	MOVQ NK, R12; \
-	MOVQ D, R13; \
-	ANDQ $-8, R13; \
-	LEAQ (R8)(R13*4), R8; \
-	LEAQ (R9)(R13*4), R9; \
-	LEAQ (R10)(R13*4), R10; \
-	LEAQ (R11)(R13*4), R11; \
-	LEAQ (AX)(R13*esz), AX; \
-	NEGQ R13; \
-	MOVQ D, R14; \
-	SHLQ $esh, R14; \
+	SCORESETUP(K, OUT, NK, D, esz, esh, QEND4); \
 group: \
 	LEAQ (AX)(R14*1), BX; \
 	CMPQ R12, $2; \
@@ -322,31 +330,17 @@ group: \
 	JNE looppf; \
 	PCALIGN $32; \
 loop: \
-	LOADQ4; \
-	KEYS((AX)(SI*esz), Y14); \
-	KEYS((BX)(SI*esz), Y15); \
-	FMA4X2; \
-	ADDQ $8, SI; \
+	STEP4X2(KEYS, esz, NOPF); \
 	JNZ loop; \
 	JMP tail; \
 	PCALIGN $32; \
 looppf: \
-	LOADQ4; \
-	KEYS((AX)(SI*esz), Y14); \
-	PREFETCHT0 SCOREPF(AX)(SI*esz); \
-	KEYS((BX)(SI*esz), Y15); \
-	PREFETCHT0 SCOREPF(BX)(SI*esz); \
-	FMA4X2; \
-	ADDQ $8, SI; \
+	STEP4X2(KEYS, esz, KEYPF); \
 	JNZ looppf; \
 tail: \
 	TAIL(D); \
 reduce: \
-	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
-	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
-	VBROADCASTSS SCALE, X15; \
-	VMULPS X15, X0, X0; \
-	VMULPS X15, X4, X4; \
+	REDUCESCALE2(SCALE, X15); \
 	CMPQ R12, $2; \
 	JLT single; \
 	VMOVLPS X0, (DI); \
@@ -1599,11 +1593,7 @@ qblock: \
 	ADDQ $128, R10; \
 	DECQ R11; \
 	JNZ qblock; \
-	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
-	REDUCE4(Y4, Y5, Y6, Y7, X4, X5); \
-	VBROADCASTSS SCALE, X14; \
-	VMULPS X14, X0, X0; \
-	VMULPS X14, X4, X4; \
+	REDUCESCALE2(SCALE, X14); \
 	CMPQ R12, $4; \
 	JLT qpartial; \
 	VMOVUPS X0, (DI); \
