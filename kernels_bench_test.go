@@ -70,9 +70,14 @@ func toF16(x []float32) []uint16 {
 // head stores them.
 func benchRows(b *testing.B, el Element, x []float32, d int) *rows {
 	r := newRows(el)
-	if bad := r.append(x, 0, d, d, len(x)/d); bad >= 0 {
-		b.Fatalf("element %d not storable", bad)
+	n := len(x) / d
+	r.grow(n, n, d)
+	for i := range n {
+		if j := r.put(i, x[i*d:(i+1)*d], d); j >= 0 {
+			b.Fatalf("row %d, element %d not storable", i, j)
+		}
 	}
+	r.extend(n, d)
 	return &r
 }
 

@@ -119,34 +119,6 @@ func (r *rows) capRows(d int) int {
 	return cap(r.f32) / d
 }
 
-// append adds t rows of d elements taken every stride elements of src,
-// starting at off, converting them to the storage type, and checks them on
-// the way: it returns −1, or the index i·d + j of the first element that
-// cannot be stored (see put), in which case the storage holds the rows it
-// held.
-func (r *rows) append(src []float32, off, stride, d, t int) int {
-	r.grow(t, t, d)
-	n := r.lenRows(d)
-	for i := range t {
-		if j := r.put(n+i, src[off+i*stride:off+i*stride+d], d); j >= 0 {
-			return i*d + j
-		}
-	}
-	r.extend(t, d)
-	return -1
-}
-
-// lenRows is how many rows of d elements the storage holds.
-func (r *rows) lenRows(d int) int {
-	switch {
-	case r.elem.quantised():
-		return len(r.q) / r.elem.rowBytes(d)
-	case r.elem == Float16:
-		return len(r.f16) / d
-	}
-	return len(r.f32) / d
-}
-
 // grow makes room for t more rows of d elements: when the storage lacks
 // it, it moves to a new array with room for room ≥ t more (see growBy).
 func (r *rows) grow(t, room, d int) {
