@@ -19,9 +19,11 @@ DATA tailmask<>+48(SB)/8, $0
 DATA tailmask<>+56(SB)/8, $0
 GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 
-#define ZERO12 \
+#define ZERO8 \
 	VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3; \
-	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; \
+	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7
+#define ZERO12 \
+	ZERO8; \
 	VXORPS Y8, Y8, Y8; VXORPS Y9, Y9, Y9; VXORPS Y10, Y10, Y10; VXORPS Y11, Y11, Y11
 
 // FMA3 multiplies the key vector in Y15 by the three query vectors in
@@ -184,6 +186,25 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 	FMAQ(Y3, Y7, Y11); \
 	ADDQ $8, SI
 
+// SCORELOOPS runs STEP over the vector steps of a tile's rows (SI from
+// −d8 up to 0), in the loop that prefetches the keys when PF ≠ 0 and in the
+// one that does not otherwise, then falls through to the tile's tail.
+#define SCORELOOPS(STEP, KEYS, esz, FMAQ, ROW2, PF) \
+	MOVQ R13, SI; \
+	TESTQ SI, SI; \
+	JZ tail; \
+	CMPQ PF, $0; \
+	JNE looppf; \
+	PCALIGN $32; \
+loop: \
+	STEP(KEYS, esz, FMAQ, ROW2, NOPF); \
+	JNZ loop; \
+	JMP tail; \
+	PCALIGN $32; \
+looppf: \
+	STEP(KEYS, esz, FMAQ, ROW2, KEYPF); \
+	JNZ looppf
+
 // SCORE3X4 is the body of both score kernels, for keys of esz = 1 << esh
 // bytes; Q0 … SCALE are the arguments. Per
 // tile: key rows 1–3, which past the last key repeat the last one (their
@@ -198,20 +219,7 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 group: \
 	KEYROWS; \
 	ZERO12; \
-	MOVQ R13, SI; \
-	TESTQ SI, SI; \
-	JZ tail; \
-	CMPQ PF, $0; \
-	JNE looppf; \
-	PCALIGN $32; \
-loop: \
-	STEP3X4(KEYS, esz, FMAQ, ROW2, NOPF); \
-	JNZ loop; \
-	JMP tail; \
-	PCALIGN $32; \
-looppf: \
-	STEP3X4(KEYS, esz, FMAQ, ROW2, KEYPF); \
-	JNZ looppf; \
+	SCORELOOPS(STEP3X4, KEYS, esz, FMAQ, ROW2, PF); \
 tail: \
 	TAIL(D); \
 reduce: \
@@ -299,14 +307,15 @@ TEXT ·score2x4F16(SB), NOSPLIT, $0-72
 
 #define SCORETAIL4_F16(D)
 
-// STEP4X2 is one 8-lane step of the four-query tile, PF as in STEP3X4.
-#define STEP4X2(KEYS, esz, PF) \
+// STEP4X2 is one 8-lane step of the four-query tile, its arguments
+// STEP3X4's (FMAQ is FMA4X2, which takes none; ROW2 is unused).
+#define STEP4X2(KEYS, esz, FMAQ, ROW2, PF) \
 	LOADQ4; \
 	KEYS((AX)(SI*esz), Y14); \
 	PF((AX)(SI*esz)); \
 	KEYS((BX)(SI*esz), Y15); \
 	PF((BX)(SI*esz)); \
-	FMA4X2; \
+	FMAQ; \
 	ADDQ $8, SI
 
 // SCORE4X2 is the body of both four-query kernels, for keys of esz = 1 << esh
@@ -321,22 +330,8 @@ group: \
 	LEAQ (AX)(R14*1), BX; \
 	CMPQ R12, $2; \
 	CMOVQLT AX, BX; \
-	VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3; \
-	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; \
-	MOVQ R13, SI; \
-	TESTQ SI, SI; \
-	JZ tail; \
-	CMPQ PF, $0; \
-	JNE looppf; \
-	PCALIGN $32; \
-loop: \
-	STEP4X2(KEYS, esz, NOPF); \
-	JNZ loop; \
-	JMP tail; \
-	PCALIGN $32; \
-looppf: \
-	STEP4X2(KEYS, esz, KEYPF); \
-	JNZ looppf; \
+	ZERO8; \
+	SCORELOOPS(STEP4X2, KEYS, esz, FMA4X2, NOROW2, PF); \
 tail: \
 	TAIL(D); \
 reduce: \
