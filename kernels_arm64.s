@@ -1035,6 +1035,12 @@ q8block:
 	BNE	q8block
 	RET
 
+// Q4CONSTS sets the constants of the Q4_0 kernels: V30 = 0x0f in every
+// byte (the low nibble's mask), V31 = 8 (the offset of the stored nibbles).
+#define Q4CONSTS \
+	VMOVI	$15, V30.B16; \
+	VMOVI	$8, V31.B16
+
 // func dequantQ4Asm(dst *float32, src *byte, nb int)
 //
 // nb ≥ 1 blocks of 18 bytes: the scale, then 16 bytes whose low nibbles
@@ -1044,8 +1050,7 @@ TEXT ·dequantQ4Asm(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	dst+0(FP), R0
 	MOVD	src+8(FP), R1
 	MOVD	nb+16(FP), R2
-	VMOVI	$15, V30.B16
-	VMOVI	$8, V31.B16
+	Q4CONSTS
 
 q4block:
 	VLD1R.P	2(R1), [V0.H4]
@@ -1429,8 +1434,7 @@ TEXT ·score2x4Q8(SB), NOSPLIT|NOFRAME, $0-60
 // func score2x4Q4(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
 TEXT ·score2x4Q4(SB), NOSPLIT|NOFRAME, $0-60
 	QARGS(q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP))
-	VMOVI	$15, V30.B16
-	VMOVI	$8, V31.B16
+	Q4CONSTS
 	SCORE2X4Q(QLOAD4, QB4LO, QB4HI, 18)
 
 // The fused quantised weighted sums: wsum1 and wsums4 over value rows stored
@@ -1499,24 +1503,33 @@ row: \
 	BNE	block; \
 	RET
 
+// WS1QARGS and WS4QARGS load the arguments of the one- and four-row
+// kernels (the FP names passed in, as vet checks them against each TEXT).
+#define WS1QARGS(p, n, vals, d, out) \
+	MOVD	p, R0; \
+	MOVD	n, R3; \
+	MOVD	vals, R4; \
+	MOVD	d, R5; \
+	MOVD	out, R6
+#define WS4QARGS(p, pn, p3, n, vals, d, out, o3) \
+	MOVD	p, R0; \
+	MOVD	pn, R1; \
+	MOVD	p3, R2; \
+	MOVD	n, R3; \
+	MOVD	vals, R4; \
+	MOVD	d, R5; \
+	MOVD	out, R6; \
+	MOVD	o3, R7
+
 // func wsum1Q8(p *float32, n int, vals *byte, d int, out *float32)
 TEXT ·wsum1Q8(SB), NOSPLIT|NOFRAME, $0-40
-	MOVD	p+0(FP), R0
-	MOVD	n+8(FP), R3
-	MOVD	vals+16(FP), R4
-	MOVD	d+24(FP), R5
-	MOVD	out+32(FP), R6
+	WS1QARGS(p+0(FP), n+8(FP), vals+16(FP), d+24(FP), out+32(FP))
 	WS1Q(WQLOAD8, QB8, QB8, 34)
 
 // func wsum1Q4(p *float32, n int, vals *byte, d int, out *float32)
 TEXT ·wsum1Q4(SB), NOSPLIT|NOFRAME, $0-40
-	MOVD	p+0(FP), R0
-	MOVD	n+8(FP), R3
-	MOVD	vals+16(FP), R4
-	MOVD	d+24(FP), R5
-	MOVD	out+32(FP), R6
-	VMOVI	$15, V30.B16
-	VMOVI	$8, V31.B16
+	WS1QARGS(p+0(FP), n+8(FP), vals+16(FP), d+24(FP), out+32(FP))
+	Q4CONSTS
 	WS1Q(WQLOAD4, QB4LO, QB4HI, 18)
 
 // WS4QHALF runs the value rows over 16 columns of the four output rows at
@@ -1572,26 +1585,11 @@ block: \
 
 // func wsums4Q8(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
 TEXT ·wsums4Q8(SB), NOSPLIT|NOFRAME, $0-64
-	MOVD	p+0(FP), R0
-	MOVD	pn+8(FP), R1
-	MOVD	p3+16(FP), R2
-	MOVD	n+24(FP), R3
-	MOVD	vals+32(FP), R4
-	MOVD	d+40(FP), R5
-	MOVD	out+48(FP), R6
-	MOVD	o3+56(FP), R7
+	WS4QARGS(p+0(FP), pn+8(FP), p3+16(FP), n+24(FP), vals+32(FP), d+40(FP), out+48(FP), o3+56(FP))
 	WS4Q(WQLOAD8, QB8, QB8, 18, 34)
 
 // func wsums4Q4(p *float32, pn, p3, n int, vals *byte, d int, out *float32, o3 int)
 TEXT ·wsums4Q4(SB), NOSPLIT|NOFRAME, $0-64
-	MOVD	p+0(FP), R0
-	MOVD	pn+8(FP), R1
-	MOVD	p3+16(FP), R2
-	MOVD	n+24(FP), R3
-	MOVD	vals+32(FP), R4
-	MOVD	d+40(FP), R5
-	MOVD	out+48(FP), R6
-	MOVD	o3+56(FP), R7
-	VMOVI	$15, V30.B16
-	VMOVI	$8, V31.B16
+	WS4QARGS(p+0(FP), pn+8(FP), p3+16(FP), n+24(FP), vals+32(FP), d+40(FP), out+48(FP), o3+56(FP))
+	Q4CONSTS
 	WS4Q(WQLOAD4, QB4LO, QB4HI, 2, 18)
