@@ -370,6 +370,137 @@ TEXT ·score4x2(SB), NOSPLIT, $0-104
 TEXT ·score4x2F16(SB), NOSPLIT, $0-104
 	SCORE4X2(KEYS_F16, 2, 1, SCORETAIL4_F16, q0+0(FP), q1+8(FP), q2+16(FP), q3+24(FP), keys+32(FP), out+40(FP), d+48(FP), nk+56(FP), o1+64(FP), o2+72(FP), o3+80(FP), scale+88(FP), pf+96(FP))
 
+// scorePanel16 scores a panel of 16 queries, stored transposed (element j of
+// query i at qt + 4·(16·j + i)), against the keys in tiles of 4 keys × 16
+// queries: 8 accumulators, each the scores of one key for 8 queries, which
+// take one query-panel load per 8 queries and one broadcast key element per
+// key at every element j, so no score needs a horizontal sum. Each score is
+// one chain of fused multiply-adds over j = 0 … d−1 from zero, then one
+// product with scale. The tile is transposed in registers (TRANSPOSE4) into
+// rows of 4 keys per query and stored for the first rows queries.
+//
+// Register use: R8 the panel, R10 the panel at element j, SI j, R13 d; AX–DX
+// the four key rows (KEYROWS); R12 the keys left, R14 the key row stride in
+// bytes; DI the output of query 0 and the tile's first key, R9 the output row
+// stride in bytes, R10 and R11 the row and the rows left while storing.
+
+// TRANSPOSE4 turns the accumulators a, b, c, d of keys 0–3 (lanes: 8
+// queries) into Y12, Y13, Y8, Y9, whose low halves hold queries 0–3 and high
+// halves queries 4–7, each the scores of keys 0–3.
+#define TRANSPOSE4(a, b, c, d) \
+	VUNPCKLPS b, a, Y8; VUNPCKHPS b, a, Y9; \
+	VUNPCKLPS d, c, Y10; VUNPCKHPS d, c, Y11; \
+	VSHUFPS $0x44, Y10, Y8, Y12; VSHUFPS $0xEE, Y10, Y8, Y13; \
+	VSHUFPS $0x44, Y11, Y9, Y8; VSHUFPS $0xEE, Y11, Y9, Y9
+
+// PSTORE stores the 4 scores in x as the next row's, with ST, and leaves the
+// tile once the rows are stored.
+#define PSTORE(x, ST) \
+	ST(x); \
+	ADDQ R9, R10; \
+	DECQ R11; \
+	JZ stored
+#define PSTORE8(ST) \
+	PSTORE(X12, ST); PSTORE(X13, ST); PSTORE(X8, ST); PSTORE(X9, ST); \
+	VEXTRACTF128 $1, Y12, X12; PSTORE(X12, ST); \
+	VEXTRACTF128 $1, Y13, X13; PSTORE(X13, ST); \
+	VEXTRACTF128 $1, Y8, X8; PSTORE(X8, ST); \
+	VEXTRACTF128 $1, Y9, X9; PSTORE(X9, ST)
+#define PFULL(x) VMOVUPS x, (R10)
+#define PMASKED(x) VMASKMOVPS x, X14, (R10)
+
+// PSTORE16 stores the tile's rows, queries 0–7 (Y0, Y2, Y4, Y6), then 8–15.
+#define PSTORE16(ST, ROWS) \
+	MOVQ DI, R10; \
+	MOVQ ROWS, R11; \
+	TRANSPOSE4(Y0, Y2, Y4, Y6); \
+	PSTORE8(ST); \
+	TRANSPOSE4(Y1, Y3, Y5, Y7); \
+	PSTORE8(ST)
+
+// func scorePanel16(qt, keys, out *float32, d, nk, ld, rows int, scale float32)
+TEXT ·scorePanel16(SB), NOSPLIT, $0-60
+	MOVQ qt+0(FP), R8
+	MOVQ keys+8(FP), AX
+	MOVQ out+16(FP), DI
+	MOVQ d+24(FP), R13
+	MOVQ nk+32(FP), R12
+	MOVQ ld+40(FP), R9
+	SHLQ $2, R9
+	MOVQ R13, R14
+	SHLQ $2, R14
+
+tile:
+	KEYROWS
+	// Prefetch the tile after next: a block's first panel reads its keys
+	// from memory, one tile taking about as long as a miss.
+	MOVQ R14, R11
+	SHLQ $5, R11
+	ADDQ AX, R11
+	MOVQ R14, R10
+	SHLQ $2, R10
+	ADDQ R11, R10
+
+prefetch:
+	PREFETCHT1 (R11)
+	ADDQ $64, R11
+	CMPQ R11, R10
+	JLT prefetch
+	ZERO8
+	MOVQ R8, R10
+	XORQ SI, SI
+	PCALIGN $32
+
+loop:
+	VMOVUPS (R10), Y8
+	VMOVUPS 32(R10), Y9
+	VBROADCASTSS (AX)(SI*4), Y10
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y10, Y9, Y1
+	VBROADCASTSS (BX)(SI*4), Y11
+	VFMADD231PS Y11, Y8, Y2
+	VFMADD231PS Y11, Y9, Y3
+	VBROADCASTSS (CX)(SI*4), Y12
+	VFMADD231PS Y12, Y8, Y4
+	VFMADD231PS Y12, Y9, Y5
+	VBROADCASTSS (DX)(SI*4), Y13
+	VFMADD231PS Y13, Y8, Y6
+	VFMADD231PS Y13, Y9, Y7
+	ADDQ $64, R10
+	INCQ SI
+	CMPQ SI, R13
+	JLT loop
+
+	VBROADCASTSS scale+56(FP), Y14
+	VMULPS Y14, Y0, Y0
+	VMULPS Y14, Y1, Y1
+	VMULPS Y14, Y2, Y2
+	VMULPS Y14, Y3, Y3
+	VMULPS Y14, Y4, Y4
+	VMULPS Y14, Y5, Y5
+	VMULPS Y14, Y6, Y6
+	VMULPS Y14, Y7, Y7
+	CMPQ R12, $4
+	JLT partial
+	PSTORE16(PFULL, rows+48(FP))
+
+stored:
+	ADDQ $16, DI
+	LEAQ (AX)(R14*4), AX
+	SUBQ $4, R12
+	JG tile
+	VZEROUPPER
+	RET
+
+partial:
+	MOVQ R12, SI
+	SHLQ $2, SI
+	LEAQ tailmask<>+32(SB), R11
+	SUBQ SI, R11
+	VMOVUPS (R11), X14
+	PSTORE16(PMASKED, rows+48(FP))
+	JMP stored
+
 // The remaining kernels process whole vectors of 8; the Go wrappers handle
 // the last n mod 8 elements in scalar code, except expSubAsm and axpyAsm,
 // which mask.
