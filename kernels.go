@@ -261,10 +261,6 @@ func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float
 		panic("lava: scoreBlock: out shorter than nq rows of ld ≥ nk")
 	}
 	size := int(unsafe.Sizeof(keys[0]))
-	if panelScore && size == 4 && nq >= 16 && 16*d <= panelFloats {
-		scorePanels(q, unsafe.Slice((*float32)(unsafe.Pointer(&keys[0])), len(keys)), d, scale, out, ld)
-		return
-	}
 	kc := scoreKeys(d, size)
 	for j := 0; j < nk; j += kc {
 		n := min(kc, nk-j)
@@ -292,45 +288,6 @@ func scoreAsm[T kvElem](q []float32, keys []T, d int, scale float32, out []float
 		}
 		if w := d &^ 7; size == 2 && w < d {
 			scoreTail(q, keys[j*d:], d, w, scale, out[j:], ld, n)
-		}
-	}
-}
-
-// panelFloats is the size of the stack array in which scorePanels packs
-// queries: 16 KiB, two panels of 16 queries at HeadDim 128, one at 256, the
-// longest row it takes.
-const panelFloats = 4096
-
-// scorePanels is scoreAsm for 16 or more queries over float32 keys, as
-// Compress's window and a multi-token Attend have: panels of 16 queries are
-// packed transposed, zero past the last query, as many at a time as fit in
-// panelFloats, and scorePanel16 scores each of them against one block of
-// keys (within asmWork) after the other, so a block is read from memory
-// once for all of them. No score needs a horizontal sum. Every query of the
-// call goes through it, so equal inputs keep equal scores.
-func scorePanels(q, keys []float32, d int, scale float32, out []float32, ld int) {
-	var qt [panelFloats]float32
-	nq, nk := len(q)/d, len(keys)/d
-	kc := max(4, asmWork/(16*d)&^3)
-	per := panelFloats / (16 * d) // panels packed at a time
-	for i0 := 0; i0 < nq; i0 += 16 * per {
-		np := min(per, (nq-i0+15)/16)
-		for p := range np {
-			pack := qt[p*16*d : (p+1)*16*d]
-			i, rows := i0+16*p, min(16, nq-i0-16*p)
-			for j := range d {
-				col := pack[16*j : 16*j+16]
-				for r := range rows {
-					col[r] = q[(i+r)*d+j]
-				}
-				clear(col[rows:])
-			}
-		}
-		for j := 0; j < nk; j += kc {
-			for p := range np {
-				i := i0 + 16*p
-				scorePanel16(&qt[p*16*d], &keys[j*d], &out[i*ld+j], d, min(kc, nk-j), ld, min(16, nq-i), scale)
-			}
 		}
 	}
 }

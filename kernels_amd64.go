@@ -10,18 +10,6 @@ import "golang.org/x/sys/cpu"
 // required.
 var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
 
-// panelScore tells that scorePanel16 is assembly here, so scoreAsm takes
-// 16 or more queries over float32 keys through scorePanels.
-const panelScore = true
-
-// scorePanel16 sets out[i·ld + k] = scale·Σ_j qt[16·j + i]·keys[k·d + j],
-// for the rows ≤ 16 queries i of a panel stored transposed (16 floats per
-// element j < d) and the nk keys k, each sum one chain of fused
-// multiply-adds over j from zero.
-//
-//go:noescape
-func scorePanel16(qt, keys, out *float32, d, nk, ld, rows int, scale float32)
-
 // score2x4 is score3x4 for two queries (8 accumulators instead of 12),
 // each score the same operations as score3x4's: a group of two or four
 // queries computes no repeated row.

@@ -10,15 +10,6 @@ import "unsafe"
 // part of ARMv8-A, so every arm64 CPU Go runs on has it.
 var useAsm = true
 
-// panelScore is false until arm64 has a panel kernel: scoreAsm scores
-// every number of queries with the three-query tile here.
-const panelScore = false
-
-// scorePanel16 is not called on arm64 (panelScore is false).
-func scorePanel16(qt, keys, out *float32, d, nk, ld, rows int, scale float32) {
-	panic("lava: scorePanel16 has no arm64 kernel")
-}
-
 // score2x4 is score3x4 for two queries. NEON's 32 registers make the
 // three-query tile cheap, so arm64 runs it with query 1 repeated.
 func score2x4(q0, q1, keys, out *float32, d, nk, o1 int, scale float32, pf int) {

@@ -163,18 +163,7 @@ func TestScoreBlock(t *testing.T) {
 			checkScore(t, rng, d, 1+d%3, d%9, d%8, true)
 		}
 		// Long key blocks cross the wrappers' per-call key limit.
-		// Sixteen or more queries (Compress's window, a multi-token
-		// Attend): panels of 16, the last one partial, every key tail,
-		// and rows longer than a panel takes.
-		for _, d := range []int{1, 5, 8, 13, 64, 128, 256, 257} {
-			for _, nq := range []int{16, 17, 31, 32, 33, 48, 70} {
-				for _, nk := range []int{1, 3, 4, 6, 33, 70} {
-					k := rng.IntN(8)
-					checkScore(t, rng, d, nq, nk, k, false)
-				}
-			}
-		}
-		for _, c := range []struct{ d, nq, nk int }{{4, 2, 5000}, {128, 32, 300}, {96, 5, 1027}, {13, 3, 2000}, {128, 40, 1000}, {3, 20, 6000}} {
+		for _, c := range []struct{ d, nq, nk int }{{4, 2, 5000}, {128, 32, 300}, {96, 5, 1027}, {13, 3, 2000}} {
 			checkScore(t, rng, c.d, c.nq, c.nk, 3, false)
 			checkScore(t, rng, c.d, c.nq, c.nk, 6, true)
 		}

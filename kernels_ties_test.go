@@ -44,7 +44,7 @@ func TestTiesScoreBlock(t *testing.T) {
 				if f16 {
 					size = 2
 				}
-				for _, nq := range []int{1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 33} {
+				for _, nq := range []int{1, 2, 3, 4, 5, 6, 7, 8} {
 					for _, nk := range []int{1, 3, 4, 5, 9, 2*scoreKeys(d, size) + 5} {
 						// One query row and one key row, repeated.
 						qrow, krow := make([]float32, d), make([]float32, d)
