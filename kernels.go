@@ -592,13 +592,15 @@ func scoreQuantFused(q []float32, keys []byte, e Element, d int, scale float32, 
 	for j := 0; j < nk; j += kc {
 		n := min(kc, nk-j)
 		for i := 0; i < nq; i += 2 {
-			// A last odd query is paired with itself; its row is
-			// written twice with identical values.
-			r1 := min(i+1, nq-1)
-			if e == Q4_0 {
-				score2x4Q4(&q[i*d], &q[r1*d], &keys[j*rb], &out[i*nk+j], d, n, (r1-i)*nk, scale)
-			} else {
-				score2x4Q8(&q[i*d], &q[r1*d], &keys[j*rb], &out[i*nk+j], d, n, (r1-i)*nk, scale)
+			switch {
+			case i+1 == nq && e == Q4_0: // a last odd query
+				score1x4Q4(&q[i*d], &keys[j*rb], &out[i*nk+j], d, n, scale)
+			case i+1 == nq:
+				score1x4Q8(&q[i*d], &keys[j*rb], &out[i*nk+j], d, n, scale)
+			case e == Q4_0:
+				score2x4Q4(&q[i*d], &q[(i+1)*d], &keys[j*rb], &out[i*nk+j], d, n, nk, scale)
+			default:
+				score2x4Q8(&q[i*d], &q[(i+1)*d], &keys[j*rb], &out[i*nk+j], d, n, nk, scale)
 			}
 		}
 	}

@@ -10,6 +10,18 @@ import "golang.org/x/sys/cpu"
 // required.
 var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
 
+// score1x4Q8 is score2x4Q8 for one query (4 accumulators instead of 8),
+// each score the same operations as score2x4Q8's: a single query head per
+// KV head, or the last of an odd group, computes no repeated row.
+//
+//go:noescape
+func score1x4Q8(q *float32, keys *byte, out *float32, d, nk int, scale float32)
+
+// score1x4Q4 is score1x4Q8 over Q4_0 rows.
+//
+//go:noescape
+func score1x4Q4(q *float32, keys *byte, out *float32, d, nk int, scale float32)
+
 // score2x4 is score3x4 for two queries (8 accumulators instead of 12),
 // each score the same operations as score3x4's: a group of two or four
 // queries computes no repeated row.

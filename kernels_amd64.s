@@ -1540,25 +1540,36 @@ GLOBL q4mask<>(SB), RODATA|NOPTR, $32
 
 #define FMA2(a0, a1) VFMADD231PS Y14, Y8, a0; VFMADD231PS Y14, Y9, a1
 
-// QCHUNK accumulates vector c of the current block for both queries and
-// the four keys.
-#define QCHUNK(DQ, c, NIB) \
+// FMA1 is FMA2 for the one-query kernels: a1 is left alone.
+#define FMA1(a0, a1) VFMADD231PS Y14, Y8, a0
+
+// QCHUNK accumulates vector c of the current block for both queries (FMAQ
+// FMA2) or the first (FMA1) and the four keys.
+#define QCHUNK(DQ, c, NIB, FMAQ) \
 	VMOVUPS (32*c)(R8)(R10*1), Y8; \
 	VMOVUPS (32*c)(R9)(R10*1), Y9; \
 	DQ(AX, c, Y10, NIB); \
-	FMA2(Y0, Y4); \
+	FMAQ(Y0, Y4); \
 	DQ(BX, c, Y11, NIB); \
-	FMA2(Y1, Y5); \
+	FMAQ(Y1, Y5); \
 	DQ(CX, c, Y12, NIB); \
-	FMA2(Y2, Y6); \
+	FMAQ(Y2, Y6); \
 	DQ(DX, c, Y13, NIB); \
-	FMA2(Y3, Y7)
+	FMAQ(Y3, Y7)
+
+// The second query's steps after the loop, which ROWQ keeps in the
+// two-query kernels (WITHROW2) and drops from the one-query ones (NOROW2).
+#define QREDUCE1 REDUCE4(Y4, Y5, Y6, Y7, X4, X5)
+#define QSCALE1 VMULPS X14, X4, X4
+#define QSTORE1(o) MOVQ o, SI; VMOVUPS X4, (DI)(SI*4)
+#define QMSTORE1(o) MOVQ o, SI; VMASKMOVPS X4, X14, (DI)(SI*4)
 
 #define QSCALE(R, S) VPBROADCASTW (R)(SI*1), X14; VCVTPH2PS X14, S
 
-// SCORE2X4Q is the body of both kernels, for blocks of bb bytes
-// dequantised by DQ.
-#define SCORE2X4Q(DQ, bb, Q0, Q1, K, OUT, D, NK, O1, SCALE) \
+// SCORE2X4Q is the body of the kernels, for blocks of bb bytes dequantised
+// by DQ, two queries (FMAQ FMA2, ROWQ WITHROW2) or one (FMA1, NOROW2, Q1
+// and O1 unused but for loads of Q1 = Q0).
+#define SCORE2X4Q(DQ, bb, Q0, Q1, K, OUT, D, NK, O1, SCALE, FMAQ, ROWQ) \
 	MOVQ Q0, R8; \
 	MOVQ Q1, R9; \
 	MOVQ K, AX; \
@@ -1580,20 +1591,23 @@ qblock: \
 	QSCALE(BX, Y11); \
 	QSCALE(CX, Y12); \
 	QSCALE(DX, Y13); \
-	QCHUNK(DQ, 0, NIB0); \
-	QCHUNK(DQ, 1, NIB1); \
-	QCHUNK(DQ, 2, NIB2); \
-	QCHUNK(DQ, 3, NIB3); \
+	QCHUNK(DQ, 0, NIB0, FMAQ); \
+	QCHUNK(DQ, 1, NIB1, FMAQ); \
+	QCHUNK(DQ, 2, NIB2, FMAQ); \
+	QCHUNK(DQ, 3, NIB3, FMAQ); \
 	ADDQ $bb, SI; \
 	ADDQ $128, R10; \
 	DECQ R11; \
 	JNZ qblock; \
-	REDUCESCALE2(SCALE, X14); \
+	REDUCE4(Y0, Y1, Y2, Y3, X0, X1); \
+	ROWQ(QREDUCE1); \
+	VBROADCASTSS SCALE, X14; \
+	VMULPS X14, X0, X0; \
+	ROWQ(QSCALE1); \
 	CMPQ R12, $4; \
 	JLT qpartial; \
 	VMOVUPS X0, (DI); \
-	MOVQ O1, SI; \
-	VMOVUPS X4, (DI)(SI*4); \
+	ROWQ(QSTORE1(O1)); \
 	ADDQ $16, DI; \
 	LEAQ (AX)(R14*4), AX; \
 	SUBQ $4, R12; \
@@ -1607,21 +1621,31 @@ qpartial: \
 	SUBQ SI, R11; \
 	VMOVUPS (R11), X14; \
 	VMASKMOVPS X0, X14, (DI); \
-	MOVQ O1, SI; \
-	VMASKMOVPS X4, X14, (DI)(SI*4); \
+	ROWQ(QMSTORE1(O1)); \
 	VZEROUPPER; \
 	RET
 
 // func score2x4Q8(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
 TEXT ·score2x4Q8(SB), NOSPLIT, $0-60
-	SCORE2X4Q(DQ8, 34, q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP))
+	SCORE2X4Q(DQ8, 34, q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP), FMA2, WITHROW2)
+
+// func score1x4Q8(q *float32, keys *byte, out *float32, d, nk int, scale float32)
+TEXT ·score1x4Q8(SB), NOSPLIT, $0-44
+	SCORE2X4Q(DQ8, 34, q+0(FP), q+0(FP), keys+8(FP), out+16(FP), d+24(FP), nk+32(FP), unused, scale+40(FP), FMA1, NOROW2)
 
 // func score2x4Q4(q0, q1 *float32, keys *byte, out *float32, d, nk, o1 int, scale float32)
 TEXT ·score2x4Q4(SB), NOSPLIT, $0-60
 	VPCMPEQD Y15, Y15, Y15
 	VPSRLD $31, Y15, Y15
 	VPSLLD $3, Y15, Y15 // 8 in every lane
-	SCORE2X4Q(DQ4, 18, q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP))
+	SCORE2X4Q(DQ4, 18, q0+0(FP), q1+8(FP), keys+16(FP), out+24(FP), d+32(FP), nk+40(FP), o1+48(FP), scale+56(FP), FMA2, WITHROW2)
+
+// func score1x4Q4(q *float32, keys *byte, out *float32, d, nk int, scale float32)
+TEXT ·score1x4Q4(SB), NOSPLIT, $0-44
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD $31, Y15, Y15
+	VPSLLD $3, Y15, Y15 // 8 in every lane
+	SCORE2X4Q(DQ4, 18, q+0(FP), q+0(FP), keys+8(FP), out+16(FP), d+24(FP), nk+32(FP), unused, scale+40(FP), FMA1, NOROW2)
 
 // The fused quantised weighted sum of one output row: out[c] += Σ p[i]·v_i[c]
 // over n ≥ 1 rows of d elements (d a positive multiple of 32) stored in

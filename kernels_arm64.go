@@ -21,6 +21,17 @@ func score2x4F16(q0, q1 *float32, keys *uint16, out *float32, d, nk, o1 int, sca
 	score3x4F16(q0, q1, q1, keys, out, d, nk, o1, o1, scale, pf)
 }
 
+// score1x4Q8 is score2x4Q8 for one query: on arm64 the two-query tile with
+// the query repeated, its row written twice with equal values.
+func score1x4Q8(q *float32, keys *byte, out *float32, d, nk int, scale float32) {
+	score2x4Q8(q, q, keys, out, d, nk, 0, scale)
+}
+
+// score1x4Q4 is score1x4Q8 over Q4_0 rows.
+func score1x4Q4(q *float32, keys *byte, out *float32, d, nk int, scale float32) {
+	score2x4Q4(q, q, keys, out, d, nk, 0, scale)
+}
+
 // score4x2 is score3x4 for four queries: on arm64 the three-query tile and
 // a repeated fourth.
 func score4x2(q0, q1, q2, q3, keys, out *float32, d, nk, o1, o2, o3 int, scale float32, pf int) {
