@@ -421,7 +421,10 @@ func (c *KVCache) Bytes() int64 {
 // read, extended or compressed; Bytes, LayerBytes and AllocatedBytes are
 // then exactly what they would be had the rows moved.
 func (c *KVCache) AllocatedBytes() int64 {
-	n := int64(4*(cap(c.attn)+cap(c.attnInv)+cap(c.evictScore)+cap(c.groupQ)+cap(c.evictKeep)+cap(c.heavyQ)+cap(c.heavyZ)) + cap(c.evictDrop))
+	n := int64(4*(cap(c.attn)+cap(c.attnInv)+cap(c.evictScore)+cap(c.groupQ)+cap(c.evictKeep)+cap(c.heavyQ)+cap(c.heavyZ)+cap(c.splitRows)) + cap(c.evictDrop))
+	if c.pool != nil {
+		n += c.pool.bytes()
+	}
 	for l := range c.layers {
 		_, alloc := c.LayerBytes(l)
 		n += alloc

@@ -103,6 +103,22 @@ type attendScratch struct {
 	attn, attnInv, groupQ []float32
 }
 
+// reserve makes attn and attnInv large enough for rows query rows over a
+// head of entries entries, as attendHead would grow them.
+func (s *attendScratch) reserve(rows, entries int) {
+	if cap(s.attn) < rows*entries {
+		s.attn = make([]float32, rows*entries)
+	}
+	if cap(s.attnInv) < rows {
+		s.attnInv = make([]float32, rows)
+	}
+}
+
+// bytes is the memory the scratch holds.
+func (s *attendScratch) bytes() int64 {
+	return int64(4 * (cap(s.attn) + cap(s.attnInv) + cap(s.groupQ)))
+}
+
 // attendWork is the number of query·key products of Attend of t tokens
 // over L.
 func (c *KVCache) attendWork(L *layer, t int) int {

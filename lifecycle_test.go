@@ -103,6 +103,59 @@ func TestAllocatedBytesMatchesHeap(t *testing.T) {
 	}
 }
 
+// AllocatedBytes counts the scratch of an Attend split across goroutines
+// (each goroutine's scores and the groups' rows) as it counts the cache's
+// own, and the same calls leave the same count however the goroutines took
+// the KV heads: a prompt attended through the cache on 3 workers, after a
+// LAVa Compress that left its heads of different lengths.
+func TestAllocatedBytesSplitAttend(t *testing.T) {
+	cfg := Config{Layers: 2, Heads: 8, KVHeads: 4, HeadDim: 64, Window: 8, Budget: 400, Workers: 3}
+	const n = 1500
+	p := randomPrompt(rand.New(rand.NewPCG(48, 1)), cfg, n)
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	var first int64
+	for run := range 4 {
+		base := heap()
+		c := newCache(t, cfg)
+		for l := range cfg.Layers {
+			p.appendLayer(t, c, l, n, false)
+		}
+		if _, err := c.Compress(); err != nil {
+			t.Fatal(err)
+		}
+		qrow := cfg.Heads * cfg.HeadDim
+		const tokens = 300 // ≤ the entries each head keeps
+		for l := range cfg.Layers {
+			q := p.q[l][(n-tokens)*qrow : n*qrow]
+			if err := c.Attend(l, q, make([]float32, len(q))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		live, alloc := heap()-base, c.AllocatedBytes()
+		if d := float64(live-alloc) / float64(alloc); d < -0.02 || d > 0.15 {
+			t.Errorf("run %d: heap grew by %d, AllocatedBytes %d (%+.1f %%)", run, live, alloc, 100*d)
+		}
+		if run == 0 {
+			first = alloc
+		} else if alloc != first {
+			t.Errorf("run %d: AllocatedBytes %d, %d in run 0 after the same calls", run, alloc, first)
+		}
+		// End the pool's goroutines now, not when a cleanup gets to
+		// them, so that their scratch is gone from the next run's base.
+		if c.pool == nil {
+			t.Fatal("the Attends did not split")
+		}
+		c.poolCleanup.Stop()
+		c.pool.stop()
+		c.pool.alive.Wait()
+	}
+}
+
 // Append rejects NaN, ±Inf and (for float16 storage) values beyond its
 // range, naming the layer, token and head, and leaves the cache unchanged,
 // for every element type, in keys and in values, in any head.

@@ -88,6 +88,15 @@ func newAttendPool(workers int) *attendPool {
 	return p
 }
 
+// bytes is the memory the pool's scratch holds.
+func (p *attendPool) bytes() int64 {
+	var n int64
+	for w := range p.sc {
+		n += p.sc[w].bytes()
+	}
+	return n
+}
+
 // stop ends the pool's goroutines.
 func (p *attendPool) stop() {
 	for _, ch := range p.start {
@@ -129,6 +138,19 @@ func (c *KVCache) attendSplit(L *layer, q, out []float32, t, known, workers int)
 		c.poolCleanup = runtime.AddCleanup(c, (*attendPool).stop, c.pool)
 	}
 	p := c.pool
+	// Every goroutine's scratch is made large enough for any KV head of the
+	// layer before the split, so that its size does not depend on which
+	// heads a goroutine took (AllocatedBytes counts it).
+	rows, entries := t*c.group, 0
+	for kv := range L.heads {
+		entries = max(entries, L.heads[kv].len(), cap(L.heads[kv].pos))
+	}
+	own := attendScratch{attn: c.attn, attnInv: c.attnInv}
+	own.reserve(rows, entries)
+	c.attn, c.attnInv = own.attn, own.attnInv
+	for w := range p.sc {
+		p.sc[w].reserve(rows, entries)
+	}
 	tgd := t * c.group * c.cfg.HeadDim
 	c.splitRows = growTo(c.splitRows, 2*len(q))
 	p.qs, p.outs = c.splitRows[:len(q)], c.splitRows[len(q):2*len(q)]
