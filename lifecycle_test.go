@@ -71,14 +71,8 @@ func TestAllocatedBytesMatchesHeap(t *testing.T) {
 		cfg := Config{Layers: 4, Heads: 8, KVHeads: 4, HeadDim: 64, Window: 8, Budget: 64, KeyElement: el, ValueElement: el, DecodeReserve: 32}
 		const n = 2000
 		p := randomPrompt(rand.New(rand.NewPCG(47, 1)), cfg, n)
-		heap := func() int64 {
-			runtime.GC()
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			return int64(m.HeapAlloc)
-		}
 		for _, compress := range []bool{false, true} {
-			base := heap()
+			base := liveHeap()
 			c := newCache(t, cfg)
 			for l := range cfg.Layers {
 				p.appendLayer(t, c, l, 500, true)
@@ -88,18 +82,32 @@ func TestAllocatedBytesMatchesHeap(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			live := heap() - base
+			live := liveHeap() - base
 			alloc, held := c.AllocatedBytes(), c.Bytes()
 			if held > alloc {
 				t.Errorf("%v: Bytes %d exceeds AllocatedBytes %d", el, held, alloc)
 			}
-			// Size classes round allocations up by at most 1/8; headers
-			// and the test's own small allocations add a few KiB.
-			if d := float64(live-alloc) / float64(alloc); d < -0.02 || d > 0.15 {
-				t.Errorf("%v compressed=%v: heap grew by %d, AllocatedBytes %d (%+.1f %%)", el, compress, live, alloc, 100*d)
-			}
+			checkHeapGrowth(t, fmt.Sprintf("%v compressed=%v", el, compress), live, alloc)
 			runtime.KeepAlive(c)
 		}
+	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// checkHeapGrowth fails unless the heap grew by about AllocatedBytes:
+// size classes round allocations up by at most 1/8; headers and the test's
+// own small allocations add a few KiB.
+func checkHeapGrowth(t *testing.T, what string, live, alloc int64) {
+	t.Helper()
+	if d := float64(live-alloc) / float64(alloc); d < -0.02 || d > 0.15 {
+		t.Errorf("%s: heap grew by %d, AllocatedBytes %d (%+.1f %%)", what, live, alloc, 100*d)
 	}
 }
 
@@ -112,15 +120,9 @@ func TestAllocatedBytesSplitAttend(t *testing.T) {
 	cfg := Config{Layers: 2, Heads: 8, KVHeads: 4, HeadDim: 64, Window: 8, Budget: 400, Workers: 3}
 	const n = 1500
 	p := randomPrompt(rand.New(rand.NewPCG(48, 1)), cfg, n)
-	heap := func() int64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapAlloc)
-	}
 	var first int64
 	for run := range 4 {
-		base := heap()
+		base := liveHeap()
 		c := newCache(t, cfg)
 		for l := range cfg.Layers {
 			p.appendLayer(t, c, l, n, false)
@@ -136,10 +138,8 @@ func TestAllocatedBytesSplitAttend(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		live, alloc := heap()-base, c.AllocatedBytes()
-		if d := float64(live-alloc) / float64(alloc); d < -0.02 || d > 0.15 {
-			t.Errorf("run %d: heap grew by %d, AllocatedBytes %d (%+.1f %%)", run, live, alloc, 100*d)
-		}
+		live, alloc := liveHeap()-base, c.AllocatedBytes()
+		checkHeapGrowth(t, fmt.Sprintf("run %d", run), live, alloc)
 		if run == 0 {
 			first = alloc
 		} else if alloc != first {
