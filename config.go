@@ -72,7 +72,11 @@ type Config struct {
 	// HeadDim 128 with 4 query heads per KV head over 512 entries), on
 	// goroutines the cache starts at its first such call and keeps until
 	// it is unreachable, so a step allocates nothing; smaller layers and
-	// decode eviction (TOVA, CAKE) stay on the calling goroutine.
+	// decode eviction (TOVA, CAKE) stay on the calling goroutine. Each of
+	// those goroutines keeps scratch for the scores of one KV head's group,
+	// as the cache does for the calling one (tokens × query heads per KV
+	// head × the longest head's entries, float32), which AllocatedBytes
+	// counts.
 	Workers int
 }
 
