@@ -75,8 +75,8 @@ type Config struct {
 	// decode eviction (TOVA, CAKE) stay on the calling goroutine. Each of
 	// those goroutines keeps scratch for the scores of one KV head's group,
 	// as the cache does for the calling one (tokens × query heads per KV
-	// head × the longest head's entries, float32), which AllocatedBytes
-	// counts.
+	// head × the largest head's capacity in entries, float32), which
+	// AllocatedBytes counts.
 	Workers int
 }
 

@@ -104,7 +104,7 @@ type attendScratch struct {
 }
 
 // reserve makes attn and attnInv large enough for rows query rows over a
-// head of entries entries, as attendHead would grow them.
+// head of entries entries.
 func (s *attendScratch) reserve(rows, entries int) {
 	if cap(s.attn) < rows*entries {
 		s.attn = make([]float32, rows*entries)
@@ -140,9 +140,6 @@ func (c *KVCache) attendHead(L *layer, kv int, qs, outs []float32, t, known int,
 	scale := float32(c.cfg.AttentionScale)
 	accumulate := c.cfg.Policy.accumulates
 	rows := t * g // query rows per KV head, token-major
-	if cap(sc.attnInv) < rows {
-		sc.attnInv = make([]float32, rows)
-	}
 	h := &L.heads[kv]
 	n := h.len()
 	if n == 0 {
@@ -151,8 +148,8 @@ func (c *KVCache) attendHead(L *layer, kv int, qs, outs []float32, t, known int,
 	}
 	// Room for the head's capacity, so that decode Appends within it
 	// do not regrow the scratch.
-	if cap(sc.attn) < rows*n {
-		sc.attn = make([]float32, rows*max(n, cap(h.pos)))
+	if cap(sc.attn) < rows*n || cap(sc.attnInv) < rows {
+		sc.reserve(rows, max(n, cap(h.pos)))
 	}
 	p := sc.attn[:rows*n]
 	h.k.score(qs, n, d, scale, p)

@@ -166,24 +166,23 @@ GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 #define NOPF(addr)
 #define KEYPF(addr) PREFETCHT0 SCOREPF addr
 
+// KEYSTEP loads the key vector of row R into Y15, prefetches with PF and
+// accumulates it into one key column's accumulators a0–a2.
+#define KEYSTEP(KEYS, R, esz, PF, FMAQ, a0, a1, a2) \
+	KEYS((R)(SI*esz), Y15); \
+	PF((R)(SI*esz)); \
+	FMAQ(a0, a1, a2)
+
 // STEP3X4 is one 8-lane step of the three-query tile (two with NOROW2),
 // prefetching each key row with PF.
 #define STEP3X4(KEYS, esz, FMAQ, ROW2, PF) \
 	VMOVUPS (R8)(SI*4), Y12; \
 	VMOVUPS (R9)(SI*4), Y13; \
 	ROW2(LOADQ2); \
-	KEYS((AX)(SI*esz), Y15); \
-	PF((AX)(SI*esz)); \
-	FMAQ(Y0, Y4, Y8); \
-	KEYS((BX)(SI*esz), Y15); \
-	PF((BX)(SI*esz)); \
-	FMAQ(Y1, Y5, Y9); \
-	KEYS((CX)(SI*esz), Y15); \
-	PF((CX)(SI*esz)); \
-	FMAQ(Y2, Y6, Y10); \
-	KEYS((DX)(SI*esz), Y15); \
-	PF((DX)(SI*esz)); \
-	FMAQ(Y3, Y7, Y11); \
+	KEYSTEP(KEYS, AX, esz, PF, FMAQ, Y0, Y4, Y8); \
+	KEYSTEP(KEYS, BX, esz, PF, FMAQ, Y1, Y5, Y9); \
+	KEYSTEP(KEYS, CX, esz, PF, FMAQ, Y2, Y6, Y10); \
+	KEYSTEP(KEYS, DX, esz, PF, FMAQ, Y3, Y7, Y11); \
 	ADDQ $8, SI
 
 // SCORELOOPS runs STEP over the vector steps of a tile's rows (SI from

@@ -6,11 +6,12 @@ import (
 	"sync/atomic"
 )
 
-// This file spreads Compress and Attend over Config.Workers goroutines. The work is cut into units that each write only their own
-// outputs (the scores of one KV head of one layer, its ranking, its
-// compaction, its attention), so the results do not depend on which
-// goroutine runs a unit or when; what combines units (a layer's joint
-// ranking, its entropy, the budget split) runs in a fixed order.
+// This file spreads Compress and Attend over Config.Workers goroutines.
+// The work is cut into units that each write only their own outputs (the
+// scores of one KV head of one layer, its ranking, its compaction, its
+// attention), so the results do not depend on which goroutine runs a unit
+// or when; what combines units (a layer's joint ranking, its entropy, the
+// budget split) runs in a fixed order.
 
 // workers is how many goroutines one Compress or Attend may use.
 func (c *KVCache) workers() int {
@@ -139,8 +140,9 @@ func (c *KVCache) attendSplit(L *layer, q, out []float32, t, known, workers int)
 	}
 	p := c.pool
 	// Every goroutine's scratch is made large enough for any KV head of the
-	// layer before the split, so that its size does not depend on which
-	// heads a goroutine took (AllocatedBytes counts it).
+	// layer before the split (as attendHead sizes it for one head), so
+	// that its size does not depend on which heads a goroutine took
+	// (AllocatedBytes counts it).
 	rows, entries := t*c.group, 0
 	for kv := range L.heads {
 		entries = max(entries, L.heads[kv].len(), cap(L.heads[kv].pos))
